@@ -1,0 +1,299 @@
+"""Machine description: dataclasses, TOML loading and validation.
+
+A machine is packages (sockets, or tiles on a mesh) of cores, a list of
+caches (each a level, a geometry, a hit latency and who shares it), a
+coherence protocol, an interconnect between packages and memory controllers.
+Every number in a preset carries a ``source`` string; ``"assumption: ..."``
+marks a number we chose.  See ``hwmodel/presets/*.toml``.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+
+from hwmodel.errors import MksimError
+
+PRESET_DIR = Path(__file__).parent / "presets"
+
+SHARING = ("private", "pair", "package", "global")
+KINDS = ("unified", "data", "instruction")
+INCLUSION = ("inclusive", "non-inclusive")
+PROTOCOLS = ("mesi", "moesi")
+TOPOLOGIES = ("bus", "crossbar", "ring", "mesh2d", "ht-square", "twisted-ladder")
+INTERLEAVE = ("line", "page", "node")
+
+
+def _pow2(x: int) -> bool:
+    return x > 0 and (x & (x - 1)) == 0
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """One cache level.  ``latency`` is the load-to-use latency of a hit at this level."""
+
+    name: str
+    level: int
+    size: int
+    ways: int
+    line: int = 64
+    latency: int = 4
+    sharing: str = "private"
+    kind: str = "unified"
+    inclusion: str = "non-inclusive"
+    replacement: str = "lru"
+    source: str = ""
+
+    @property
+    def sets(self) -> int:
+        return self.size // (self.ways * self.line)
+
+
+@dataclass(frozen=True)
+class CoherenceConfig:
+    """Directory protocol: lookup latency at the home node; protocol by name."""
+
+    protocol: str = "mesi"
+    directory_latency: int = 10
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class InterconnectConfig:
+    """Network between packages.  ``hop_latency`` cycles per hop, one way."""
+
+    topology: str = "crossbar"
+    hop_latency: int = 20
+    width: int = 0  # mesh2d: columns (0 = square)
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    """DRAM: one controller per package; latency at the controller, occupancy per request."""
+
+    latency: int = 100
+    occupancy: int = 4
+    size: int = 1 << 32
+    interleave: str = "node"  # which package is home to an address
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class MachineConfig:
+    name: str
+    packages: int
+    cores_per_package: int
+    clock_ghz: float
+    caches: tuple[CacheConfig, ...]
+    coherence: CoherenceConfig = field(default_factory=CoherenceConfig)
+    interconnect: InterconnectConfig = field(default_factory=InterconnectConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+    description: str = ""
+    sources: tuple[str, ...] = ()
+    origin: str = "<config>"
+
+    @property
+    def cores(self) -> int:
+        return self.packages * self.cores_per_package
+
+    @property
+    def line(self) -> int:
+        return self.caches[0].line
+
+    def group_size(self, sharing: str) -> int:
+        """Cores that share one instance of a cache with this sharing."""
+        return {"private": 1, "pair": 2, "package": self.cores_per_package,
+                "global": self.cores}[sharing]
+
+    def validate(self) -> "MachineConfig":
+        """Raise MksimError naming the file, field and value of the first problem."""
+        w = self.origin
+
+        def bad(fieldname: str, value, why: str):
+            raise MksimError(f"{fieldname} = {value!r}: {why}", where=w)
+
+        if not isinstance(self.packages, int) or self.packages < 1:
+            bad("packages", self.packages, "must be an integer >= 1")
+        if not isinstance(self.cores_per_package, int) or self.cores_per_package < 1:
+            bad("cores_per_package", self.cores_per_package, "must be an integer >= 1")
+        if self.cores > 4096:
+            bad("packages", self.packages, f"{self.cores} cores; at most 4096 are supported")
+        if not (isinstance(self.clock_ghz, (int, float)) and self.clock_ghz > 0):
+            bad("clock_ghz", self.clock_ghz, "must be a positive number")
+        if not self.caches:
+            bad("cache", [], "at least one cache level is required")
+        seen_names = set()
+        line = self.caches[0].line
+        levels = sorted({c.level for c in self.caches})
+        if levels != list(range(1, len(levels) + 1)):
+            bad("cache.level", levels, "levels must be numbered 1, 2, ... without gaps")
+        for i, c in enumerate(self.caches):
+            p = f"cache[{i}] ({c.name})"
+            for fname in ("size", "ways", "line", "latency", "level"):
+                v = getattr(c, fname)
+                if not isinstance(v, int) or isinstance(v, bool) or v < (0 if fname == "latency" else 1):
+                    bad(f"{p}.{fname}", v, "must be a positive integer")
+            if c.name in seen_names:
+                bad(f"{p}.name", c.name, "duplicate cache name")
+            seen_names.add(c.name)
+            if not _pow2(c.line) or c.line < 8:
+                bad(f"{p}.line", c.line, "line size must be a power of two >= 8")
+            if c.line != line:
+                bad(f"{p}.line", c.line, f"all levels must use one line size ({line})")
+            if c.size % (c.ways * c.line):
+                bad(f"{p}.size", c.size, f"not divisible by ways*line = {c.ways * c.line}")
+            if not _pow2(c.sets):
+                bad(f"{p}.size", c.size, f"gives {c.sets} sets; the number of sets must be a power of two")
+            if c.sharing not in SHARING:
+                bad(f"{p}.sharing", c.sharing, f"must be one of {', '.join(SHARING)}")
+            if c.kind not in KINDS:
+                bad(f"{p}.kind", c.kind, f"must be one of {', '.join(KINDS)}")
+            if c.kind != "unified" and c.level != 1:
+                bad(f"{p}.kind", c.kind, "only level 1 may be split into data and instruction caches")
+            if c.inclusion not in INCLUSION:
+                bad(f"{p}.inclusion", c.inclusion, f"must be one of {', '.join(INCLUSION)}")
+            from hwmodel.replacement import POLICIES  # local: avoid import cycle
+            if c.replacement not in POLICIES:
+                bad(f"{p}.replacement", c.replacement, f"must be one of {', '.join(POLICIES)}")
+            g = self.group_size(c.sharing)
+            if self.cores % g:
+                bad(f"{p}.sharing", c.sharing, f"{self.cores} cores do not divide into groups of {g}")
+            if c.sharing == "pair" and self.cores_per_package % 2:
+                bad(f"{p}.sharing", c.sharing, "pairs need an even number of cores per package")
+        # per level: one unified cache, or a data and/or an instruction cache, one sharing
+        for lv in levels:
+            cs = [c for c in self.caches if c.level == lv]
+            kinds = sorted(c.kind for c in cs)
+            if kinds not in (["unified"], ["data"], ["data", "instruction"]):
+                bad(f"cache (level {lv})", kinds, "a level is one unified cache, or a data cache plus an optional instruction cache")
+            if len({c.sharing for c in cs}) != 1:
+                bad(f"cache (level {lv}).sharing", [c.sharing for c in cs], "caches of one level must share alike")
+        # sharing must widen (or stay) with level
+        order = [self.group_size(self._level_sharing(lv)) for lv in levels]
+        for a, b in zip(order, order[1:]):
+            if b < a or b % a:
+                bad("cache.sharing", [self._level_sharing(lv) for lv in levels],
+                    "each level must be shared by a multiple of the cores sharing the level above")
+        if self.coherence.protocol not in PROTOCOLS:
+            bad("coherence.protocol", self.coherence.protocol, f"must be one of {', '.join(PROTOCOLS)}")
+        if self.coherence.directory_latency < 0:
+            bad("coherence.directory_latency", self.coherence.directory_latency, "must be >= 0")
+        ic = self.interconnect
+        if ic.topology not in TOPOLOGIES:
+            bad("interconnect.topology", ic.topology, f"must be one of {', '.join(TOPOLOGIES)}")
+        if ic.hop_latency < 0:
+            bad("interconnect.hop_latency", ic.hop_latency, "must be >= 0")
+        if ic.topology == "ht-square" and self.packages != 4:
+            bad("interconnect.topology", ic.topology, f"a HyperTransport square has 4 packages, not {self.packages}")
+        if ic.topology == "twisted-ladder" and (self.packages < 4 or self.packages % 2):
+            bad("interconnect.topology", ic.topology, f"a twisted ladder needs an even number >= 4 of packages, not {self.packages}")
+        if ic.topology == "mesh2d":
+            wdt = ic.width or int(round(self.packages ** 0.5))
+            if wdt < 1 or self.packages % wdt:
+                bad("interconnect.width", ic.width, f"{self.packages} packages do not form a mesh {wdt} wide")
+        m = self.memory
+        if m.latency < 0:
+            bad("memory.latency", m.latency, "must be >= 0")
+        if m.occupancy < 0:
+            bad("memory.occupancy", m.occupancy, "must be >= 0")
+        if m.size < self.packages * 4096 or m.size % (self.packages * 4096):
+            bad("memory.size", m.size, f"must be a positive multiple of packages*4096 = {self.packages * 4096}")
+        if m.interleave not in INTERLEAVE:
+            bad("memory.interleave", m.interleave, f"must be one of {', '.join(INTERLEAVE)}")
+        return self
+
+    def _level_sharing(self, lv: int) -> str:
+        return next(c.sharing for c in self.caches if c.level == lv)
+
+
+# ---------------------------------------------------------------- TOML loading
+
+_TOP = {"name", "description", "packages", "cores_per_package", "clock_ghz", "sources",
+        "cache", "coherence", "interconnect", "memory"}
+
+
+def _build(cls, table: dict, where: str, prefix: str):
+    if not isinstance(table, dict):
+        raise MksimError(f"{prefix} = {table!r}: must be a table", where=where)
+    names = {f.name: f for f in fields(cls)}
+    kwargs = {}
+    for k, v in table.items():
+        if k not in names or k == "origin":
+            raise MksimError(f"{prefix}.{k}: unknown field (known: {', '.join(sorted(n for n in names if n != 'origin'))})", where=where)
+        want = names[k].type
+        if want in ("int",) and (not isinstance(v, int) or isinstance(v, bool)):
+            raise MksimError(f"{prefix}.{k} = {v!r}: must be an integer", where=where)
+        if want in ("str",) and not isinstance(v, str):
+            raise MksimError(f"{prefix}.{k} = {v!r}: must be a string", where=where)
+        if want in ("float",) and (not isinstance(v, (int, float)) or isinstance(v, bool)):
+            raise MksimError(f"{prefix}.{k} = {v!r}: must be a number", where=where)
+        kwargs[k] = v
+    try:
+        return cls(**kwargs)
+    except TypeError as e:  # missing required fields
+        missing = [n for n, f in names.items() if n not in kwargs and n != "origin"
+                   and f.default is MISSING and f.default_factory is MISSING]
+        raise MksimError(f"{prefix}: missing field(s) {', '.join(missing) or str(e)}", where=where) from None
+
+
+def machine_from_dict(d: dict, origin: str = "<dict>") -> MachineConfig:
+    """Build and validate a MachineConfig from a parsed TOML document."""
+    for k in d:
+        if k not in _TOP:
+            raise MksimError(f"{k}: unknown field (known: {', '.join(sorted(_TOP))})", where=origin)
+    for k in ("name", "packages", "cores_per_package", "clock_ghz", "cache"):
+        if k not in d:
+            raise MksimError(f"missing field {k}", where=origin)
+    caches = d["cache"]
+    if not isinstance(caches, list):
+        raise MksimError("cache: must be an array of tables ([[cache]])", where=origin)
+    cs = tuple(_build(CacheConfig, c, origin, f"cache[{i}]") for i, c in enumerate(caches))
+    for i, c in enumerate(cs):
+        if not c.name or not isinstance(c.level, int):
+            raise MksimError(f"cache[{i}]: needs name and level", where=origin)
+    top = {}
+    for k, typ in (("name", str), ("description", str)):
+        if k in d and not isinstance(d[k], typ):
+            raise MksimError(f"{k} = {d[k]!r}: must be a string", where=origin)
+    for k in ("packages", "cores_per_package"):
+        if not isinstance(d[k], int) or isinstance(d[k], bool):
+            raise MksimError(f"{k} = {d[k]!r}: must be an integer", where=origin)
+    if not isinstance(d["clock_ghz"], (int, float)) or isinstance(d["clock_ghz"], bool):
+        raise MksimError(f"clock_ghz = {d['clock_ghz']!r}: must be a number", where=origin)
+    sources = d.get("sources", [])
+    if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
+        raise MksimError(f"sources = {sources!r}: must be a list of strings", where=origin)
+    cfg = MachineConfig(
+        name=d["name"], description=d.get("description", ""),
+        packages=d["packages"], cores_per_package=d["cores_per_package"],
+        clock_ghz=float(d["clock_ghz"]), caches=cs,
+        coherence=_build(CoherenceConfig, d.get("coherence", {}), origin, "coherence"),
+        interconnect=_build(InterconnectConfig, d.get("interconnect", {}), origin, "interconnect"),
+        memory=_build(MemoryConfig, d.get("memory", {}), origin, "memory"),
+        sources=tuple(sources), origin=origin, **top)
+    return cfg.validate()
+
+
+def load_machine(spec: str) -> MachineConfig:
+    """A preset name (``amd-4x4``) or a path to a TOML file."""
+    if spec.endswith(".toml") or os.sep in spec or "/" in spec:
+        path = Path(spec)
+    else:
+        path = PRESET_DIR / f"{spec}.toml"
+        if not path.exists():
+            raise MksimError(f"unknown machine preset {spec!r} (known: {', '.join(preset_names())})")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise MksimError(f"cannot read machine file: {e.__class__.__name__}: {getattr(e, 'strerror', None) or e}", where=str(path)) from None
+    try:
+        d = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise MksimError(f"invalid TOML: {e}", where=str(path)) from None
+    return machine_from_dict(d, origin=str(path) if path.parent != PRESET_DIR else f"preset {path.stem}")
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))

@@ -1,0 +1,648 @@
+"""The compiled memory-system engine (numba).
+
+One access of one core at a time, in timestamp order (ties: lowest core id).
+Each access is performed atomically at its issue time; its latency is
+decided by where the line is found and which coherence messages it needs:
+
+1. The core's private levels, top down.  A hit with enough permission
+   (``coherence.HIT_OK``) costs that level's latency.
+2. Otherwise a *transaction*.  The cores it must involve are the old owner
+   (reads) or every other holder (writes).  If all of them share a cache
+   with the requester, and the data is on chip (owner's cache or a shared
+   cache on the requester's path), it is *local*: it costs the deepest shared
+   level involved (+ the owner's private latency for a cache-to-cache copy).
+   Otherwise it is *remote*: the request travels to the line's home package
+   (hops x hop_latency), waits for the line's busy-until there, looks up the
+   directory, then gathers data (owner forward, or memory controller with its
+   own busy-until) and invalidation acks in parallel.  The line's entry stays
+   busy until the transaction completes: that is where contention on one line
+   comes from.
+3. The line is filled into every level of the path above where it was found
+   (deepest first); victims are written back (dirty) into the next level that
+   holds them, or to memory, and inclusive levels back-invalidate the caches
+   above them.  A core that no longer holds a line leaves its directory entry.
+
+``hwmodel.reference`` implements the same rules in plain Python.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from hwmodel import replacement as _r
+from hwmodel._numba import njit
+from hwmodel.coherence import E, HIT_OK, I, M, O, READ_OWNER_NEXT, READ_REQ, READ_SOURCE, READ_WRITEBACK, S
+from hwmodel.state import (BASE, C_ACCESSES, C_C2C, C_HOPS, C_INV_RECV, C_INV_SENT, C_LOCAL_TXN, C_MEM_READS,
+                           C_MEM_WRITES, C_REMOTE_TXN, C_STALL, C_UPGRADES, CFG, COHINV, DIRTY, GFIRST, GSIZE, INCL,
+                           L_COH_MISSES, L_HITS, L_MISSES, L_WRITEBACKS, LAT, P_CPP, P_DIRLAT, P_DIRMASK, P_HOPLAT,
+                           P_INTERLEAVE, P_LINEBITS, P_MEMLAT, P_MEMOCC, P_NLEV, P_NODEBYTES, P_NPRIV, P_NPRIVINST,
+                           P_PKGS, P_PROTO, P_WORDS, POL, POS, PRIV, SETS, VALID, WAYS, MachineState)
+
+KIND_I, KIND_L, KIND_S, KIND_M = 0, 1, 2, 3
+
+_HIT_OK = HIT_OK
+_RREQ, _ROWN, _RSRC, _RWB = READ_REQ, READ_OWNER_NEXT, READ_SOURCE, READ_WRITEBACK
+
+
+class St:
+    """Bundle of the state arrays, passed to compiled code as a tuple."""
+
+    @staticmethod
+    def pack(ms: MachineState):
+        return (ms.geo, ms.rng, ms.tag, ms.flags, ms.meta, ms.dpath, ms.ipath, ms.privs, ms.shared,
+                ms.hops, ms.params, ms.d_used, ms.d_key, ms.d_state, ms.d_owner, ms.d_busy, ms.d_sharers,
+                ms.d_count, ms.mem_busy, ms.clock, ms.tick, ms.lstats, ms.cstats, ms.scratch)
+
+
+# tuple positions
+(GEO, RNG, TAG, FLAGS, META, DPATH, IPATH, PRIVS, SHARED, HOPS, PARAMS, DUSED, DKEY, DSTATE, DOWNER, DBUSY,
+ DSHARERS, DCOUNT, MEMBUSY, CLOCK, TICK, LSTATS, CSTATS, SCRATCH) = range(24)
+
+
+# ------------------------------------------------------------------ caches
+
+@njit(inline="always", _nrt=False)
+def set_base(geo, inst, line):
+    return geo[inst, BASE] + (line & (geo[inst, SETS] - 1)) * geo[inst, WAYS]
+
+
+@njit(inline="always", _nrt=False)
+def find_(geo, tag, flags, inst, line):
+    """Slot of a valid copy of ``line`` in cache ``inst``, or -1."""
+    b = set_base(geo, inst, line)
+    for w in range(geo[inst, WAYS]):
+        if (flags[b + w] & VALID) != 0 and tag[b + w] == line:
+            return b + w
+    return -1
+
+
+@njit(inline="always", _nrt=False)
+def coh_invalid_here_(geo, tag, flags, inst, line):
+    """Was ``line`` in this cache until a coherence invalidation took it?"""
+    b = set_base(geo, inst, line)
+    for w in range(geo[inst, WAYS]):
+        if flags[b + w] == COHINV and tag[b + w] == line:
+            return True
+    return False
+
+
+@njit(inline="always", _nrt=False)
+def touch_(geo, tag, meta, rng, tick, inst, slot):
+    tick[0] += 1
+    b = set_base(geo, inst, tag[slot])
+    _r.on_hit(geo[inst, POL], meta, b, geo[inst, WAYS], slot - b, tick[0], rng[inst:inst + 1])
+
+
+@njit(_nrt=False)
+def home_of(params, line):
+    lb = params[P_LINEBITS]
+    mode = params[P_INTERLEAVE]
+    if mode == 0:
+        return ((line << lb) // params[P_NODEBYTES]) % params[P_PKGS]
+    if mode == 1:
+        return line % params[P_PKGS]
+    return ((line << lb) >> 12) % params[P_PKGS]
+
+
+@njit(_nrt=False)
+def mem_write(st, line, t, core):
+    """A line written back to DRAM at its home controller (off the critical path)."""
+    h = home_of(st[PARAMS], line)
+    mb = st[MEMBUSY]
+    mb[h] = max(mb[h], t) + st[PARAMS][P_MEMOCC]
+    st[CSTATS][core, C_MEM_WRITES] += 1
+
+
+# ------------------------------------------------------------------ directory (open addressing)
+
+@njit(inline="always", _nrt=False)
+def _hash(line, mask):
+    x = np.uint64(line) * np.uint64(0x9E3779B97F4A7C15)
+    return np.int64(x >> np.uint64(20)) & mask
+
+
+@njit(inline="always", _nrt=False)
+def dir_find_(used, key, mask, line):
+    i = _hash(line, mask)
+    while used[i]:
+        if key[i] == line:
+            return i
+        i = (i + 1) & mask
+    return -1
+
+
+@njit(_nrt=False)
+def dir_insert(st, line):
+    used, key, mask = st[DUSED], st[DKEY], st[PARAMS][P_DIRMASK]
+    i = _hash(line, mask)
+    while used[i]:
+        if key[i] == line:
+            return i
+        i = (i + 1) & mask
+    used[i] = 1
+    key[i] = line
+    st[DSTATE][i] = I
+    st[DOWNER][i] = -1
+    st[DBUSY][i] = 0
+    for w in range(st[PARAMS][P_WORDS]):
+        st[DSHARERS][i, w] = np.uint64(0)
+    st[DCOUNT][0] += 1
+    return i
+
+
+@njit(_nrt=False)
+def dir_delete(st, i):
+    """Backward-shift deletion keeps every probe chain unbroken."""
+    used, key, mask = st[DUSED], st[DKEY], st[PARAMS][P_DIRMASK]
+    words = st[PARAMS][P_WORDS]
+    j = i
+    while True:
+        j = (j + 1) & mask
+        if not used[j]:
+            break
+        k = _hash(key[j], mask)
+        # move j into the hole at i unless its home k lies cyclically in (i, j]
+        if (i <= j and (i < k <= j)) or (i > j and (k > i or k <= j)):
+            continue
+        key[i] = key[j]
+        st[DSTATE][i] = st[DSTATE][j]
+        st[DOWNER][i] = st[DOWNER][j]
+        st[DBUSY][i] = st[DBUSY][j]
+        for w in range(words):
+            st[DSHARERS][i, w] = st[DSHARERS][j, w]
+        i = j
+    used[i] = 0
+    st[DCOUNT][0] -= 1
+
+
+@njit(inline="always", _nrt=False)
+def has_bit(st, e, c):
+    return (st[DSHARERS][e, c >> 6] >> np.uint64(c & 63)) & np.uint64(1) != np.uint64(0)
+
+
+@njit(inline="always", _nrt=False)
+def set_bit(st, e, c):
+    st[DSHARERS][e, c >> 6] |= np.uint64(1) << np.uint64(c & 63)
+
+
+@njit(inline="always", _nrt=False)
+def clear_bit(st, e, c):
+    st[DSHARERS][e, c >> 6] &= ~(np.uint64(1) << np.uint64(c & 63))
+
+
+@njit(_nrt=False)
+def n_holders(st, e):
+    n = 0
+    for w in range(st[PARAMS][P_WORDS]):
+        x = st[DSHARERS][e, w]
+        while x != np.uint64(0):
+            x &= x - np.uint64(1)
+            n += 1
+    return n
+
+
+@njit(_nrt=False)
+def holders(st, e, out):
+    """Fill ``out`` with the cores holding entry ``e``, ascending; returns how many."""
+    n = 0
+    for w in range(st[PARAMS][P_WORDS]):
+        x = st[DSHARERS][e, w]
+        b = 0
+        while x != np.uint64(0):
+            if x & np.uint64(1):
+                out[n] = w * 64 + b
+                n += 1
+            x >>= np.uint64(1)
+            b += 1
+    return n
+
+
+@njit(_nrt=False)
+def holds_(geo, tag, flags, privs, npi, core, line):
+    for j in range(npi):
+        if find_(geo, tag, flags, privs[core, j], line) >= 0:
+            return True
+    return False
+
+
+@njit(_nrt=False)
+def dir_drop(st, core, line):
+    """``core`` no longer holds ``line`` in any private cache."""
+    e = dir_find_(st[DUSED], st[DKEY], st[PARAMS][P_DIRMASK], line)
+    if e < 0 or not has_bit(st, e, core):
+        return
+    clear_bit(st, e, core)
+    left = n_holders(st, e)
+    was_owner = st[DOWNER][e] == core
+    if was_owner:
+        st[DOWNER][e] = -1
+    if left == 0:
+        dir_delete(st, e)
+    elif was_owner:
+        st[DSTATE][e] = S
+
+
+# ------------------------------------------------------------------ evictions
+
+@njit(_nrt=False)
+def push_dirty(st, core, pos, line, t, stat_core, stat_cfg):
+    """Dirty data leaving path position ``pos`` of ``core``: into the next level holding it, else memory."""
+    dpath, flags = st[DPATH], st[FLAGS]
+    st[LSTATS][stat_core, stat_cfg, L_WRITEBACKS] += 1
+    for k in range(pos + 1, st[PARAMS][P_NLEV]):
+        s = find_(st[GEO], st[TAG], st[FLAGS], dpath[core, k], line)
+        if s >= 0:
+            flags[s] |= DIRTY
+            return
+    mem_write(st, line, t, stat_core)
+
+
+@njit(_nrt=False)
+def back_invalidate(st, inst, line, t):
+    """An inclusive cache lost ``line``: remove it from every cache above it that it covers."""
+    geo, flags = st[GEO], st[FLAGS]
+    pos = geo[inst, POS]
+    first, size = geo[inst, GFIRST], geo[inst, GSIZE]
+    for q in range(first, first + size):
+        for k in range(pos):
+            for path in (st[DPATH], st[IPATH]):
+                u = path[q, k]
+                s = find_(st[GEO], st[TAG], st[FLAGS], u, line)
+                if s >= 0:
+                    d = (flags[s] & DIRTY) != 0
+                    flags[s] = 0
+                    if d:
+                        push_dirty(st, q, pos, line, t, q, geo[u, CFG])
+        if not holds_(st[GEO], st[TAG], st[FLAGS], st[PRIVS], st[PARAMS][P_NPRIVINST], q, line):
+            dir_drop(st, q, line)
+
+
+@njit(_nrt=False)
+def evict(st, inst, slot, t, actor):
+    geo, flags, tag = st[GEO], st[FLAGS], st[TAG]
+    line = tag[slot]
+    d = (flags[slot] & DIRTY) != 0
+    flags[slot] = 0
+    q = geo[inst, GFIRST]
+    if d:
+        push_dirty(st, q, geo[inst, POS], line, t, q if geo[inst, PRIV] else actor, geo[inst, CFG])
+    if geo[inst, INCL]:
+        back_invalidate(st, inst, line, t)
+    if geo[inst, PRIV] and not holds_(st[GEO], st[TAG], st[FLAGS], st[PRIVS], st[PARAMS][P_NPRIVINST], q, line):
+        dir_drop(st, q, line)
+
+
+@njit(_nrt=False)
+def fill(st, inst, line, t, actor):
+    """Put ``line`` into cache ``inst`` (not present there); returns its slot."""
+    geo, flags, tag = st[GEO], st[FLAGS], st[TAG]
+    ways = geo[inst, WAYS]
+    b = set_base(geo, inst, line)
+    way = -1
+    for w in range(ways):
+        if flags[b + w] == COHINV and tag[b + w] == line:
+            way = w
+            break
+    if way < 0:
+        for w in range(ways):
+            if (flags[b + w] & VALID) == 0:
+                way = w
+                break
+    if way < 0:
+        way = _r.victim(geo[inst, POL], st[META], b, ways, st[TICK][0], st[RNG][inst:inst + 1])
+        evict(st, inst, b + way, t, actor)
+    tag[b + way] = line
+    flags[b + way] = VALID
+    st[TICK][0] += 1
+    _r.on_fill(geo[inst, POL], st[META], b, ways, way, st[TICK][0], st[RNG][inst:inst + 1])
+    return b + way
+
+
+@njit(_nrt=False)
+def invalidate_core(st, q, line):
+    """Coherence invalidation of every private copy ``q`` holds (tag kept, marked COHINV)."""
+    privs, flags = st[PRIVS], st[FLAGS]
+    for j in range(st[PARAMS][P_NPRIVINST]):
+        s = find_(st[GEO], st[TAG], st[FLAGS], privs[q, j], line)
+        if s >= 0:
+            flags[s] = COHINV
+    st[CSTATS][q, C_INV_RECV] += 1
+
+
+@njit(_nrt=False)
+def clean_core(st, q, line):
+    privs, flags = st[PRIVS], st[FLAGS]
+    for j in range(st[PARAMS][P_NPRIVINST]):
+        s = find_(st[GEO], st[TAG], st[FLAGS], privs[q, j], line)
+        if s >= 0:
+            flags[s] &= ~DIRTY
+
+
+# ------------------------------------------------------------------ one access
+
+@njit(inline="always", _nrt=False)
+def shared_level_with_(dpath, npriv, nlev, a, b):
+    """Lowest path position where cores a and b meet one cache instance, or -1."""
+    for k in range(npriv, nlev):
+        if dpath[a, k] == dpath[b, k]:
+            return k
+    return -1
+
+
+@njit(inline="always", _nrt=False)
+def line_access(st, core, line, write, ifetch, t):
+    """Perform one access to one line at time ``t``; returns its latency."""
+    geo, params, lstats, cstats = st[GEO], st[PARAMS], st[LSTATS], st[CSTATS]
+    path = st[IPATH] if ifetch else st[DPATH]
+    npriv, nlev = params[P_NPRIV], params[P_NLEV]
+    hop = params[P_HOPLAT]
+    # 1. private levels
+    hit_k = -1
+    hit_slot = -1
+    for k in range(npriv):
+        s = find_(st[GEO], st[TAG], st[FLAGS], path[core, k], line)
+        if s >= 0:
+            hit_k = k
+            hit_slot = s
+            break
+    cstate = S  # a read that hits needs no directory look-up: holding a copy means holding it validly
+    if write or hit_k < 0:
+        cstate = I
+        e = dir_find_(st[DUSED], st[DKEY], st[PARAMS][P_DIRMASK], line)
+        if e >= 0 and has_bit(st, e, core):
+            cstate = st[DSTATE][e] if st[DOWNER][e] == core else S
+    if hit_k >= 0 and _HIT_OK[1 if write else 0, cstate]:
+        for k in range(hit_k):
+            inst = path[core, k]
+            lstats[core, geo[inst, CFG], L_MISSES] += 1
+            if coh_invalid_here_(st[GEO], st[TAG], st[FLAGS], inst, line):
+                lstats[core, geo[inst, CFG], L_COH_MISSES] += 1
+        lstats[core, geo[path[core, hit_k], CFG], L_HITS] += 1
+        touch_(st[GEO], st[TAG], st[META], st[RNG], st[TICK], path[core, hit_k], hit_slot)
+        slot0 = hit_slot
+        for k in range(hit_k - 1, -1, -1):
+            slot0 = fill(st, path[core, k], line, t, core)
+        if write:
+            st[FLAGS][slot0] |= DIRTY
+            if cstate == E:
+                st[DSTATE][dir_find_(st[DUSED], st[DKEY], st[PARAMS][P_DIRMASK], line)] = M
+        lat = geo[path[core, hit_k], LAT]
+        cstats[core, C_STALL] += lat - geo[path[core, 0], LAT]
+        return lat
+
+    # 2. a transaction
+    upgrade = hit_k >= 0
+    if upgrade:
+        cstats[core, C_UPGRADES] += 1
+    e = dir_insert(st, line)
+    dstate = st[DSTATE][e]
+    owner = st[DOWNER][e]
+    if owner == core:
+        owner = -1          # an O owner upgrading: itself is no source
+    proto = params[P_PROTO]
+    from_owner = False
+    if not write and owner >= 0:
+        from_owner = _RSRC[proto, dstate] == 1
+    if write and owner >= 0 and not upgrade:
+        from_owner = True
+    # where on my path the data is, when it does not come from the owner
+    k_data = -1
+    if not from_owner and not upgrade:
+        for k in range(npriv, nlev):
+            if find_(st[GEO], st[TAG], st[FLAGS], path[core, k], line) >= 0:
+                k_data = k
+                break
+    # the cores to involve, and whether they all share a cache with me
+    k_loc = -1
+    local_ok = True
+    n_inv = 0
+    hl = st[SCRATCH]
+    nh = holders(st, e, hl)
+    if write:
+        for j in range(nh):
+            q = hl[j]
+            if q == core:
+                continue
+            n_inv += 1
+            sl = shared_level_with_(st[DPATH], st[PARAMS][P_NPRIV], st[PARAMS][P_NLEV], core, q)
+            if sl < 0:
+                local_ok = False
+            elif sl > k_loc:
+                k_loc = sl
+    elif owner >= 0:
+        sl = shared_level_with_(st[DPATH], st[PARAMS][P_NPRIV], st[PARAMS][P_NLEV], core, owner)
+        if sl < 0:
+            local_ok = False
+        else:
+            k_loc = sl
+    # memory is always remote; an upgrade with nobody to ask is local only if a shared level exists
+    if not from_owner and not upgrade and k_data < 0:
+        local_ok = False
+    kstar = k_loc
+    if k_data > kstar:
+        kstar = k_data
+    if kstar < 0:
+        if npriv < nlev:
+            kstar = npriv
+        else:
+            local_ok = False
+    busy = st[DBUSY][e]
+    hops = 0
+    if local_ok:
+        start = max(t, busy)
+        done = start + geo[path[core, kstar], LAT]
+        if from_owner:
+            done += geo[path[core, npriv - 1], LAT]
+        cstats[core, C_LOCAL_TXN] += 1
+    else:
+        cstats[core, C_REMOTE_TXN] += 1
+        hops_m = st[HOPS]
+        cpp = params[P_CPP]
+        pc = core // cpp
+        ph = home_of(params, line)
+        lookup = geo[path[core, hit_k], LAT] if upgrade else geo[path[core, nlev - 1], LAT]
+        arrive = t + lookup + hop * hops_m[pc, ph] + params[P_DIRLAT]
+        hops += hops_m[pc, ph]
+        start = max(arrive, busy)
+        if from_owner:
+            po = owner // cpp
+            done = start + hop * (hops_m[ph, po] + hops_m[po, pc]) + geo[path[core, npriv - 1], LAT]
+            hops += hops_m[ph, po] + hops_m[po, pc]
+        elif upgrade:
+            done = start + hop * hops_m[ph, pc]
+            hops += hops_m[ph, pc]
+        elif k_data >= 0:
+            done = t + geo[path[core, k_data], LAT]
+            if done < start:
+                done = start
+        else:
+            mb = st[MEMBUSY]
+            ms = max(start, mb[ph])
+            mb[ph] = ms + params[P_MEMOCC]
+            done = ms + params[P_MEMLAT] + hop * hops_m[ph, pc]
+            hops += hops_m[ph, pc]
+            cstats[core, C_MEM_READS] += 1
+        if write:
+            for j in range(nh):
+                q = hl[j]
+                if q == core or q == owner:
+                    continue
+                pq = q // cpp
+                ack = start + hop * (hops_m[ph, pq] + hops_m[pq, pc])
+                hops += hops_m[ph, pq] + hops_m[pq, pc]
+                if ack > done:
+                    done = ack
+    st[DBUSY][e] = done
+    cstats[core, C_HOPS] += hops
+    if from_owner:
+        cstats[core, C_C2C] += 1
+    # stats for the levels looked up
+    last = hit_k if upgrade else (k_data if k_data >= 0 else nlev - 1)
+    for k in range(last + 1):
+        inst = path[core, k]
+        if upgrade and k == hit_k:
+            lstats[core, geo[inst, CFG], L_HITS] += 1
+        elif k == k_data:
+            lstats[core, geo[inst, CFG], L_HITS] += 1
+        else:
+            lstats[core, geo[inst, CFG], L_MISSES] += 1
+            if coh_invalid_here_(st[GEO], st[TAG], st[FLAGS], inst, line):
+                lstats[core, geo[inst, CFG], L_COH_MISSES] += 1
+
+    # 3. coherence actions on the other cores
+    if write:
+        for j in range(nh):
+            q = hl[j]
+            if q == core:
+                continue
+            invalidate_core(st, q, line)
+            cstats[core, C_INV_SENT] += 1
+            clear_bit(st, e, q)
+        # stale copies in shared caches off my path
+        sh = st[SHARED]
+        for j in range(sh.shape[0]):
+            inst = sh[j]
+            onpath = False
+            for k in range(npriv, nlev):
+                if st[DPATH][core, k] == inst:
+                    onpath = True
+            if not onpath:
+                s = find_(st[GEO], st[TAG], st[FLAGS], inst, line)
+                if s >= 0:
+                    st[FLAGS][s] = COHINV
+        st[DOWNER][e] = core
+        st[DSTATE][e] = M
+        set_bit(st, e, core)
+    else:
+        if owner >= 0:
+            nxt = _ROWN[proto, dstate]
+            if _RWB[proto, dstate]:
+                clean_core(st, owner, line)
+                mem_write(st, line, t, owner)
+                st[LSTATS][owner, geo[st[DPATH][owner, npriv - 1], CFG], L_WRITEBACKS] += 1
+            if nxt == O:
+                st[DSTATE][e] = O
+            else:
+                st[DSTATE][e] = S
+                st[DOWNER][e] = -1
+        elif cstate != I:
+            pass            # already a holder (through its other level-1 cache)
+        elif nh == 0:
+            st[DSTATE][e] = E
+            st[DOWNER][e] = core
+        else:
+            if st[DSTATE][e] != O:
+                st[DSTATE][e] = S
+        set_bit(st, e, core)
+
+    # 4. fill my path above where the data was found
+    top = hit_k if upgrade else (k_data if k_data >= 0 else nlev)
+    slot0 = hit_slot
+    if upgrade:
+        touch_(st[GEO], st[TAG], st[META], st[RNG], st[TICK], path[core, hit_k], hit_slot)
+    for k in range(top - 1, -1, -1):
+        slot0 = fill(st, path[core, k], line, t, core)
+    if write:
+        st[FLAGS][slot0] |= DIRTY
+    lat = done - t
+    cstats[core, C_STALL] += lat - geo[path[core, 0], LAT]
+    return lat
+
+
+@njit(inline="always", _nrt=False)
+def access(st, core, kind, addr, size, t):
+    """One trace access (possibly straddling lines, done one after another); returns its latency."""
+    lb = st[PARAMS][P_LINEBITS]
+    first = addr >> lb
+    last = (addr + max(size, 1) - 1) >> lb
+    lat = 0
+    for ln in range(first, last + 1):
+        lat += line_access(st, core, ln, kind >= KIND_S, kind == KIND_I, t + lat)
+    st[CSTATS][core, C_ACCESSES] += 1
+    return lat
+
+
+# ------------------------------------------------------------------ the loop
+
+@njit(_nrt=False)
+def _heap_push(heap, n, key):
+    i = n
+    heap[i] = key
+    while i > 0:
+        p = (i - 1) >> 1
+        if heap[p] <= heap[i]:
+            break
+        heap[p], heap[i] = heap[i], heap[p]
+        i = p
+    return n + 1
+
+
+@njit(_nrt=False)
+def _heap_pop(heap, n):
+    top = heap[0]
+    n -= 1
+    heap[0] = heap[n]
+    i = 0
+    while True:
+        l = 2 * i + 1
+        if l >= n:
+            break
+        r = l + 1
+        c = l if (r >= n or heap[l] <= heap[r]) else r
+        if heap[i] <= heap[c]:
+            break
+        heap[i], heap[c] = heap[c], heap[i]
+        i = c
+    return top, n
+
+
+@njit(_nrt=False)
+def run_trace(st, order, starts, ends, pos, kind, addr, size, max_steps, out_lat, heap):
+    """Replay per-core access streams in timestamp order.
+
+    ``order[starts[c]:ends[c]]`` are core c's accesses (indices into the
+    trace arrays); ``pos[c]`` is how far core c has got.  Runs at most
+    ``max_steps`` accesses (-1: all) and returns how many it ran, so callers
+    can step the machine and check invariants between accesses.
+    ``out_lat[i]`` receives access i's latency; ``heap`` is work space
+    (int64, one per core).  Compiled without numba's reference counting:
+    passing the state tuple to a call then costs nothing.
+    """
+    clock = st[CLOCK]
+    ncores = clock.shape[0]
+    n = 0
+    for c in range(ncores):
+        if pos[c] < ends[c]:
+            n = _heap_push(heap, n, clock[c] * 8192 + c)
+    steps = 0
+    while n > 0 and (max_steps < 0 or steps < max_steps):
+        key, n = _heap_pop(heap, n)
+        c = key & 8191
+        i = order[pos[c]]
+        lat = access(st, c, kind[i], addr[i], size[i], clock[c])
+        out_lat[i] = lat
+        clock[c] += lat
+        pos[c] += 1
+        steps += 1
+        if pos[c] < ends[c]:
+            n = _heap_push(heap, n, clock[c] * 8192 + c)
+    return steps

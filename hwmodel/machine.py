@@ -1,0 +1,105 @@
+"""A machine you can run traces on: state + compiled engine + readable results."""
+from __future__ import annotations
+
+import numpy as np
+
+from hwmodel import engine
+from hwmodel.coherence import STATE_NAMES
+from hwmodel.config import MachineConfig, load_machine
+from hwmodel.errors import MksimError
+from hwmodel.state import CORE_STATS, LEVEL_STATS, VALID, build_state
+
+
+class Machine:
+    """The memory system of one machine.  ``run`` replays accesses; state persists between runs."""
+
+    def __init__(self, cfg: MachineConfig | str, seed: int = 0):
+        self.cfg = load_machine(cfg) if isinstance(cfg, str) else cfg
+        self.state = build_state(self.cfg, seed)
+        self._st = engine.St.pack(self.state)
+        self._trace = None
+
+    # ------------------------------------------------------------ running
+    def load(self, core: np.ndarray, kind: np.ndarray, addr: np.ndarray, size: np.ndarray) -> None:
+        """Queue per-core access streams (in trace order within each core)."""
+        core = np.ascontiguousarray(core, dtype=np.int64)
+        if core.size and (core.min() < 0 or core.max() >= self.cfg.cores):
+            bad = int(core[(core < 0) | (core >= self.cfg.cores)][0])
+            raise MksimError(f"core {bad} does not exist on {self.cfg.name} ({self.cfg.cores} cores)")
+        order = np.argsort(core, kind="stable").astype(np.int64)
+        counts = np.bincount(core, minlength=self.cfg.cores).astype(np.int64)
+        ends = np.cumsum(counts)
+        starts = ends - counts
+        self._trace = dict(order=order, starts=starts, ends=ends, pos=starts.copy(),
+                           kind=np.ascontiguousarray(kind, dtype=np.int64),
+                           addr=np.ascontiguousarray(addr, dtype=np.int64),
+                           size=np.ascontiguousarray(size, dtype=np.int64),
+                           lat=np.zeros(core.size, np.int64))
+
+    def step(self, n: int = -1) -> int:
+        """Run up to ``n`` queued accesses (-1: all); returns how many ran."""
+        t = self._trace
+        if t is None:
+            return 0
+        return int(engine.run_trace(self._st, t["order"], t["starts"], t["ends"], t["pos"],
+                                    t["kind"], t["addr"], t["size"], n, t["lat"],
+                                    np.empty(self.cfg.cores, np.int64)))
+
+    def run(self, core, kind, addr, size) -> np.ndarray:
+        """Replay a whole trace; returns each access's latency."""
+        self.load(core, kind, addr, size)
+        self.step(-1)
+        return self._trace["lat"]
+
+    @property
+    def latencies(self) -> np.ndarray:
+        return self._trace["lat"] if self._trace else np.zeros(0, np.int64)
+
+    # ------------------------------------------------------------ results
+    def stats(self) -> dict:
+        """Per-core cycles and counters, per-core per-cache hit/miss counters."""
+        s = self.state
+        cores = []
+        for c in range(self.cfg.cores):
+            d = {"core": c, "cycles": int(s.clock[c])}
+            d.update({k: int(s.cstats[c, i]) for i, k in enumerate(CORE_STATS)})
+            d["caches"] = {name: {k: int(s.lstats[c, ci, j]) for j, k in enumerate(LEVEL_STATS)}
+                           for ci, name in enumerate(s.cache_names)}
+            cores.append(d)
+        return {"machine": self.cfg.name, "cores": cores,
+                "total_cycles": int(s.clock.max()) if s.clock.size else 0}
+
+    def cache_contents(self) -> dict[int, dict[int, tuple[int, int]]]:
+        """{instance: {slot offset: (tag, flags)}} for every non-empty way."""
+        s = self.state
+        out = {}
+        for inst in range(s.geo.shape[0]):
+            base, sets, ways = s.geo[inst, 0], s.geo[inst, 1], s.geo[inst, 2]
+            fl = s.flags[base:base + sets * ways]
+            idx = np.nonzero(fl)[0]
+            out[inst] = {int(i): (int(s.tag[base + i]), int(fl[i])) for i in idx}
+        return out
+
+    def directory(self) -> dict[int, tuple[str, int, tuple[int, ...], int]]:
+        """{line: (state, owner, holders, busy_until)}."""
+        s = self.state
+        out = {}
+        for i in np.nonzero(s.d_used)[0]:
+            bits = []
+            for w in range(s.d_sharers.shape[1]):
+                x = int(s.d_sharers[i, w])
+                bits += [w * 64 + b for b in range(64) if (x >> b) & 1]
+            out[int(s.d_key[i])] = (STATE_NAMES[int(s.d_state[i])], int(s.d_owner[i]), tuple(bits), int(s.d_busy[i]))
+        return out
+
+    def holders_by_cache(self) -> dict[int, set[int]]:
+        """{line: cores holding it in a private cache}, read from the caches themselves."""
+        s = self.state
+        out: dict[int, set[int]] = {}
+        for core in range(self.cfg.cores):
+            for inst in s.privs[core]:
+                base, sets, ways = s.geo[inst, 0], s.geo[inst, 1], s.geo[inst, 2]
+                fl = s.flags[base:base + sets * ways]
+                for i in np.nonzero(fl & VALID)[0]:
+                    out.setdefault(int(s.tag[base + i]), set()).add(core)
+        return out

@@ -1,0 +1,1 @@
+"""mksim package (see DESIGN.md)."""

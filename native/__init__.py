@@ -1,0 +1,1 @@
+"""native package (see DESIGN.md)."""
