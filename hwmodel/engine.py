@@ -560,7 +560,9 @@ def line_access(st, core, line, write, ifetch, t):
     if upgrade:
         touch_(st[GEO], st[TAG], st[META], st[RNG], st[TICK], path[core, hit_k], hit_slot)
     for k in range(top - 1, -1, -1):
-        slot0 = fill(st, path[core, k], line, t, core)
+        # a level may already hold it (a shared level behind an owner's copy): leave it be
+        s = find_(st[GEO], st[TAG], st[FLAGS], path[core, k], line)
+        slot0 = s if s >= 0 else fill(st, path[core, k], line, t, core)
     if write:
         st[FLAGS][slot0] |= DIRTY
     lat = done - t
@@ -616,14 +618,16 @@ def _heap_pop(heap, n):
 
 
 @njit(_nrt=False)
-def run_trace(st, order, starts, ends, pos, kind, addr, size, max_steps, out_lat, heap):
+def run_trace(st, order, starts, ends, pos, kind, addr, size, max_steps, out_lat, out_issue, out_seq, done, heap):
     """Replay per-core access streams in timestamp order.
 
     ``order[starts[c]:ends[c]]`` are core c's accesses (indices into the
     trace arrays); ``pos[c]`` is how far core c has got.  Runs at most
     ``max_steps`` accesses (-1: all) and returns how many it ran, so callers
     can step the machine and check invariants between accesses.
-    ``out_lat[i]`` receives access i's latency; ``heap`` is work space
+    ``out_lat[i]`` / ``out_issue[i]`` receive access i's latency and issue
+    time; ``out_seq[k]`` the trace index of the k-th access performed
+    (``done[0]`` counts them across calls); ``heap`` is work space
     (int64, one per core).  Compiled without numba's reference counting:
     passing the state tuple to a call then costs nothing.
     """
@@ -640,6 +644,9 @@ def run_trace(st, order, starts, ends, pos, kind, addr, size, max_steps, out_lat
         i = order[pos[c]]
         lat = access(st, c, kind[i], addr[i], size[i], clock[c])
         out_lat[i] = lat
+        out_issue[i] = clock[c]
+        out_seq[done[0]] = i
+        done[0] += 1
         clock[c] += lat
         pos[c] += 1
         steps += 1

@@ -7,6 +7,7 @@ from hwmodel import engine
 from hwmodel.coherence import STATE_NAMES
 from hwmodel.config import MachineConfig, load_machine
 from hwmodel.errors import MksimError
+from hwmodel.memory import functional_replay
 from hwmodel.state import CORE_STATS, LEVEL_STATS, VALID, build_state
 
 
@@ -34,7 +35,8 @@ class Machine:
                            kind=np.ascontiguousarray(kind, dtype=np.int64),
                            addr=np.ascontiguousarray(addr, dtype=np.int64),
                            size=np.ascontiguousarray(size, dtype=np.int64),
-                           lat=np.zeros(core.size, np.int64))
+                           lat=np.zeros(core.size, np.int64), issue=np.zeros(core.size, np.int64),
+                           seq=np.full(core.size, -1, np.int64), done=np.zeros(1, np.int64))
 
     def step(self, n: int = -1) -> int:
         """Run up to ``n`` queued accesses (-1: all); returns how many ran."""
@@ -42,7 +44,7 @@ class Machine:
         if t is None:
             return 0
         return int(engine.run_trace(self._st, t["order"], t["starts"], t["ends"], t["pos"],
-                                    t["kind"], t["addr"], t["size"], n, t["lat"],
+                                    t["kind"], t["addr"], t["size"], n, t["lat"], t["issue"], t["seq"], t["done"],
                                     np.empty(self.cfg.cores, np.int64)))
 
     def run(self, core, kind, addr, size) -> np.ndarray:
@@ -54,6 +56,26 @@ class Machine:
     @property
     def latencies(self) -> np.ndarray:
         return self._trace["lat"] if self._trace else np.zeros(0, np.int64)
+
+    @property
+    def issue_times(self) -> np.ndarray:
+        """Cycle at which each access was issued by its core."""
+        return self._trace["issue"] if self._trace else np.zeros(0, np.int64)
+
+    @property
+    def performed(self) -> np.ndarray:
+        """Trace indices in the global order the accesses were performed."""
+        return self._trace["seq"][: int(self._trace["done"][0])] if self._trace else np.zeros(0, np.int64)
+
+    def load_values(self) -> np.ndarray:
+        """What each load returned, from the functional store replayed in global order.
+
+        Values and timing are separate: stores write the bytes of (trace index
+        + 1), little-endian, truncated to their size; a load of up to 8 bytes
+        returns the bytes last stored there (0 if never).  -1 for non-loads.
+        """
+        t = self._trace
+        return functional_replay(self.performed, t["kind"], t["addr"], t["size"])
 
     # ------------------------------------------------------------ results
     def stats(self) -> dict:

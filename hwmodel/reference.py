@@ -362,7 +362,8 @@ class ReferenceMachine:
             self.touch(path[hit_k], line, self.caches[path[hit_k]].find(line))
         stop = hit_k if upgrade else (k_data if k_data >= 0 else self.nlev)
         for k in range(stop - 1, -1, -1):
-            self.fill(path[k], line, t, core)
+            if self.caches[path[k]].find(line) < 0:
+                self.fill(path[k], line, t, core)
             top_inst = path[k]
         if write:
             self.set_dirty(top_inst, line)

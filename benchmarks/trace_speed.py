@@ -1,0 +1,286 @@
+"""Trace-replay speed of the mksim engine, against pycachesim where the two compare.
+
+    python benchmarks/trace_speed.py [--accesses N] [--repeat R] [--json] [--cases a,b] [--seed S]
+
+Cases (N accesses each, 8 bytes, 8-byte aligned, so no access straddles a line):
+
+``l1_random``
+    One 32 KiB 8-way 64-byte-line LRU cache (a 1-package, 1-core machine built
+    here, memory/interconnect/coherence defaults), loads at uniformly random
+    addresses over 1 GiB: nearly every access misses.
+``l1_sequential``
+    The same cache, loads at ``8*i``: 7 hits per miss.
+``3level_single_core``
+    The ``amd-4x4`` preset (64 KiB L1D, 512 KiB private L2, 6 MiB L3 per
+    package), only core 0 issues accesses: random loads and stores (20 %
+    stores) over a 4 MiB working set.  4 MiB is 8x the L2 and 2/3 of the L3,
+    so after the first pass the working set lives in the L3: about 1.5 % of
+    accesses hit the L1, ~11 % the L2, ~85 % the L3 -- nearly every access is
+    an L1 miss that walks all three levels and refills L2 and L1 (with their
+    evictions and write-backs).  That is the expensive single-core path: a
+    hit-dominated trace would flatter the engine.
+``coherent16_shared10``
+    All 16 cores of ``amd-4x4`` with the protocol switched to MESI.  Each
+    access is, independently, to the core's own private 256 KiB region
+    (90 %, at a random 8-byte word; the region sits in the core's own NUMA
+    node) or to one of 64 shared lines (10 %, in node 0); 30 % of all
+    accesses are stores.  Accesses are interleaved round robin by core
+    (access i belongs to core i % 16).
+
+The speed is N / seconds of one ``Machine.run`` call (best of ``--repeat``;
+a fresh Machine each time, built outside the timed region; ``run`` includes
+the per-core stream sort in ``Machine.load``).  numba compilation is done
+before timing with a tiny run.
+
+pycachesim 0.3.1 is timed on its fastest bulk path, ``CacheSimulator.load``
+given a Python *list* of int addresses (it forwards to the C
+``Cache.iterload``, which loops over the list with ``PyLong_AsLong``: full
+64-bit addresses).  A numpy array through the same call is 3-4x slower (each
+element becomes a numpy scalar); the scalar ``load(addr)`` parses the
+address with the ``"I"`` format (32 bits; upper half of the C ``long`` left
+uninitialised), so it is neither fast nor correct above 4 GiB.  Only the
+``load`` call is timed, not ``tolist()`` nor building the caches.  The script
+checks that both simulators report the same hits and misses for the L1 cases
+and warns on stderr when they do not.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+try:
+    import hwmodel  # noqa: F401
+except ImportError:  # run from a checkout: python benchmarks/trace_speed.py
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from hwmodel.config import CacheConfig, MachineConfig, load_machine  # noqa: E402
+from hwmodel.machine import Machine  # noqa: E402
+
+LINE = 64
+KIND_LOAD, KIND_STORE = 1, 2
+CASES = ("l1_random", "l1_sequential", "3level_single_core", "coherent16_shared10")
+
+
+# ------------------------------------------------------------------ machines
+
+def l1_machine() -> MachineConfig:
+    """32 KiB, 8-way, 64 B lines, LRU; one core on one package; every other setting the default."""
+    return MachineConfig(
+        name="bench-l1-32k-8w", packages=1, cores_per_package=1, clock_ghz=1.0,
+        caches=(CacheConfig(name="L1", level=1, size=32 * 1024, ways=8, line=LINE, latency=4,
+                            sharing="private", kind="unified", replacement="lru"),),
+        origin="benchmarks/trace_speed.py").validate()
+
+
+def amd_machine(protocol: str | None = None) -> MachineConfig:
+    cfg = load_machine("amd-4x4")
+    if protocol is not None:
+        cfg = dataclasses.replace(cfg, coherence=dataclasses.replace(cfg.coherence, protocol=protocol))
+    return cfg.validate()
+
+
+# ------------------------------------------------------------------ traces
+# Each returns (cfg, core, kind, addr, size) as int64 arrays.
+
+def trace_l1_random(n: int, rng: np.random.Generator):
+    addr = rng.integers(0, (1 << 30) // 8, n, dtype=np.int64) * 8
+    return l1_machine(), np.zeros(n, np.int64), np.full(n, KIND_LOAD, np.int64), addr, np.full(n, 8, np.int64)
+
+
+def trace_l1_sequential(n: int, rng: np.random.Generator):
+    addr = np.arange(n, dtype=np.int64) * 8
+    return l1_machine(), np.zeros(n, np.int64), np.full(n, KIND_LOAD, np.int64), addr, np.full(n, 8, np.int64)
+
+
+def trace_3level(n: int, rng: np.random.Generator):
+    cfg = amd_machine()
+    ws = 4 << 20
+    addr = rng.integers(0, ws // 8, n, dtype=np.int64) * 8
+    kind = np.where(rng.random(n) < 0.20, KIND_STORE, KIND_LOAD).astype(np.int64)
+    return cfg, np.zeros(n, np.int64), kind, addr, np.full(n, 8, np.int64)
+
+
+def trace_coherent16(n: int, rng: np.random.Generator):
+    cfg = amd_machine("mesi")
+    cores, cpp = cfg.cores, cfg.cores_per_package
+    node_bytes = cfg.memory.size // cfg.packages
+    region = 256 << 10
+    core = np.arange(n, dtype=np.int64) % cores
+    # private region of core c: in its own package's node, regions of one package side by side
+    base = (core // cpp) * node_bytes + (core % cpp) * region
+    priv = base + rng.integers(0, region // 8, n, dtype=np.int64) * 8
+    shared_base = 256 << 20  # node 0, away from the private regions
+    shared = shared_base + rng.integers(0, 64, n, dtype=np.int64) * LINE + rng.integers(0, LINE // 8, n, dtype=np.int64) * 8
+    addr = np.where(rng.random(n) < 0.10, shared, priv).astype(np.int64)
+    kind = np.where(rng.random(n) < 0.30, KIND_STORE, KIND_LOAD).astype(np.int64)
+    return cfg, core, kind, addr, np.full(n, 8, np.int64)
+
+
+TRACES = {"l1_random": trace_l1_random, "l1_sequential": trace_l1_sequential,
+          "3level_single_core": trace_3level, "coherent16_shared10": trace_coherent16}
+
+
+# ------------------------------------------------------------------ timing
+
+def time_mksim(cfg, core, kind, addr, size, repeat: int):
+    """Best wall time of Machine.run over ``repeat`` fresh machines; also the last machine."""
+    best = float("inf")
+    m = None
+    for _ in range(repeat):
+        m = Machine(cfg)
+        t0 = time.perf_counter()
+        m.run(core, kind, addr, size)
+        dt = time.perf_counter() - t0
+        best = min(best, dt)
+    return best, m
+
+
+def warm_up(cfgs) -> None:
+    """Compile (or load from numba's cache) the engine before any timing."""
+    rng = np.random.default_rng(12345)
+    for cfg in cfgs:
+        n = 256
+        core = np.arange(n, dtype=np.int64) % cfg.cores
+        kind = rng.integers(0, 4, n).astype(np.int64)
+        addr = rng.integers(0, 1 << 20, n, dtype=np.int64)
+        Machine(cfg).run(core, kind, addr, np.full(n, 8, np.int64))
+
+
+def pycachesim_available() -> bool:
+    try:
+        import cachesim  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def _pcs_l1():
+    from cachesim import Cache, CacheSimulator, MainMemory
+    cfg = l1_machine().caches[0]
+    mem = MainMemory()
+    l1 = Cache("L1", cfg.sets, cfg.ways, cfg.line, "LRU")
+    mem.load_to(l1)
+    mem.store_from(l1)
+    return CacheSimulator(l1, mem), l1
+
+
+def time_pycachesim(addr_list, repeat: int):
+    """Best wall time of CacheSimulator.load(list) over fresh caches; also (hits, misses)."""
+    best = float("inf")
+    l1 = None
+    for _ in range(repeat):
+        cs, l1 = _pcs_l1()
+        t0 = time.perf_counter()
+        cs.load(addr_list, length=8)
+        best = min(best, time.perf_counter() - t0)
+    return best, (int(l1.backend.HIT_count), int(l1.backend.MISS_count))
+
+
+def pycachesim_paths(addr: np.ndarray, repeat: int) -> dict[str, float]:
+    """accesses/s of pycachesim's bulk entry points (informational, --paths)."""
+    lst = addr.tolist()
+    out = {}
+    variants = {
+        "CacheSimulator.load(list)": lambda cs, l1: cs.load(lst, length=8),
+        "Cache.backend.iterload(list)": lambda cs, l1: l1.backend.iterload(lst, length=8),
+        "CacheSimulator.loadstore([(list, None)])": lambda cs, l1: cs.loadstore([(lst, None)], length=8),
+        "CacheSimulator.load(ndarray)": lambda cs, l1: cs.load(addr, length=8),
+    }
+    for name, f in variants.items():
+        best = float("inf")
+        for _ in range(repeat):
+            cs, l1 = _pcs_l1()
+            t0 = time.perf_counter()
+            f(cs, l1)
+            best = min(best, time.perf_counter() - t0)
+        out[name] = addr.size / best
+    return out
+
+
+def pycachesim_64bit_check() -> tuple[bool, bool]:
+    """(bulk path keeps 64-bit addresses, scalar path keeps 64-bit addresses).
+
+    Two addresses 4 GiB apart map to the same set with different tags: a
+    correct simulator reports miss, miss, hit, hit for a, b, a, b.
+    """
+    a, b = 0x1000, 0x1000 + (1 << 32)
+    cs, l1 = _pcs_l1()
+    cs.load([a, b, a, b], length=8)
+    bulk_ok = (l1.backend.HIT_count, l1.backend.MISS_count) == (2, 2)
+    cs, l1 = _pcs_l1()
+    for x in (a, b, a, b):
+        cs.load(x, length=8)
+    scalar_ok = (l1.backend.HIT_count, l1.backend.MISS_count) == (2, 2)
+    return bulk_ok, scalar_ok
+
+
+# ------------------------------------------------------------------ main
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--accesses", "-n", type=int, default=2_000_000, help="accesses per case (default 2,000,000)")
+    ap.add_argument("--repeat", "-r", type=int, default=3, help="timed runs per case, best is reported (default 3)")
+    ap.add_argument("--json", action="store_true", help="print {\"cases\": [...]} only")
+    ap.add_argument("--cases", default=",".join(CASES), help=f"comma-separated subset of {', '.join(CASES)}")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--paths", action="store_true", help="also time pycachesim's other bulk entry points (stderr)")
+    args = ap.parse_args(argv)
+    n, repeat = args.accesses, max(1, args.repeat)
+    if n < 1:
+        ap.error("--accesses must be >= 1")
+    names = [c.strip() for c in args.cases.split(",") if c.strip()]
+    for c in names:
+        if c not in TRACES:
+            ap.error(f"unknown case {c!r} (known: {', '.join(CASES)})")
+    have_pcs = pycachesim_available()
+    if not have_pcs:
+        print("warning: pycachesim is not installed; no comparison", file=sys.stderr)
+    elif any(c.startswith("l1_") for c in names):
+        bulk_ok, scalar_ok = pycachesim_64bit_check()
+        if not bulk_ok:
+            print("warning: pycachesim's bulk load path truncated a 64-bit address", file=sys.stderr)
+        if not args.json:
+            print(f"pycachesim bulk path CacheSimulator.load(list) keeps 64-bit addresses: {bulk_ok}; "
+                  f"scalar load(addr) does: {scalar_ok}", file=sys.stderr)
+
+    warm_up([l1_machine(), amd_machine(), amd_machine("mesi")])
+
+    results = []
+    for name in names:
+        cfg, core, kind, addr, size = TRACES[name](n, np.random.default_rng(args.seed))
+        secs, m = time_mksim(cfg, core, kind, addr, size, repeat)
+        row = {"name": name, "mksim_accesses_per_s": n / secs,
+               "pycachesim_accesses_per_s": None, "ratio": None}
+        if name.startswith("l1_") and have_pcs:
+            lst = addr.tolist()
+            psecs, (phits, pmiss) = time_pycachesim(lst, repeat)
+            del lst
+            row["pycachesim_accesses_per_s"] = n / psecs
+            row["ratio"] = row["mksim_accesses_per_s"] / row["pycachesim_accesses_per_s"]
+            st = m.stats()["cores"][0]["caches"]["L1"]
+            if (st["hits"], st["misses"]) != (phits, pmiss):
+                print(f"warning: {name}: hit/miss counts differ: mksim {st['hits']}/{st['misses']}, "
+                      f"pycachesim {phits}/{pmiss}", file=sys.stderr)
+            elif not args.json:
+                print(f"{name}: hits/misses agree: {phits}/{pmiss}", file=sys.stderr)
+            if args.paths:
+                for pn, v in pycachesim_paths(addr, repeat).items():
+                    print(f"{name}: pycachesim {pn}: {v / 1e6:.1f} M accesses/s", file=sys.stderr)
+        results.append(row)
+        if not args.json:
+            pc = row["pycachesim_accesses_per_s"]
+            print(f"{name:22s} mksim {row['mksim_accesses_per_s'] / 1e6:8.2f} M/s"
+                  + (f"   pycachesim {pc / 1e6:8.2f} M/s   ratio {row['ratio']:.2f}" if pc else ""))
+    if args.json:
+        print(json.dumps({"cases": results}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

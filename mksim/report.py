@@ -1,0 +1,165 @@
+"""Atomic result writing: a result file or report folder is either complete or absent.
+
+* :func:`write_bytes` / :func:`write_text` / :func:`write_json` write to a temporary
+  file in the destination's directory, ``fsync`` it, then ``os.replace`` it over the
+  destination.  A reader never sees a half-written file; on any error the temporary
+  file is removed and an existing destination is left untouched.
+* :func:`report_folder` is a context manager that yields a fresh temporary folder
+  beside the destination; when the ``with`` block ends without an exception the
+  folder is synced and renamed into place (an older *report* folder there is
+  replaced); on an exception it is removed.
+
+Every failure is raised as :class:`~hwmodel.errors.MksimError` naming the path.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from hwmodel.errors import MksimError
+
+__all__ = ["to_json", "write_bytes", "write_text", "write_json", "check_writable_file",
+           "report_folder", "REPORT_MARKER"]
+
+#: a folder holding this file is a report folder (safe to replace)
+REPORT_MARKER = "report.json"
+
+
+def _default(o):
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (set, frozenset, tuple)):
+        return list(o)
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+
+def to_json(obj) -> str:
+    """Pretty JSON text (ends with a newline); numpy scalars and arrays are converted."""
+    return json.dumps(obj, indent=2, default=_default) + "\n"
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def check_writable_file(path: str | os.PathLike) -> Path:
+    """Fail early (before a long run) when ``path`` cannot become a result file."""
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    if p.is_dir():
+        raise MksimError("is a directory, not a file", where=str(p))
+    if not parent.is_dir():
+        raise MksimError(f"cannot write result: directory {str(parent)!r} does not exist",
+                         where=str(p))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise MksimError(f"cannot write result: directory {str(parent)!r} is not writable",
+                         where=str(p))
+    return p
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Atomically replace ``path`` with ``data``."""
+    p = check_writable_file(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{p.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, p)
+        tmp = None
+        _fsync_dir(parent)
+    except OSError as e:
+        raise MksimError(f"cannot write result: {e.strerror or e}", where=str(p)) from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+    return p
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | os.PathLike, obj) -> Path:
+    return write_bytes(path, to_json(obj).encode("utf-8"))
+
+
+def _is_report_folder(p: Path) -> bool:
+    return p.is_dir() and not p.is_symlink() and (p / REPORT_MARKER).is_file()
+
+
+@contextlib.contextmanager
+def report_folder(dest: str | os.PathLike) -> Iterator[Path]:
+    """Build a report folder in a temporary folder beside ``dest``, then rename it there.
+
+    An existing ``dest`` is replaced only if it is itself a report folder (holds
+    ``report.json``); any other existing file or folder is an error, so a mistyped
+    ``--out`` never deletes someone's data.
+    """
+    dest = Path(dest)
+    parent = dest.parent if str(dest.parent) else Path(".")
+    if dest.exists() or dest.is_symlink():
+        if not _is_report_folder(dest):
+            what = "a folder that is not an mksim report" if dest.is_dir() else "not a folder"
+            raise MksimError(f"already exists and is {what}; choose another --out",
+                             where=str(dest))
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{dest.name}.", suffix=".tmp"))
+    except OSError as e:
+        raise MksimError(f"cannot create report folder: {e.strerror or e}", where=str(dest)) from None
+    try:
+        yield tmp
+        for f in tmp.iterdir():
+            if f.is_file():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+        _fsync_dir(tmp)
+        os.chmod(tmp, 0o755)
+        old = None
+        try:
+            if dest.exists():
+                old = Path(tempfile.mkdtemp(dir=parent, prefix=f".{dest.name}.", suffix=".old"))
+                os.replace(dest, old / "r")  # move the previous report aside
+            os.replace(tmp, dest)
+        except OSError:
+            if old is not None and (old / "r").exists() and not dest.exists():
+                os.replace(old / "r", dest)  # put the previous report back
+            raise
+        finally:
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        _fsync_dir(parent)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise MksimError(f"cannot write report folder: {e.strerror or e}", where=str(dest)) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,151 @@
+"""Invariants of the memory system, checked after every access on generated machines and traces."""
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hwmodel.coherence import STATE_NAMES
+from hwmodel.machine import Machine
+from hwmodel.state import DIRTY, VALID
+from tests.harness import machines, traces
+
+SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def valid_lines(m: Machine, inst: int) -> set[int]:
+    s = m.state
+    base, sets, ways = s.geo[inst, 0], s.geo[inst, 1], s.geo[inst, 2]
+    fl = s.flags[base:base + sets * ways]
+    return {int(s.tag[base + i]) for i in np.nonzero(fl & VALID)[0]}
+
+
+def dirty_holders(m: Machine) -> dict[int, set[int]]:
+    s = m.state
+    out: dict[int, set[int]] = {}
+    for core in range(m.cfg.cores):
+        for inst in s.privs[core]:
+            base, sets, ways = s.geo[inst, 0], s.geo[inst, 1], s.geo[inst, 2]
+            fl = s.flags[base:base + sets * ways]
+            for i in np.nonzero((fl & VALID) & ((fl & DIRTY) != 0))[0]:
+                out.setdefault(int(s.tag[base + i]), set()).add(core)
+    return out
+
+
+def check_invariants(m: Machine) -> None:
+    d = m.directory()
+    held = m.holders_by_cache()
+    # the directory's holders are exactly the cores whose private caches hold the line
+    assert {ln: set(v[2]) for ln, v in d.items()} == held
+    for line, (state, owner, holders, _busy) in d.items():
+        assert holders, f"entry without holders for line {line}"
+        if state in ("M", "E"):   # one writer ...
+            assert holders == (owner,), (line, state, owner, holders)
+        elif state == "S":        # ... or many readers
+            assert owner == -1
+        elif state == "O":
+            assert owner in holders
+        else:
+            raise AssertionError(f"line {line} in state {state} with holders")
+    # dirty private copies only at an owner in M or O
+    for line, cores in dirty_holders(m).items():
+        state, owner, _h, _b = d[line]
+        assert cores == {owner} and state in ("M", "O"), (line, cores, state, owner)
+    # inclusion: an inclusive cache holds every line held above it, for the cores it covers
+    s = m.state
+    for inst in range(s.geo.shape[0]):
+        if not s.geo[inst, 5]:
+            continue
+        pos, first, size = s.geo[inst, 10], s.geo[inst, 8], s.geo[inst, 9]
+        mine = valid_lines(m, inst)
+        for q in range(first, first + size):
+            for k in range(pos):
+                for path in (s.dpath, s.ipath):
+                    above = valid_lines(m, int(path[q, k]))
+                    assert above <= mine, f"inclusion broken: {above - mine} above cache {inst}"
+
+
+@SETTINGS
+@given(data=st.data())
+def test_invariants_hold_after_every_access(data):
+    cfg = data.draw(machines())
+    tr = data.draw(traces(cfg.cores))
+    m = Machine(cfg)
+    m.load(*tr)
+    while m.step(1):
+        check_invariants(m)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_timestamp_order_and_program_order(data):
+    """Accesses are performed in non-decreasing issue time (ties: lower core first), each core in program order."""
+    cfg = data.draw(machines())
+    core, kind, addr, size = data.draw(traces(cfg.cores))
+    m = Machine(cfg)
+    m.run(core, kind, addr, size)
+    seq = m.performed
+    assert sorted(seq.tolist()) == list(range(len(core)))
+    keys = [(int(m.issue_times[i]), int(core[i])) for i in seq]
+    assert keys == sorted(keys)
+    for c in range(cfg.cores):
+        mine = [i for i in seq if core[i] == c]
+        assert mine == sorted(mine)
+    # each core's clock is the sum of its latencies
+    for c in range(cfg.cores):
+        assert m.state.clock[c] == int(m.latencies[core == c].sum())
+
+
+@SETTINGS
+@given(data=st.data())
+def test_a_load_returns_the_last_value_stored(data):
+    cfg = data.draw(machines())
+    core, kind, addr, size = data.draw(traces(cfg.cores))
+    m = Machine(cfg)
+    m.run(core, kind, addr, size)
+    got = m.load_values()
+    mem: dict[int, int] = {}
+    for i in m.performed:
+        n = min(int(size[i]), 8)
+        if kind[i] in (2, 3):
+            for b in range(n):
+                mem[int(addr[i]) + b] = ((int(i) + 1) >> (8 * b)) & 0xFF
+        elif kind[i] == 1:
+            want = sum(mem.get(int(addr[i]) + b, 0) << (8 * b) for b in range(n))
+            assert got[i] == want
+
+
+@SETTINGS
+@given(data=st.data())
+def test_stats_add_up(data):
+    cfg = data.draw(machines())
+    core, kind, addr, size = data.draw(traces(cfg.cores))
+    m = Machine(cfg)
+    m.run(core, kind, addr, size)
+    stats = m.stats()
+    sent = sum(c["invalidations_sent"] for c in stats["cores"])
+    recv = sum(c["invalidations_received"] for c in stats["cores"])
+    assert sent == recv
+    l1 = [c.name for c in cfg.caches if c.level == 1]
+    for c in stats["cores"]:
+        n_lines_touched = sum(
+            ((int(a) + max(int(s), 1) - 1) >> 6) - (int(a) >> 6) + 1
+            for a, s, cc in zip(addr, size, core) if cc == c["core"])
+        assert sum(c["caches"][n]["hits"] + c["caches"][n]["misses"] for n in l1) == n_lines_touched
+        assert c["accesses"] == int((core == c["core"]).sum())
+        assert c["stall_cycles"] >= 0
+
+
+def test_single_writer_scenario_counts():
+    """Two cores ping-pong one line: each write after the first invalidates the other copy."""
+    from hwmodel.config import load_machine
+    m = Machine(load_machine("amd-4x4"))
+    n = 20
+    core = np.array([0, 4] * n)          # different packages
+    kind = np.full(2 * n, 2)             # stores
+    m.run(core, kind, np.zeros(2 * n, np.int64), np.full(2 * n, 8))
+    st = m.stats()
+    assert sum(c["invalidations_sent"] for c in st["cores"]) == 2 * n - 1
+    assert st["cores"][4]["cache_to_cache"] == n
+    assert m.directory()[0][:3] == ("M", 4, (4,))
+    assert STATE_NAMES[3] == "M"
