@@ -8,6 +8,7 @@ marks a number we chose.  See ``hwmodel/presets/*.toml``.
 """
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import MISSING, dataclass, field, fields
@@ -61,10 +62,12 @@ class CoherenceConfig:
 
 @dataclass(frozen=True)
 class InterconnectConfig:
-    """Network between packages.  ``hop_latency`` cycles per hop, one way."""
+    """Network between packages.  A message from package a to b costs
+    ``link_latency + hops(a, b) * hop_latency`` cycles one way (0 inside a package)."""
 
     topology: str = "crossbar"
     hop_latency: int = 20
+    link_latency: int = 0  # paid once by a message that leaves its package (SerDes, link layer)
     width: int = 0  # mesh2d: columns (0 = square)
     source: str = ""
 
@@ -120,7 +123,7 @@ class MachineConfig:
             bad("cores_per_package", self.cores_per_package, "must be an integer >= 1")
         if self.cores > 4096:
             bad("packages", self.packages, f"{self.cores} cores; at most 4096 are supported")
-        if not (isinstance(self.clock_ghz, (int, float)) and self.clock_ghz > 0):
+        if not (isinstance(self.clock_ghz, (int, float)) and math.isfinite(self.clock_ghz) and self.clock_ghz > 0):
             bad("clock_ghz", self.clock_ghz, "must be a positive number")
         if not self.caches:
             bad("cache", [], "at least one cache level is required")
@@ -142,6 +145,12 @@ class MachineConfig:
                 bad(f"{p}.line", c.line, "line size must be a power of two >= 8")
             if c.line != line:
                 bad(f"{p}.line", c.line, f"all levels must use one line size ({line})")
+            if c.size > 1 << 34:
+                bad(f"{p}.size", c.size, "larger than 16 GiB; not a cache")
+            if c.ways > 4096:
+                bad(f"{p}.ways", c.ways, "at most 4096 ways")
+            if c.level == 1 and c.sharing != "private":
+                bad(f"{p}.sharing", c.sharing, "level 1 must be private to each core")
             if c.size % (c.ways * c.line):
                 bad(f"{p}.size", c.size, f"not divisible by ways*line = {c.ways * c.line}")
             if not _pow2(c.sets):
@@ -185,6 +194,10 @@ class MachineConfig:
             bad("interconnect.topology", ic.topology, f"must be one of {', '.join(TOPOLOGIES)}")
         if ic.hop_latency < 0:
             bad("interconnect.hop_latency", ic.hop_latency, "must be >= 0")
+        if ic.link_latency < 0:
+            bad("interconnect.link_latency", ic.link_latency, "must be >= 0")
+        if ic.width < 0:
+            bad("interconnect.width", ic.width, "must be >= 0")
         if ic.topology == "ht-square" and self.packages != 4:
             bad("interconnect.topology", ic.topology, f"a HyperTransport square has 4 packages, not {self.packages}")
         if ic.topology == "twisted-ladder" and (self.packages < 4 or self.packages % 2):
@@ -198,8 +211,8 @@ class MachineConfig:
             bad("memory.latency", m.latency, "must be >= 0")
         if m.occupancy < 0:
             bad("memory.occupancy", m.occupancy, "must be >= 0")
-        if m.size < self.packages * 4096 or m.size % (self.packages * 4096):
-            bad("memory.size", m.size, f"must be a positive multiple of packages*4096 = {self.packages * 4096}")
+        if not isinstance(m.size, int) or m.size < self.packages * 4096 or m.size % 4096 or m.size > 1 << 52:
+            bad("memory.size", m.size, f"must be a multiple of 4096 between packages*4096 = {self.packages * 4096} and 2**52")
         if m.interleave not in INTERLEAVE:
             bad("memory.interleave", m.interleave, f"must be one of {', '.join(INTERLEAVE)}")
         return self
@@ -286,7 +299,7 @@ def load_machine(spec: str) -> MachineConfig:
             raise MksimError(f"unknown machine preset {spec!r} (known: {', '.join(preset_names())})")
     try:
         text = path.read_bytes().decode("utf-8")
-    except (OSError, UnicodeDecodeError) as e:
+    except (OSError, UnicodeDecodeError, ValueError) as e:
         raise MksimError(f"cannot read machine file: {e.__class__.__name__}: {getattr(e, 'strerror', None) or e}", where=str(path)) from None
     try:
         d = tomllib.loads(text)

@@ -8,11 +8,12 @@ decided by where the line is found and which coherence messages it needs:
    (``coherence.HIT_OK``) costs that level's latency.
 2. Otherwise a *transaction*.  The cores it must involve are the old owner
    (reads) or every other holder (writes).  If all of them share a cache
-   with the requester, and the data is on chip (owner's cache or a shared
-   cache on the requester's path), it is *local*: it costs the deepest shared
+   with the requester through an *inclusive* cache (which tracks its cores'
+   copies), and the data is on chip (owner's cache or a shared cache on the
+   requester's path), it is *local*: it costs the deepest shared
    level involved (+ the owner's private latency for a cache-to-cache copy).
    Otherwise it is *remote*: the request travels to the line's home package
-   (hops x hop_latency), waits for the line's busy-until there, looks up the
+   (link_latency + hops x hop_latency per message leaving a package), waits for the line's busy-until there, looks up the
    directory, then gathers data (owner forward, or memory controller with its
    own busy-until) and invalidation acks in parallel.  The line's entry stays
    busy until the transaction completes: that is where contention on one line
@@ -50,12 +51,12 @@ class St:
     def pack(ms: MachineState):
         return (ms.geo, ms.rng, ms.tag, ms.flags, ms.meta, ms.dpath, ms.ipath, ms.privs, ms.shared,
                 ms.hops, ms.params, ms.d_used, ms.d_key, ms.d_state, ms.d_owner, ms.d_busy, ms.d_sharers,
-                ms.d_count, ms.mem_busy, ms.clock, ms.tick, ms.lstats, ms.cstats, ms.scratch)
+                ms.d_count, ms.mem_busy, ms.clock, ms.tick, ms.lstats, ms.cstats, ms.scratch, ms.msglat)
 
 
 # tuple positions
 (GEO, RNG, TAG, FLAGS, META, DPATH, IPATH, PRIVS, SHARED, HOPS, PARAMS, DUSED, DKEY, DSTATE, DOWNER, DBUSY,
- DSHARERS, DCOUNT, MEMBUSY, CLOCK, TICK, LSTATS, CSTATS, SCRATCH) = range(24)
+ DSHARERS, DCOUNT, MEMBUSY, CLOCK, TICK, LSTATS, CSTATS, SCRATCH, MSG) = range(25)
 
 
 # ------------------------------------------------------------------ caches
@@ -92,7 +93,7 @@ def touch_(geo, tag, meta, rng, tick, inst, slot):
     _r.on_hit(geo[inst, POL], meta, b, geo[inst, WAYS], slot - b, tick[0], rng[inst:inst + 1])
 
 
-@njit(_nrt=False)
+@njit(inline="always", _nrt=False)
 def home_of(params, line):
     lb = params[P_LINEBITS]
     mode = params[P_INTERLEAVE]
@@ -103,7 +104,7 @@ def home_of(params, line):
     return ((line << lb) >> 12) % params[P_PKGS]
 
 
-@njit(_nrt=False)
+@njit(inline="always", _nrt=False)
 def mem_write(st, line, t, core):
     """A line written back to DRAM at its home controller (off the critical path)."""
     h = home_of(st[PARAMS], line)
@@ -130,7 +131,7 @@ def dir_find_(used, key, mask, line):
     return -1
 
 
-@njit(_nrt=False)
+@njit(inline="always", _nrt=False)
 def dir_insert(st, line):
     used, key, mask = st[DUSED], st[DKEY], st[PARAMS][P_DIRMASK]
     i = _hash(line, mask)
@@ -189,7 +190,7 @@ def clear_bit(st, e, c):
     st[DSHARERS][e, c >> 6] &= ~(np.uint64(1) << np.uint64(c & 63))
 
 
-@njit(_nrt=False)
+@njit(inline="always", _nrt=False)
 def n_holders(st, e):
     n = 0
     for w in range(st[PARAMS][P_WORDS]):
@@ -200,7 +201,7 @@ def n_holders(st, e):
     return n
 
 
-@njit(_nrt=False)
+@njit(inline="always", _nrt=False)
 def holders(st, e, out):
     """Fill ``out`` with the cores holding entry ``e``, ascending; returns how many."""
     n = 0
@@ -216,7 +217,7 @@ def holders(st, e, out):
     return n
 
 
-@njit(_nrt=False)
+@njit(inline="always", _nrt=False)
 def holds_(geo, tag, flags, privs, npi, core, line):
     for j in range(npi):
         if find_(geo, tag, flags, privs[core, j], line) >= 0:
@@ -276,7 +277,7 @@ def back_invalidate(st, inst, line, t):
             dir_drop(st, q, line)
 
 
-@njit(_nrt=False)
+@njit(inline="always", _nrt=False)
 def evict(st, inst, slot, t, actor):
     geo, flags, tag = st[GEO], st[FLAGS], st[TAG]
     line = tag[slot]
@@ -291,7 +292,7 @@ def evict(st, inst, slot, t, actor):
         dir_drop(st, q, line)
 
 
-@njit(_nrt=False)
+@njit(inline="always", _nrt=False)
 def fill(st, inst, line, t, actor):
     """Put ``line`` into cache ``inst`` (not present there); returns its slot."""
     geo, flags, tag = st[GEO], st[FLAGS], st[TAG]
@@ -340,10 +341,14 @@ def clean_core(st, q, line):
 # ------------------------------------------------------------------ one access
 
 @njit(inline="always", _nrt=False)
-def shared_level_with_(dpath, npriv, nlev, a, b):
-    """Lowest path position where cores a and b meet one cache instance, or -1."""
+def shared_level_with_(geo, dpath, npriv, nlev, a, b):
+    """Lowest path position where cores a and b meet one *inclusive* cache, or -1.
+
+    Only an inclusive shared cache knows which of its cores hold a line, so
+    only it can resolve coherence between them without the home directory.
+    """
     for k in range(npriv, nlev):
-        if dpath[a, k] == dpath[b, k]:
+        if dpath[a, k] == dpath[b, k] and geo[dpath[a, k], INCL] != 0:
             return k
     return -1
 
@@ -354,7 +359,6 @@ def line_access(st, core, line, write, ifetch, t):
     geo, params, lstats, cstats = st[GEO], st[PARAMS], st[LSTATS], st[CSTATS]
     path = st[IPATH] if ifetch else st[DPATH]
     npriv, nlev = params[P_NPRIV], params[P_NLEV]
-    hop = params[P_HOPLAT]
     # 1. private levels
     hit_k = -1
     hit_slot = -1
@@ -423,13 +427,13 @@ def line_access(st, core, line, write, ifetch, t):
             if q == core:
                 continue
             n_inv += 1
-            sl = shared_level_with_(st[DPATH], st[PARAMS][P_NPRIV], st[PARAMS][P_NLEV], core, q)
+            sl = shared_level_with_(st[GEO], st[DPATH], st[PARAMS][P_NPRIV], st[PARAMS][P_NLEV], core, q)
             if sl < 0:
                 local_ok = False
             elif sl > k_loc:
                 k_loc = sl
     elif owner >= 0:
-        sl = shared_level_with_(st[DPATH], st[PARAMS][P_NPRIV], st[PARAMS][P_NLEV], core, owner)
+        sl = shared_level_with_(st[GEO], st[DPATH], st[PARAMS][P_NPRIV], st[PARAMS][P_NLEV], core, owner)
         if sl < 0:
             local_ok = False
         else:
@@ -441,9 +445,12 @@ def line_access(st, core, line, write, ifetch, t):
     if k_data > kstar:
         kstar = k_data
     if kstar < 0:
-        if npriv < nlev:
-            kstar = npriv
-        else:
+        # nobody else to involve (an upgrade): an inclusive shared level on my path can grant it
+        for k in range(npriv, nlev):
+            if geo[path[core, k], INCL] != 0:
+                kstar = k
+                break
+        if kstar < 0:
             local_ok = False
     busy = st[DBUSY][e]
     hops = 0
@@ -456,19 +463,20 @@ def line_access(st, core, line, write, ifetch, t):
     else:
         cstats[core, C_REMOTE_TXN] += 1
         hops_m = st[HOPS]
+        msg = st[MSG]
         cpp = params[P_CPP]
         pc = core // cpp
         ph = home_of(params, line)
         lookup = geo[path[core, hit_k], LAT] if upgrade else geo[path[core, nlev - 1], LAT]
-        arrive = t + lookup + hop * hops_m[pc, ph] + params[P_DIRLAT]
+        arrive = t + lookup + msg[pc, ph] + params[P_DIRLAT]
         hops += hops_m[pc, ph]
         start = max(arrive, busy)
         if from_owner:
             po = owner // cpp
-            done = start + hop * (hops_m[ph, po] + hops_m[po, pc]) + geo[path[core, npriv - 1], LAT]
+            done = start + msg[ph, po] + msg[po, pc] + geo[path[core, npriv - 1], LAT]
             hops += hops_m[ph, po] + hops_m[po, pc]
         elif upgrade:
-            done = start + hop * hops_m[ph, pc]
+            done = start + msg[ph, pc]
             hops += hops_m[ph, pc]
         elif k_data >= 0:
             done = t + geo[path[core, k_data], LAT]
@@ -478,7 +486,7 @@ def line_access(st, core, line, write, ifetch, t):
             mb = st[MEMBUSY]
             ms = max(start, mb[ph])
             mb[ph] = ms + params[P_MEMOCC]
-            done = ms + params[P_MEMLAT] + hop * hops_m[ph, pc]
+            done = ms + params[P_MEMLAT] + msg[ph, pc]
             hops += hops_m[ph, pc]
             cstats[core, C_MEM_READS] += 1
         if write:
@@ -487,7 +495,7 @@ def line_access(st, core, line, write, ifetch, t):
                 if q == core or q == owner:
                     continue
                 pq = q // cpp
-                ack = start + hop * (hops_m[ph, pq] + hops_m[pq, pc])
+                ack = start + msg[ph, pq] + msg[pq, pc]
                 hops += hops_m[ph, pq] + hops_m[pq, pc]
                 if ack > done:
                     done = ack

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwmodel import engine
+from hwmodel import engine, uniprocessor
 from hwmodel.coherence import STATE_NAMES
 from hwmodel.config import MachineConfig, load_machine
 from hwmodel.errors import MksimError
@@ -43,6 +43,17 @@ class Machine:
         t = self._trace
         if t is None:
             return 0
+        if self.cfg.cores == 1:
+            s = self.state
+            start = int(t["pos"][0])
+            stop = int(t["ends"][0]) if n < 0 else min(int(t["ends"][0]), start + n)
+            ran = int(uniprocessor.run_single(s.geo, s.tag, s.flags, s.meta, s.rng, s.tick, s.dpath, s.ipath,
+                                              s.params, s.mem_busy, s.clock, s.lstats, s.cstats, t["kind"],
+                                              t["addr"], t["size"], start, stop, t["lat"], t["issue"]))
+            t["seq"][start:stop] = np.arange(start, stop)
+            t["pos"][0] = stop
+            t["done"][0] = stop
+            return ran
         return int(engine.run_trace(self._st, t["order"], t["starts"], t["ends"], t["pos"],
                                     t["kind"], t["addr"], t["size"], n, t["lat"], t["issue"], t["seq"], t["done"],
                                     np.empty(self.cfg.cores, np.int64)))
@@ -103,7 +114,7 @@ class Machine:
         return out
 
     def directory(self) -> dict[int, tuple[str, int, tuple[int, ...], int]]:
-        """{line: (state, owner, holders, busy_until)}."""
+        """{line: (state, owner, holders, busy_until)}; empty on a one-core machine, which keeps none."""
         s = self.state
         out = {}
         for i in np.nonzero(s.d_used)[0]:

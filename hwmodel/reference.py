@@ -129,10 +129,17 @@ class ReferenceMachine:
         return e.state if e.owner == core else S
 
     def shared_level_with(self, a: int, b: int) -> int:
+        """Lowest level where a and b meet one inclusive cache (the only kind that tracks its cores)."""
         for k in range(self.npriv, self.nlev):
-            if self.dpath[a][k] == self.dpath[b][k]:
+            if self.dpath[a][k] == self.dpath[b][k] and self.caches[self.dpath[a][k]].inclusive:
                 return k
         return -1
+
+    def msg(self, a: int, b: int) -> int:
+        """One-way latency of a message from package a to package b."""
+        ic = self.cfg.interconnect
+        h = self.hops[a][b]
+        return ic.link_latency + h * ic.hop_latency if h else 0
 
     def mem_write(self, line: int, t: int, core: int) -> None:
         h = self.home(line)
@@ -268,11 +275,11 @@ class ReferenceMachine:
             local = False        # data from memory
         kstar = max(k_loc, k_data)
         if kstar < 0:
-            if self.npriv < self.nlev:
-                kstar = self.npriv
+            incl = [k for k in range(self.npriv, self.nlev) if self.caches[path[k]].inclusive]
+            if incl:
+                kstar = incl[0]
             else:
                 local = False
-        hop = self.cfg.interconnect.hop_latency
         nhops = 0
         if local:
             start = max(t, e.busy)
@@ -283,21 +290,21 @@ class ReferenceMachine:
             H = self.hops
             pc, ph = self.pkg(core), self.home(line)
             lookup = self.lat(path[hit_k]) if upgrade else self.lat(path[self.nlev - 1])
-            start = max(t + lookup + hop * H[pc][ph] + self.cfg.coherence.directory_latency, e.busy)
+            start = max(t + lookup + self.msg(pc, ph) + self.cfg.coherence.directory_latency, e.busy)
             nhops += H[pc][ph]
             if from_owner:
                 po = self.pkg(owner)
-                done = start + hop * (H[ph][po] + H[po][pc]) + self.lat(path[self.npriv - 1])
+                done = start + self.msg(ph, po) + self.msg(po, pc) + self.lat(path[self.npriv - 1])
                 nhops += H[ph][po] + H[po][pc]
             elif upgrade:
-                done = start + hop * H[ph][pc]
+                done = start + self.msg(ph, pc)
                 nhops += H[ph][pc]
             elif k_data >= 0:
                 done = max(start, t + self.lat(path[k_data]))
             else:
                 ms = max(start, self.mem_busy[ph])
                 self.mem_busy[ph] = ms + self.cfg.memory.occupancy
-                done = ms + self.cfg.memory.latency + hop * H[ph][pc]
+                done = ms + self.cfg.memory.latency + self.msg(ph, pc)
                 nhops += H[ph][pc]
                 cs["memory_reads"] += 1
             if write:
@@ -305,7 +312,7 @@ class ReferenceMachine:
                     if q == owner:
                         continue
                     pq = self.pkg(q)
-                    done = max(done, start + hop * (H[ph][pq] + H[pq][pc]))
+                    done = max(done, start + self.msg(ph, pq) + self.msg(pq, pc))
                     nhops += H[ph][pq] + H[pq][pc]
         e.busy = done
         cs["hops"] += nhops

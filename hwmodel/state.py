@@ -58,6 +58,7 @@ class MachineState:
     privs: np.ndarray      # int64 [cores, nprivinst]  every private instance of a core
     shared: np.ndarray     # int64 [n]  every shared instance
     hops: np.ndarray       # int64 [pkgs, pkgs]
+    msglat: np.ndarray     # int64 [pkgs, pkgs]  one-way message latency (0 inside a package)
     params: np.ndarray     # int64 [NPARAMS]
     d_used: np.ndarray     # int8 [cap]  directory hash table
     d_key: np.ndarray      # int64 [cap]  line number
@@ -138,13 +139,15 @@ def build_state(cfg: MachineConfig, seed: int = 0) -> MachineState:
     params[P_NODEBYTES] = cfg.memory.size // cfg.packages
     params[P_PROTO] = PROTOCOL_IDS[cfg.coherence.protocol]
     params[P_WORDS], params[P_DIRMASK], params[P_NPRIVINST] = words, cap - 1, privs.shape[1]
+    hops = hop_matrix(cfg.interconnect, cfg.packages)
+    msglat = np.where(hops > 0, cfg.interconnect.link_latency + hops * cfg.interconnect.hop_latency, 0).astype(np.int64)
     rng = np.array([(seed * 0x9E3779B97F4A7C15 + i * 0xBF58476D1CE4E5B9 + 1) % 2**64
                     for i in range(len(geo))], dtype=np.uint64)
     return MachineState(
         cfg=cfg, geo=geo, rng=rng,
         tag=np.zeros(base, np.int64), flags=np.zeros(base, np.int8), meta=np.zeros(base, np.int64),
         dpath=dpath, ipath=ipath, privs=privs, shared=shared,
-        hops=hop_matrix(cfg.interconnect, cfg.packages), params=params,
+        hops=hops, msglat=msglat, params=params,
         d_used=np.zeros(cap, np.int8), d_key=np.zeros(cap, np.int64), d_state=np.zeros(cap, np.int8),
         d_owner=np.zeros(cap, np.int64), d_busy=np.zeros(cap, np.int64),
         d_sharers=np.zeros((cap, words), np.uint64), d_count=np.zeros(1, np.int64),

@@ -13,13 +13,8 @@ LINE = 64
 @st.composite
 def machines(draw, max_cores: int = 8) -> MachineConfig:
     """Small random machines: tiny caches so that evictions and conflicts are frequent."""
-    packages = draw(st.sampled_from([1, 2, 4]))
-    cpp = draw(st.sampled_from([1, 2, 4]))
-    while packages * cpp > max_cores:
-        cpp //= 2
-        cpp = max(cpp, 1)
-        if packages * cpp > max_cores:
-            packages //= 2
+    choices = [(p, c) for p in (1, 2, 4) for c in (1, 2, 4) if p * c <= max_cores]
+    packages, cpp = draw(st.sampled_from(choices))
     cores = packages * cpp
 
     def geom(name, level, sharing, kind="unified", incl="non-inclusive"):
@@ -55,7 +50,8 @@ def machines(draw, max_cores: int = 8) -> MachineConfig:
         name="random", packages=packages, cores_per_package=cpp, clock_ghz=2.0, caches=tuple(caches),
         coherence=CoherenceConfig(protocol=draw(st.sampled_from(["mesi", "moesi"])),
                                   directory_latency=draw(st.integers(0, 20))),
-        interconnect=InterconnectConfig(topology=topo, hop_latency=draw(st.integers(0, 40))),
+        interconnect=InterconnectConfig(topology=topo, hop_latency=draw(st.integers(0, 40)),
+                                        link_latency=draw(st.integers(0, 60))),
         memory=MemoryConfig(latency=draw(st.integers(0, 200)), occupancy=draw(st.integers(0, 30)),
                             size=packages * 4096 * 16, interleave=draw(st.sampled_from(["node", "line", "page"]))),
     )

@@ -1,0 +1,155 @@
+"""The engine for a one-core machine: the same rules with nothing to keep coherent.
+
+With a single core every line it holds is E or M, no other cache can own or
+share a line, and the core's clock is always past the line's last
+transaction, so the directory and its busy-until times never change an
+outcome.  This path skips them and keeps everything else -- levels, fills,
+victims, write-backs, inclusion, memory-controller occupancy, statistics --
+exactly as ``hwmodel.engine`` does.  A one-core ``Machine`` therefore has no
+directory; the differential tests hold this path to the reference model too.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from hwmodel import replacement as _r
+from hwmodel._numba import njit
+from hwmodel.state import (BASE, C_ACCESSES, C_LOCAL_TXN, C_MEM_READS, C_MEM_WRITES, C_REMOTE_TXN, C_STALL, CFG,
+                           DIRTY, GFIRST, GSIZE, INCL, L_HITS, L_MISSES, L_WRITEBACKS, LAT, P_DIRLAT, P_LINEBITS,
+                           P_MEMLAT, P_MEMOCC, P_NLEV, P_NPRIV, POL, POS, SETS, VALID, WAYS)
+
+KIND_I, KIND_S = 0, 2
+
+
+@njit(inline="always", _nrt=False)
+def _find(geo, tag, flags, inst, line):
+    b = geo[inst, BASE] + (line & (geo[inst, SETS] - 1)) * geo[inst, WAYS]
+    for w in range(geo[inst, WAYS]):
+        if tag[b + w] == line and (flags[b + w] & VALID) != 0:
+            return b + w
+    return -1
+
+
+@njit(inline="always", _nrt=False)
+def _push_dirty(geo, tag, flags, dpath, nlev, pos, line, t, mem_busy, occ, lstats, cstats, cfg_idx):
+    lstats[0, cfg_idx, L_WRITEBACKS] += 1
+    for k in range(pos + 1, nlev):
+        s = _find(geo, tag, flags, dpath[0, k], line)
+        if s >= 0:
+            flags[s] |= DIRTY
+            return
+    mem_busy[0] = max(mem_busy[0], t) + occ
+    cstats[0, C_MEM_WRITES] += 1
+
+
+@njit(inline="always", _nrt=False)
+def _fill(geo, tag, flags, meta, rng, tick, dpath, ipath, nlev, inst, line, t, mem_busy, occ, lstats, cstats):
+    ways = geo[inst, WAYS]
+    b = geo[inst, BASE] + (line & (geo[inst, SETS] - 1)) * ways
+    way = -1
+    for w in range(ways):
+        if (flags[b + w] & VALID) == 0:
+            way = w
+            break
+    if way < 0:
+        way = _r.victim(geo[inst, POL], meta, b, ways, tick[0], rng[inst:inst + 1])
+        slot = b + way
+        vline = tag[slot]
+        d = (flags[slot] & DIRTY) != 0
+        flags[slot] = 0
+        pos = geo[inst, POS]
+        if d:
+            _push_dirty(geo, tag, flags, dpath, nlev, pos, vline, t, mem_busy, occ, lstats, cstats, geo[inst, CFG])
+        if geo[inst, INCL]:
+            # back-invalidate the levels above, on both paths
+            for k in range(pos):
+                for p in range(2):
+                    u = dpath[0, k] if p == 0 else ipath[0, k]
+                    s = _find(geo, tag, flags, u, vline)
+                    if s >= 0:
+                        dd = (flags[s] & DIRTY) != 0
+                        flags[s] = 0
+                        if dd:
+                            _push_dirty(geo, tag, flags, dpath, nlev, pos, vline, t, mem_busy, occ, lstats,
+                                        cstats, geo[u, CFG])
+    tag[b + way] = line
+    flags[b + way] = VALID
+    tick[0] += 1
+    _r.on_fill(geo[inst, POL], meta, b, ways, way, tick[0], rng[inst:inst + 1])
+    return b + way
+
+
+@njit(_nrt=False)
+def run_single(geo, tag, flags, meta, rng, tick, dpath, ipath, params, mem_busy, clock, lstats, cstats,
+               kind, addr, size, start, stop, out_lat, out_issue):
+    """Replay accesses ``start:stop`` of a one-core trace; returns how many ran."""
+    lb = params[P_LINEBITS]
+    npriv, nlev = params[P_NPRIV], params[P_NLEV]
+    occ, memlat, dirlat = params[P_MEMOCC], params[P_MEMLAT], params[P_DIRLAT]
+    for i in range(start, stop):
+        t0 = clock[0]
+        ifetch = kind[i] == KIND_I
+        write = kind[i] >= KIND_S
+        first = addr[i] >> lb
+        last = (addr[i] + max(size[i], 1) - 1) >> lb
+        lat = 0
+        for line in range(first, last + 1):
+            t = t0 + lat
+            # private levels
+            hit_k = -1
+            hit_slot = -1
+            for k in range(npriv):
+                inst = ipath[0, k] if ifetch else dpath[0, k]
+                s = _find(geo, tag, flags, inst, line)
+                if s >= 0:
+                    hit_k = k
+                    hit_slot = s
+                    break
+                lstats[0, geo[inst, CFG], L_MISSES] += 1
+            if hit_k >= 0:
+                inst = ipath[0, hit_k] if ifetch else dpath[0, hit_k]
+                lstats[0, geo[inst, CFG], L_HITS] += 1
+                tick[0] += 1
+                b = geo[inst, BASE] + (line & (geo[inst, SETS] - 1)) * geo[inst, WAYS]
+                _r.on_hit(geo[inst, POL], meta, b, geo[inst, WAYS], hit_slot - b, tick[0], rng[inst:inst + 1])
+                top = hit_k
+                done = t + geo[inst, LAT]
+            else:
+                k_data = -1
+                for k in range(npriv, nlev):
+                    inst = ipath[0, k] if ifetch else dpath[0, k]
+                    if _find(geo, tag, flags, inst, line) >= 0:
+                        k_data = k
+                        break
+                    lstats[0, geo[inst, CFG], L_MISSES] += 1
+                if k_data >= 0:
+                    inst = ipath[0, k_data] if ifetch else dpath[0, k_data]
+                    lstats[0, geo[inst, CFG], L_HITS] += 1
+                    done = t + geo[inst, LAT]
+                    cstats[0, C_LOCAL_TXN] += 1
+                    top = k_data
+                else:
+                    last_inst = ipath[0, nlev - 1] if ifetch else dpath[0, nlev - 1]
+                    arrive = t + geo[last_inst, LAT] + dirlat
+                    ms = max(arrive, mem_busy[0])
+                    mem_busy[0] = ms + occ
+                    done = ms + memlat
+                    cstats[0, C_MEM_READS] += 1
+                    cstats[0, C_REMOTE_TXN] += 1
+                    top = nlev
+            slot0 = hit_slot
+            for k in range(top - 1, -1, -1):
+                inst = ipath[0, k] if ifetch else dpath[0, k]
+                s = _find(geo, tag, flags, inst, line)
+                slot0 = s if s >= 0 else _fill(geo, tag, flags, meta, rng, tick, dpath, ipath, nlev, inst, line,
+                                               t, mem_busy, occ, lstats, cstats)
+            if write:
+                flags[slot0] |= DIRTY
+            l1 = ipath[0, 0] if ifetch else dpath[0, 0]
+            cstats[0, C_STALL] += (done - t) - geo[l1, LAT]
+            lat += done - t
+        cstats[0, C_ACCESSES] += 1
+        out_lat[i] = lat
+        out_issue[i] = t0
+        clock[0] = t0 + lat
+    return stop - start

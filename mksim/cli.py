@@ -1,0 +1,538 @@
+"""The ``mksim`` command line.
+
+    mksim machines                         list the machine presets
+    mksim machines show NAME|FILE [--json] one machine, every field with its source
+    mksim trace FILE --format lackey|mksim [--I1 S,A,B --D1 S,A,B --LL S,A,B] [--json] [--out F]
+                                           cachegrind-compatible single-core simulation
+    mksim trace FILE --format ... --machine NAME|FILE [--seed N] [--json] [--out F]
+                                           replay a (multi-core) trace on a machine model
+    mksim demo [--machine NAME|FILE] [--out DIR]
+                                           synthetic multi-core run, writes a report folder
+
+Every bad input ends in one line on stderr, ``mksim: error: <message>``, and exit
+status 2; result files are written atomically (see :mod:`mksim.report`).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import time
+from pathlib import Path
+
+from hwmodel.errors import MksimError
+
+PROG = "mksim"
+EXIT_OK = 0
+EXIT_ERROR = 2
+
+DEMO_ACCESSES = 100_000
+DEMO_MACHINE = "amd-4x4"
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+        try:
+            return version("mksim")
+        except PackageNotFoundError:
+            pass
+    except ImportError:  # pragma: no cover
+        pass
+    return "0.1.0"
+
+
+# ----------------------------------------------------------------------------- argparse
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``mksim: error: ...``) and exit status 2."""
+
+    def error(self, message):  # noqa: D401 - argparse API
+        hint = f" (see '{self.prog} --help')"
+        self.exit(EXIT_ERROR, f"{PROG}: error: {message}{hint}\n")
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def _seed(text: str) -> int:
+    """argparse type: a seed is an integer 0 <= seed < 2**63."""
+    try:
+        v = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: expected an integer >= 0") from None
+    if not 0 <= v < 2**63:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: must be 0 <= seed < 2**63")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, formatter_class=_Formatter,
+                description="mksim: a cycle-approximate many-core machine model.",
+                epilog="Run 'mksim COMMAND --help' for the options of a command.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    # machines ---------------------------------------------------------------
+    pm = sub.add_parser(
+        "machines", help="list machine presets, or show one machine",
+        formatter_class=_Formatter,
+        description="List the machine presets (name, cores, clock, description).",
+        epilog="examples:\n  mksim machines\n  mksim machines show amd-4x4\n"
+               "  mksim machines show my-machine.toml --json")
+    msub = pm.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    ps = msub.add_parser(
+        "show", help="print one machine: every field with its source",
+        formatter_class=_Formatter,
+        description="Print one machine (a preset name or a TOML file): every field "
+                    "with the source of its numbers.",
+        epilog="examples:\n  mksim machines show amd-4x4\n  mksim machines show ./my.toml --json")
+    ps.add_argument("machine", metavar="NAME_OR_FILE", help="preset name or path to a .toml file")
+    ps.add_argument("--json", action="store_true",
+                    help="print the configuration as JSON (dataclasses.asdict)")
+
+    # trace ------------------------------------------------------------------
+    pt = sub.add_parser(
+        "trace", help="simulate a memory-access trace (cachegrind mode or on a machine)",
+        formatter_class=_Formatter,
+        description=(
+            "Simulate a memory-access trace.\n\n"
+            "Without --machine: cachegrind-compatible single-core simulation (I1, D1, LL;\n"
+            "the same numbers as valgrind --tool=cachegrind --cache-sim=yes).\n"
+            "With --machine: replay the trace on a multi-core machine model (caches,\n"
+            "coherence, interconnect, memory) and report per-core cycles and coherence stats."),
+        epilog=(
+            "examples:\n"
+            "  mksim trace prog.lackey --format lackey\n"
+            "  mksim trace prog.lackey.xz --format lackey --D1 65536,2,64 --json\n"
+            "  mksim trace two_cores.mksim --format mksim --machine amd-2x2\n"
+            "  mksim trace t.mksim.gz --format mksim --machine my.toml --json --out result.json"))
+    pt.add_argument("file", metavar="FILE", help="trace file (plain, .gz or .xz)")
+    pt.add_argument("--format", "-f", choices=("lackey", "mksim"), default=None,
+                    help="trace format (default: from the file name, e.g. x.lackey, x.mksim.gz)")
+    pt.add_argument("--machine", "-m", metavar="PRESET|FILE.toml",
+                    help="replay on this machine model (multi-core mode)")
+    pt.add_argument("--seed", type=_seed, default=None,
+                    help="seed for random replacement policies (multi-core mode; default 0)")
+    pt.add_argument("--I1", dest="i1", metavar="S,A,B",
+                    help="cachegrind mode: I1 size,assoc,line (default 32768,8,64)")
+    pt.add_argument("--D1", dest="d1", metavar="S,A,B",
+                    help="cachegrind mode: D1 size,assoc,line (default 32768,8,64)")
+    pt.add_argument("--LL", dest="ll", metavar="S,A,B",
+                    help="cachegrind mode: LL size,assoc,line (default 8388608,16,64)")
+    pt.add_argument("--json", action="store_true", help="print the result as JSON")
+    pt.add_argument("--out", "-o", metavar="FILE.json",
+                    help="also write the JSON result to this file (atomically)")
+
+    # demo -------------------------------------------------------------------
+    pd = sub.add_parser(
+        "demo", help="run a synthetic multi-core workload and write a report folder",
+        formatter_class=_Formatter,
+        description=(
+            "Generate a short deterministic multi-core trace (each core streams over a\n"
+            "private buffer; a fraction of accesses read and write a few shared lines,\n"
+            "which makes coherence traffic), replay it on the machine, print a summary\n"
+            "and write a report folder: report.json, trace.mksim, summary.txt and\n"
+            "cycles.png (when matplotlib is installed)."),
+        epilog="examples:\n  mksim demo\n  mksim demo --machine mesh-64 --out /tmp/demo-mesh")
+    pd.add_argument("--machine", "-m", metavar="PRESET|FILE.toml", default=DEMO_MACHINE,
+                    help=f"machine preset or TOML file (default {DEMO_MACHINE})")
+    pd.add_argument("--out", "-o", metavar="DIR",
+                    help="report folder (default reports/demo-<machine>/); an older report "
+                         "folder there is replaced")
+    pd.add_argument("--seed", type=_seed, default=0, help="seed of the trace and the machine (default 0)")
+    pd.add_argument("--accesses", type=int, default=DEMO_ACCESSES,
+                    help=f"number of accesses in the trace (default {DEMO_ACCESSES})")
+    return p
+
+
+# ----------------------------------------------------------------------------- helpers
+def _out(text: str = "") -> None:
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def _load_machine(spec: str):
+    from hwmodel.config import load_machine
+    if not spec:
+        raise MksimError("empty machine name")
+    p = Path(spec)
+    if (spec.endswith(".toml") or os.sep in spec or "/" in spec) and p.is_dir():
+        raise MksimError("is a directory, not a machine file", where=spec)
+    return load_machine(spec)
+
+
+def _first_line(text: str, width: int = 72) -> str:
+    text = " ".join((text or "").split())
+    if not text:
+        return ""
+    cut = text.find(". ")
+    if 0 < cut < width:
+        text = text[:cut + 1]
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _fmt_bytes(n: int) -> str:
+    for unit, k in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= k and n % k == 0:
+            return f"{n // k} {unit}"
+    return f"{n} B"
+
+
+# ----------------------------------------------------------------------------- machines
+def cmd_machines(args) -> int:
+    if args.action == "show":
+        return cmd_machines_show(args)
+    from hwmodel.config import load_machine, preset_names
+    rows, errors = [], []
+    for name in preset_names():
+        try:
+            cfg = load_machine(name)
+        except MksimError as e:
+            rows.append((name, "?", "?", f"(invalid: {e})"))
+            errors.append(str(e))
+            continue
+        rows.append((name, f"{cfg.cores} ({cfg.packages}x{cfg.cores_per_package})",
+                     f"{cfg.clock_ghz:g} GHz", _first_line(cfg.description)))
+    head = ("name", "cores", "clock", "description")
+    w = [max(len(r[i]) for r in rows + [head]) for i in range(3)]
+    _out(f"{head[0]:<{w[0]}}  {head[1]:>{w[1]}}  {head[2]:>{w[2]}}  {head[3]}")
+    for r in rows:
+        _out(f"{r[0]:<{w[0]}}  {r[1]:>{w[1]}}  {r[2]:>{w[2]}}  {r[3]}")
+    if errors:
+        raise MksimError(f"{len(errors)} preset(s) failed to load; first: {errors[0]}")
+    return EXIT_OK
+
+
+def _section(title: str, obj, skip=("source",)) -> list[str]:
+    lines = [title]
+    for f in dataclasses.fields(obj):
+        if f.name in skip:
+            continue
+        lines.append(f"  {f.name:<18} = {getattr(obj, f.name)!r}")
+    src = getattr(obj, "source", None)
+    lines.append(f"  {'source':<18} : {src if src else '(none given)'}")
+    return lines
+
+
+def format_machine(cfg) -> str:
+    """Human-readable dump of a MachineConfig: every field, each table with its source."""
+    lines = [f"{cfg.name}  ({cfg.origin})"]
+    if cfg.description:
+        for ln in cfg.description.strip().splitlines():
+            lines.append(f"  | {ln}")
+    lines.append("")
+    lines.append("machine")
+    for k in ("name", "packages", "cores_per_package", "clock_ghz"):
+        lines.append(f"  {k:<18} = {getattr(cfg, k)!r}")
+    lines.append(f"  {'cores':<18} = {cfg.cores}   (packages x cores_per_package)")
+    lines.append(f"  {'origin':<18} = {cfg.origin!r}")
+    for c in cfg.caches:
+        lines.append("")
+        lines += _section(f"cache {c.name}  (L{c.level} {c.kind}, {_fmt_bytes(c.size)}, "
+                          f"{c.ways}-way, {c.sets} sets, {c.sharing})", c)
+    for title, obj in (("coherence", cfg.coherence), ("interconnect", cfg.interconnect),
+                       ("memory", cfg.memory)):
+        lines.append("")
+        lines += _section(title, obj)
+    lines.append("")
+    lines.append("sources")
+    if cfg.sources:
+        lines += [f"  {s}" for s in cfg.sources]
+    else:
+        lines.append("  (none given)")
+    return "\n".join(lines) + "\n"
+
+
+def cmd_machines_show(args) -> int:
+    cfg = _load_machine(args.machine)
+    if args.json:
+        from mksim.report import to_json
+        sys.stdout.write(to_json(dataclasses.asdict(cfg)))
+    else:
+        sys.stdout.write(format_machine(cfg))
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------- trace
+def _guess_format(path: str) -> str:
+    name = os.path.basename(path).lower()
+    for ext in (".gz", ".xz"):
+        if name.endswith(ext):
+            name = name[: -len(ext)]
+    for fmt in ("lackey", "mksim"):
+        if name.endswith("." + fmt):
+            return fmt
+    raise MksimError("cannot tell the trace format from the file name; "
+                     "give --format lackey or --format mksim", where=path)
+
+
+def summarize_stats(stats: dict) -> dict:
+    """Totals over cores of a ``Machine.stats()`` result."""
+    cores = stats["cores"]
+    keys = [k for k in cores[0] if k not in ("core", "caches", "cycles")] if cores else []
+    tot = {k: sum(c[k] for c in cores) for k in keys}
+    levels: dict[str, dict[str, int]] = {}
+    for c in cores:
+        for name, d in c["caches"].items():
+            acc = levels.setdefault(name, {k: 0 for k in d})
+            for k, v in d.items():
+                acc[k] += v
+    return {"total_cycles": stats["total_cycles"],
+            "sum_core_cycles": sum(c["cycles"] for c in cores),
+            "totals": tot, "caches": levels}
+
+
+def format_machine_stats(stats: dict, cfg, max_rows: int | None = None) -> str:
+    """Per-core table (cycles, hits/misses per cache, coherence counters) and totals."""
+    cores = stats["cores"]
+    names = list(cores[0]["caches"]) if cores else []
+    head = ["core", "cycles", "accesses", "stall"] + [f"{n} hit/miss" for n in names] + \
+           ["inv_sent", "inv_recv", "upgr", "c2c", "mem_rd", "mem_wr"]
+    rows = []
+    shown = cores if max_rows is None or len(cores) <= max_rows else cores[:max_rows]
+    for c in shown:
+        rows.append([str(c["core"]), str(c["cycles"]), str(c["accesses"]), str(c["stall_cycles"])] +
+                    [f"{c['caches'][n]['hits']}/{c['caches'][n]['misses']}" for n in names] +
+                    [str(c[k]) for k in ("invalidations_sent", "invalidations_received", "upgrades",
+                                         "cache_to_cache", "memory_reads", "memory_writes")])
+    s = summarize_stats(stats)
+    t, lv = s["totals"], s["caches"]
+    if cores:
+        rows.append(["all", str(s["total_cycles"]), str(t["accesses"]), str(t["stall_cycles"])] +
+                    [f"{lv[n]['hits']}/{lv[n]['misses']}" for n in names] +
+                    [str(t[k]) for k in ("invalidations_sent", "invalidations_received", "upgrades",
+                                         "cache_to_cache", "memory_reads", "memory_writes")])
+    w = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+    out = ["  ".join(h.rjust(w[i]) for i, h in enumerate(head))]
+    for j, r in enumerate(rows):
+        if j == len(rows) - 1 and cores:
+            if len(shown) < len(cores):
+                out.append(f"... {len(cores) - len(shown)} more cores (see the JSON result)")
+            out.append("-" * len(out[0]))
+        out.append("  ".join(x.rjust(w[i]) for i, x in enumerate(r)))
+    ns = s["total_cycles"] / cfg.clock_ghz if cfg.clock_ghz else 0.0
+    out.append("")
+    out.append(f"total cycles {s['total_cycles']:,} (slowest core; {ns / 1000:,.2f} us at "
+               f"{cfg.clock_ghz:g} GHz)")
+    if t:
+        out.append(f"coherence: {t['invalidations_sent']:,} invalidations, {t['upgrades']:,} upgrades, "
+                   f"{t['cache_to_cache']:,} cache-to-cache transfers, "
+                   f"{sum(lv[n]['coherence_misses'] for n in names):,} coherence misses; "
+                   f"{t['local_transactions']:,} local / {t['remote_transactions']:,} remote transactions, "
+                   f"{t['hops']:,} hops")
+        out.append(f"memory: {t['memory_reads']:,} reads, {t['memory_writes']:,} writes")
+    return "\n".join(out) + "\n"
+
+
+def cmd_trace(args) -> int:
+    from hwmodel.trace import read_trace
+    cg_opts = [o for o, v in (("--I1", args.i1), ("--D1", args.d1), ("--LL", args.ll)) if v is not None]
+    if args.machine is not None and cg_opts:
+        raise MksimError(f"{'/'.join(cg_opts)} {'is' if len(cg_opts) == 1 else 'are'} for the "
+                         f"cachegrind-compatible single-core mode and cannot be combined with "
+                         f"--machine (the machine file gives the caches)")
+    if args.machine is None and args.seed is not None:
+        raise MksimError("--seed only applies with --machine")
+    fmt = args.format or _guess_format(args.file)
+    if args.out:
+        from mksim.report import check_writable_file
+        check_writable_file(args.out)
+
+    if args.machine is None:
+        from hwmodel import cachegrind as cg
+        i1 = cg.parse_cache_spec(args.i1, "--I1") if args.i1 is not None else cg.DEFAULT_I1
+        d1 = cg.parse_cache_spec(args.d1, "--D1") if args.d1 is not None else cg.DEFAULT_D1
+        ll = cg.parse_cache_spec(args.ll, "--LL") if args.ll is not None else cg.DEFAULT_LL
+        trace = read_trace(args.file, fmt)
+        result = cg.simulate(trace, i1, d1, ll)
+        text = cg.format_summary(result)
+    else:
+        from hwmodel.machine import Machine
+        cfg = _load_machine(args.machine)
+        trace = read_trace(args.file, fmt)
+        m = Machine(cfg, seed=args.seed or 0)
+        m.run(trace.core, trace.kind, trace.addr, trace.size)
+        result = m.stats()
+        result["trace"] = args.file
+        result["accesses"] = len(trace)
+        text = (f"{cfg.name}: {cfg.cores} cores, trace {args.file} ({len(trace):,} accesses)\n\n"
+                + format_machine_stats(result, cfg))
+
+    from mksim.report import to_json, write_json
+    if args.out:
+        write_json(args.out, result)
+    sys.stdout.write(to_json(result) if args.json else text)
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------- demo
+def make_demo_trace(cfg, accesses: int = DEMO_ACCESSES, seed: int = 0):
+    """A deterministic synthetic multi-core trace for ``cfg``.
+
+    Per core, in a loop: an instruction fetch from a shared 1 KiB code region every
+    fourth access; otherwise 7/8 of the data accesses stream (3 loads : 1 store,
+    8-byte steps) over a private 48 KiB buffer placed in the core's own memory node,
+    and 1/8 go to one of four shared lines (half loads, a quarter stores, a quarter
+    read-modify-writes), which makes invalidations and cache-to-cache transfers.
+    Accesses are interleaved round-robin over the cores.  Returns (core, kind, addr, size).
+    """
+    import numpy as np
+    from hwmodel.trace import KIND_I, KIND_L, KIND_M, KIND_S
+
+    ncores = cfg.cores
+    per = max(1, -(-accesses // ncores))
+    rng = np.random.default_rng(seed)
+    line = cfg.line
+    node_bytes = cfg.memory.size // cfg.packages
+    buf = 48 << 10
+    code_base = 0x400000
+    shared_base = 0x10000000
+    n_shared = 4
+
+    i = np.arange(per, dtype=np.int64)
+    core = np.tile(np.arange(ncores, dtype=np.int64), per)  # round-robin: (step, core)
+    step = np.repeat(i, ncores)
+    n = core.size
+    kind = np.empty(n, np.int64)
+    addr = np.empty(n, np.int64)
+    size = np.full(n, 8, np.int64)
+
+    is_i = (step % 4) == 0
+    r = rng.random(n)
+    is_sh = (~is_i) & (r < 0.125)
+    is_pv = ~(is_i | is_sh)
+
+    # instruction fetches: 4-byte instructions over a 1 KiB loop body
+    kind[is_i] = KIND_I
+    addr[is_i] = code_base + ((step[is_i] // 4) * 4) % 1024
+    size[is_i] = 4
+    # private streams: core c's buffer lies in its package's memory node
+    pkg = core // cfg.cores_per_package
+    local = core % cfg.cores_per_package
+    base = (pkg * node_bytes + (1 << 24) + local * (1 << 20)) % cfg.memory.size
+    off = (step * 8) % buf
+    addr[is_pv] = (base + off)[is_pv]
+    kind[is_pv] = np.where(rng.random(n)[is_pv] < 0.75, KIND_L, KIND_S)
+    # shared lines
+    which = rng.integers(0, n_shared, n)
+    addr[is_sh] = shared_base + which[is_sh] * line
+    u = rng.random(n)[is_sh]
+    kind[is_sh] = np.where(u < 0.5, KIND_L, np.where(u < 0.75, KIND_S, KIND_M))
+    return core, kind, addr, size
+
+
+def format_mksim_trace(core, kind, addr, size, header: str = "") -> str:
+    """Text of a trace in mksim format (``CORE OP ADDR SIZE`` per line)."""
+    ops = "ILSM"
+    lines = [f"# {ln}" for ln in header.splitlines()] if header else []
+    lines.append("# CORE OP ADDR SIZE")
+    lines += [f"{c} {ops[k]} {a:#x} {s}" for c, k, a, s in
+              zip(core.tolist(), kind.tolist(), addr.tolist(), size.tolist())]
+    return "\n".join(lines) + "\n"
+
+
+def _plot_cycles(stats: dict, cfg, path: Path) -> bool:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except Exception:  # matplotlib missing or broken: the plot is optional
+        return False
+    cores = stats["cores"]
+    x = [c["core"] for c in cores]
+    stall = [c["stall_cycles"] for c in cores]
+    busy = [c["cycles"] - c["stall_cycles"] for c in cores]
+    fig, ax = plt.subplots(figsize=(max(6.0, min(16.0, 0.35 * len(x) + 2)), 4))
+    ax.bar(x, busy, label="hit cycles", color="#4c72b0", width=0.8)
+    ax.bar(x, stall, bottom=busy, label="stall cycles (misses)", color="#dd8452", width=0.8)
+    ax.set_xlabel("core")
+    ax.set_ylabel("cycles")
+    ax.set_title(f"mksim demo on {cfg.name}: cycles per core")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def cmd_demo(args) -> int:
+    from hwmodel.machine import Machine
+    from hwmodel.trace import read_trace
+    from mksim.report import report_folder, to_json
+
+    if args.accesses < 1 or args.accesses > 10_000_000:
+        raise MksimError(f"--accesses {args.accesses}: must be between 1 and 10000000")
+    cfg = _load_machine(args.machine)
+    out = Path(args.out) if args.out else Path("reports") / f"demo-{cfg.name}"
+    t0 = time.perf_counter()
+    with report_folder(out) as tmp:
+        core, kind, addr, size = make_demo_trace(cfg, args.accesses, args.seed)
+        header = (f"mksim demo trace: machine {cfg.name}, {cfg.cores} cores, "
+                  f"{core.size} accesses, seed {args.seed}")
+        (tmp / "trace.mksim").write_text(format_mksim_trace(core, kind, addr, size, header))
+        trace = read_trace(str(tmp / "trace.mksim"), "mksim")  # round trip through the parser
+        m = Machine(cfg, seed=args.seed)
+        t1 = time.perf_counter()
+        m.run(trace.core, trace.kind, trace.addr, trace.size)
+        t_run = time.perf_counter() - t1
+        stats = m.stats()
+        summ = summarize_stats(stats)
+        text = (f"mksim demo: {cfg.name} ({cfg.cores} cores, {cfg.clock_ghz:g} GHz), "
+                f"{len(trace):,} accesses, seed {args.seed}\n\n"
+                + format_machine_stats(stats, cfg, max_rows=32))
+        (tmp / "summary.txt").write_text(text)
+        has_png = _plot_cycles(stats, cfg, tmp / "cycles.png")
+        report = {
+            "kind": "mksim-demo",
+            "mksim_version": _version(),
+            "machine": dataclasses.asdict(cfg),
+            "trace": {"file": "trace.mksim", "format": "mksim", "accesses": len(trace),
+                      "seed": args.seed},
+            "summary": summ,
+            "stats": stats,
+            "files": sorted(["report.json", "trace.mksim", "summary.txt"]
+                            + (["cycles.png"] if has_png else [])),
+            "wall_seconds": {"replay": round(t_run, 3)},
+        }
+        (tmp / "report.json").write_text(to_json(report))
+    sys.stdout.write(text)
+    _out(f"\nreport: {out}/ ({', '.join(report['files'])}) "
+         f"in {time.perf_counter() - t0:.1f} s")
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------- main
+COMMANDS = {"machines": cmd_machines, "trace": cmd_trace, "demo": cmd_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 2 bad input or usage)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, usage errors
+        code = e.code
+        return code if isinstance(code, int) else (0 if code is None else EXIT_ERROR)
+    try:
+        return COMMANDS[args.command](args)
+    except MksimError as e:
+        msg = " ".join(str(e).split())  # exactly one line
+        sys.stdout.flush()
+        sys.stderr.write(f"{PROG}: error: {msg}\n")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{PROG}: interrupted\n")
+        return 130
+    except BrokenPipeError:  # e.g. `mksim machines | head -1`: stop quietly
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
