@@ -50,13 +50,15 @@ class St:
     @staticmethod
     def pack(ms: MachineState):
         return (ms.geo, ms.rng, ms.tag, ms.flags, ms.meta, ms.dpath, ms.ipath, ms.privs, ms.shared,
-                ms.hops, ms.params, ms.d_used, ms.d_key, ms.d_state, ms.d_owner, ms.d_busy, ms.d_sharers,
-                ms.d_count, ms.mem_busy, ms.clock, ms.tick, ms.lstats, ms.cstats, ms.scratch, ms.msglat)
+                ms.hops, ms.params, ms.dirt, ms.d_count, ms.mem_busy, ms.clock, ms.tick, ms.lstats, ms.cstats,
+                ms.scratch, ms.msglat)
 
 
 # tuple positions
-(GEO, RNG, TAG, FLAGS, META, DPATH, IPATH, PRIVS, SHARED, HOPS, PARAMS, DUSED, DKEY, DSTATE, DOWNER, DBUSY,
- DSHARERS, DCOUNT, MEMBUSY, CLOCK, TICK, LSTATS, CSTATS, SCRATCH, MSG) = range(25)
+(GEO, RNG, TAG, FLAGS, META, DPATH, IPATH, PRIVS, SHARED, HOPS, PARAMS, DIRT, DCOUNT, MEMBUSY, CLOCK, TICK,
+ LSTATS, CSTATS, SCRATCH, MSG) = range(20)
+# directory columns: one row per tracked line
+D_USED, D_KEY, D_STATE, D_OWNER, D_BUSY, D_SH = range(6)
 
 
 # ------------------------------------------------------------------ caches
@@ -71,7 +73,7 @@ def find_(geo, tag, flags, inst, line):
     """Slot of a valid copy of ``line`` in cache ``inst``, or -1."""
     b = set_base(geo, inst, line)
     for w in range(geo[inst, WAYS]):
-        if (flags[b + w] & VALID) != 0 and tag[b + w] == line:
+        if tag[b + w] == line and (flags[b + w] & VALID) != 0:
             return b + w
     return -1
 
@@ -122,10 +124,10 @@ def _hash(line, mask):
 
 
 @njit(inline="always", _nrt=False)
-def dir_find_(used, key, mask, line):
+def dir_find_(dt, mask, line):
     i = _hash(line, mask)
-    while used[i]:
-        if key[i] == line:
+    while dt[i, D_USED] != 0:
+        if dt[i, D_KEY] == line:
             return i
         i = (i + 1) & mask
     return -1
@@ -133,19 +135,19 @@ def dir_find_(used, key, mask, line):
 
 @njit(inline="always", _nrt=False)
 def dir_insert(st, line):
-    used, key, mask = st[DUSED], st[DKEY], st[PARAMS][P_DIRMASK]
+    dt, mask = st[DIRT], st[PARAMS][P_DIRMASK]
     i = _hash(line, mask)
-    while used[i]:
-        if key[i] == line:
+    while dt[i, D_USED] != 0:
+        if dt[i, D_KEY] == line:
             return i
         i = (i + 1) & mask
-    used[i] = 1
-    key[i] = line
-    st[DSTATE][i] = I
-    st[DOWNER][i] = -1
-    st[DBUSY][i] = 0
+    dt[i, D_USED] = 1
+    dt[i, D_KEY] = line
+    dt[i, D_STATE] = I
+    dt[i, D_OWNER] = -1
+    dt[i, D_BUSY] = 0
     for w in range(st[PARAMS][P_WORDS]):
-        st[DSHARERS][i, w] = np.uint64(0)
+        dt[i, D_SH + w] = 0
     st[DCOUNT][0] += 1
     return i
 
@@ -153,48 +155,44 @@ def dir_insert(st, line):
 @njit(_nrt=False)
 def dir_delete(st, i):
     """Backward-shift deletion keeps every probe chain unbroken."""
-    used, key, mask = st[DUSED], st[DKEY], st[PARAMS][P_DIRMASK]
-    words = st[PARAMS][P_WORDS]
+    dt, mask = st[DIRT], st[PARAMS][P_DIRMASK]
+    ncol = dt.shape[1]
     j = i
     while True:
         j = (j + 1) & mask
-        if not used[j]:
+        if dt[j, D_USED] == 0:
             break
-        k = _hash(key[j], mask)
+        k = _hash(dt[j, D_KEY], mask)
         # move j into the hole at i unless its home k lies cyclically in (i, j]
         if (i <= j and (i < k <= j)) or (i > j and (k > i or k <= j)):
             continue
-        key[i] = key[j]
-        st[DSTATE][i] = st[DSTATE][j]
-        st[DOWNER][i] = st[DOWNER][j]
-        st[DBUSY][i] = st[DBUSY][j]
-        for w in range(words):
-            st[DSHARERS][i, w] = st[DSHARERS][j, w]
+        for c in range(1, ncol):
+            dt[i, c] = dt[j, c]
         i = j
-    used[i] = 0
+    dt[i, D_USED] = 0
     st[DCOUNT][0] -= 1
 
 
 @njit(inline="always", _nrt=False)
 def has_bit(st, e, c):
-    return (st[DSHARERS][e, c >> 6] >> np.uint64(c & 63)) & np.uint64(1) != np.uint64(0)
+    return ((st[DIRT][e, D_SH + (c >> 6)] >> (c & 63)) & 1) != 0
 
 
 @njit(inline="always", _nrt=False)
 def set_bit(st, e, c):
-    st[DSHARERS][e, c >> 6] |= np.uint64(1) << np.uint64(c & 63)
+    st[DIRT][e, D_SH + (c >> 6)] |= np.int64(1) << (c & 63)
 
 
 @njit(inline="always", _nrt=False)
 def clear_bit(st, e, c):
-    st[DSHARERS][e, c >> 6] &= ~(np.uint64(1) << np.uint64(c & 63))
+    st[DIRT][e, D_SH + (c >> 6)] &= ~(np.int64(1) << (c & 63))
 
 
 @njit(inline="always", _nrt=False)
 def n_holders(st, e):
     n = 0
     for w in range(st[PARAMS][P_WORDS]):
-        x = st[DSHARERS][e, w]
+        x = np.uint64(st[DIRT][e, D_SH + w])
         while x != np.uint64(0):
             x &= x - np.uint64(1)
             n += 1
@@ -206,7 +204,7 @@ def holders(st, e, out):
     """Fill ``out`` with the cores holding entry ``e``, ascending; returns how many."""
     n = 0
     for w in range(st[PARAMS][P_WORDS]):
-        x = st[DSHARERS][e, w]
+        x = np.uint64(st[DIRT][e, D_SH + w])
         b = 0
         while x != np.uint64(0):
             if x & np.uint64(1):
@@ -228,18 +226,18 @@ def holds_(geo, tag, flags, privs, npi, core, line):
 @njit(_nrt=False)
 def dir_drop(st, core, line):
     """``core`` no longer holds ``line`` in any private cache."""
-    e = dir_find_(st[DUSED], st[DKEY], st[PARAMS][P_DIRMASK], line)
+    e = dir_find_(st[DIRT], st[PARAMS][P_DIRMASK], line)
     if e < 0 or not has_bit(st, e, core):
         return
     clear_bit(st, e, core)
     left = n_holders(st, e)
-    was_owner = st[DOWNER][e] == core
+    was_owner = st[DIRT][e, D_OWNER] == core
     if was_owner:
-        st[DOWNER][e] = -1
+        st[DIRT][e, D_OWNER] = -1
     if left == 0:
         dir_delete(st, e)
     elif was_owner:
-        st[DSTATE][e] = S
+        st[DIRT][e, D_STATE] = S
 
 
 # ------------------------------------------------------------------ evictions
@@ -371,9 +369,9 @@ def line_access(st, core, line, write, ifetch, t):
     cstate = S  # a read that hits needs no directory look-up: holding a copy means holding it validly
     if write or hit_k < 0:
         cstate = I
-        e = dir_find_(st[DUSED], st[DKEY], st[PARAMS][P_DIRMASK], line)
+        e = dir_find_(st[DIRT], st[PARAMS][P_DIRMASK], line)
         if e >= 0 and has_bit(st, e, core):
-            cstate = st[DSTATE][e] if st[DOWNER][e] == core else S
+            cstate = st[DIRT][e, D_STATE] if st[DIRT][e, D_OWNER] == core else S
     if hit_k >= 0 and _HIT_OK[1 if write else 0, cstate]:
         for k in range(hit_k):
             inst = path[core, k]
@@ -388,7 +386,7 @@ def line_access(st, core, line, write, ifetch, t):
         if write:
             st[FLAGS][slot0] |= DIRTY
             if cstate == E:
-                st[DSTATE][dir_find_(st[DUSED], st[DKEY], st[PARAMS][P_DIRMASK], line)] = M
+                st[DIRT][dir_find_(st[DIRT], st[PARAMS][P_DIRMASK], line), D_STATE] = M
         lat = geo[path[core, hit_k], LAT]
         cstats[core, C_STALL] += lat - geo[path[core, 0], LAT]
         return lat
@@ -398,8 +396,8 @@ def line_access(st, core, line, write, ifetch, t):
     if upgrade:
         cstats[core, C_UPGRADES] += 1
     e = dir_insert(st, line)
-    dstate = st[DSTATE][e]
-    owner = st[DOWNER][e]
+    dstate = st[DIRT][e, D_STATE]
+    owner = st[DIRT][e, D_OWNER]
     if owner == core:
         owner = -1          # an O owner upgrading: itself is no source
     proto = params[P_PROTO]
@@ -452,7 +450,7 @@ def line_access(st, core, line, write, ifetch, t):
                 break
         if kstar < 0:
             local_ok = False
-    busy = st[DBUSY][e]
+    busy = st[DIRT][e, D_BUSY]
     hops = 0
     if local_ok:
         start = max(t, busy)
@@ -499,7 +497,7 @@ def line_access(st, core, line, write, ifetch, t):
                 hops += hops_m[ph, pq] + hops_m[pq, pc]
                 if ack > done:
                     done = ack
-    st[DBUSY][e] = done
+    st[DIRT][e, D_BUSY] = done
     cstats[core, C_HOPS] += hops
     if from_owner:
         cstats[core, C_C2C] += 1
@@ -537,8 +535,8 @@ def line_access(st, core, line, write, ifetch, t):
                 s = find_(st[GEO], st[TAG], st[FLAGS], inst, line)
                 if s >= 0:
                     st[FLAGS][s] = COHINV
-        st[DOWNER][e] = core
-        st[DSTATE][e] = M
+        st[DIRT][e, D_OWNER] = core
+        st[DIRT][e, D_STATE] = M
         set_bit(st, e, core)
     else:
         if owner >= 0:
@@ -548,18 +546,18 @@ def line_access(st, core, line, write, ifetch, t):
                 mem_write(st, line, t, owner)
                 st[LSTATS][owner, geo[st[DPATH][owner, npriv - 1], CFG], L_WRITEBACKS] += 1
             if nxt == O:
-                st[DSTATE][e] = O
+                st[DIRT][e, D_STATE] = O
             else:
-                st[DSTATE][e] = S
-                st[DOWNER][e] = -1
+                st[DIRT][e, D_STATE] = S
+                st[DIRT][e, D_OWNER] = -1
         elif cstate != I:
             pass            # already a holder (through its other level-1 cache)
         elif nh == 0:
-            st[DSTATE][e] = E
-            st[DOWNER][e] = core
+            st[DIRT][e, D_STATE] = E
+            st[DIRT][e, D_OWNER] = core
         else:
-            if st[DSTATE][e] != O:
-                st[DSTATE][e] = S
+            if st[DIRT][e, D_STATE] != O:
+                st[DIRT][e, D_STATE] = S
         set_bit(st, e, core)
 
     # 4. fill my path above where the data was found

@@ -117,12 +117,13 @@ class Machine:
         """{line: (state, owner, holders, busy_until)}; empty on a one-core machine, which keeps none."""
         s = self.state
         out = {}
-        for i in np.nonzero(s.d_used)[0]:
+        d = s.dirt
+        for i in np.nonzero(d[:, 0])[0]:
             bits = []
-            for w in range(s.d_sharers.shape[1]):
-                x = int(s.d_sharers[i, w])
+            for w in range(d.shape[1] - 5):
+                x = int(d[i, 5 + w]) & (2**64 - 1)
                 bits += [w * 64 + b for b in range(64) if (x >> b) & 1]
-            out[int(s.d_key[i])] = (STATE_NAMES[int(s.d_state[i])], int(s.d_owner[i]), tuple(bits), int(s.d_busy[i]))
+            out[int(d[i, 1])] = (STATE_NAMES[int(d[i, 2])], int(d[i, 3]), tuple(bits), int(d[i, 4]))
         return out
 
     def holders_by_cache(self) -> dict[int, set[int]]:

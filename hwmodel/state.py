@@ -60,12 +60,8 @@ class MachineState:
     hops: np.ndarray       # int64 [pkgs, pkgs]
     msglat: np.ndarray     # int64 [pkgs, pkgs]  one-way message latency (0 inside a package)
     params: np.ndarray     # int64 [NPARAMS]
-    d_used: np.ndarray     # int8 [cap]  directory hash table
-    d_key: np.ndarray      # int64 [cap]  line number
-    d_state: np.ndarray    # int8 [cap]
-    d_owner: np.ndarray    # int64 [cap]
-    d_busy: np.ndarray     # int64 [cap]  busy-until at the line's home
-    d_sharers: np.ndarray  # uint64 [cap, words]
+    dirt: np.ndarray       # int64 [cap, 5 + words] directory hash table, one row per line:
+                           #   used, line, state, owner, busy-until at the home, holder bit words
     d_count: np.ndarray    # int64 [1]
     mem_busy: np.ndarray   # int64 [pkgs]
     clock: np.ndarray      # int64 [cores]
@@ -148,9 +144,7 @@ def build_state(cfg: MachineConfig, seed: int = 0) -> MachineState:
         tag=np.zeros(base, np.int64), flags=np.zeros(base, np.int8), meta=np.zeros(base, np.int64),
         dpath=dpath, ipath=ipath, privs=privs, shared=shared,
         hops=hops, msglat=msglat, params=params,
-        d_used=np.zeros(cap, np.int8), d_key=np.zeros(cap, np.int64), d_state=np.zeros(cap, np.int8),
-        d_owner=np.zeros(cap, np.int64), d_busy=np.zeros(cap, np.int64),
-        d_sharers=np.zeros((cap, words), np.uint64), d_count=np.zeros(1, np.int64),
+        dirt=np.zeros((cap, 5 + words), np.int64), d_count=np.zeros(1, np.int64),
         mem_busy=np.zeros(cfg.packages, np.int64), clock=np.zeros(cores, np.int64),
         tick=np.zeros(1, np.int64),
         lstats=np.zeros((cores, len(cfg.caches), len(LEVEL_STATS)), np.int64),
