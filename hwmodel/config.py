@@ -179,6 +179,12 @@ class MachineConfig:
                 bad(f"cache (level {lv})", kinds, "a level is one unified cache, or a data cache plus an optional instruction cache")
             if len({c.sharing for c in cs}) != 1:
                 bad(f"cache (level {lv}).sharing", [c.sharing for c in cs], "caches of one level must share alike")
+        # a deeper level is no faster than the one above it
+        for a_lv, b_lv in zip(levels, levels[1:]):
+            above = max(c.latency for c in self.caches if c.level == a_lv)
+            for c in self.caches:
+                if c.level == b_lv and c.latency < above:
+                    bad(f"cache ({c.name}).latency", c.latency, f"is below level {a_lv}'s latency {above}")
         # sharing must widen (or stay) with level
         order = [self.group_size(self._level_sharing(lv)) for lv in levels]
         for a, b in zip(order, order[1:]):

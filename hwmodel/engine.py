@@ -51,12 +51,12 @@ class St:
     def pack(ms: MachineState):
         return (ms.geo, ms.rng, ms.tag, ms.flags, ms.meta, ms.dpath, ms.ipath, ms.privs, ms.shared,
                 ms.hops, ms.params, ms.dirt, ms.d_count, ms.mem_busy, ms.clock, ms.tick, ms.lstats, ms.cstats,
-                ms.scratch, ms.msglat)
+                ms.scratch, ms.msglat, ms.paths)
 
 
 # tuple positions
 (GEO, RNG, TAG, FLAGS, META, DPATH, IPATH, PRIVS, SHARED, HOPS, PARAMS, DIRT, DCOUNT, MEMBUSY, CLOCK, TICK,
- LSTATS, CSTATS, SCRATCH, MSG) = range(20)
+ LSTATS, CSTATS, SCRATCH, MSG, PATHS) = range(21)
 # directory columns: one row per tracked line
 D_USED, D_KEY, D_STATE, D_OWNER, D_BUSY, D_SH = range(6)
 
@@ -355,13 +355,14 @@ def shared_level_with_(geo, dpath, npriv, nlev, a, b):
 def line_access(st, core, line, write, ifetch, t):
     """Perform one access to one line at time ``t``; returns its latency."""
     geo, params, lstats, cstats = st[GEO], st[PARAMS], st[LSTATS], st[CSTATS]
-    path = st[IPATH] if ifetch else st[DPATH]
+    paths = st[PATHS]
+    pv = 1 if ifetch else 0
     npriv, nlev = params[P_NPRIV], params[P_NLEV]
     # 1. private levels
     hit_k = -1
     hit_slot = -1
     for k in range(npriv):
-        s = find_(st[GEO], st[TAG], st[FLAGS], path[core, k], line)
+        s = find_(st[GEO], st[TAG], st[FLAGS], paths[pv, core, k], line)
         if s >= 0:
             hit_k = k
             hit_slot = s
@@ -374,21 +375,21 @@ def line_access(st, core, line, write, ifetch, t):
             cstate = st[DIRT][e, D_STATE] if st[DIRT][e, D_OWNER] == core else S
     if hit_k >= 0 and _HIT_OK[1 if write else 0, cstate]:
         for k in range(hit_k):
-            inst = path[core, k]
+            inst = paths[pv, core, k]
             lstats[core, geo[inst, CFG], L_MISSES] += 1
             if coh_invalid_here_(st[GEO], st[TAG], st[FLAGS], inst, line):
                 lstats[core, geo[inst, CFG], L_COH_MISSES] += 1
-        lstats[core, geo[path[core, hit_k], CFG], L_HITS] += 1
-        touch_(st[GEO], st[TAG], st[META], st[RNG], st[TICK], path[core, hit_k], hit_slot)
+        lstats[core, geo[paths[pv, core, hit_k], CFG], L_HITS] += 1
+        touch_(st[GEO], st[TAG], st[META], st[RNG], st[TICK], paths[pv, core, hit_k], hit_slot)
         slot0 = hit_slot
         for k in range(hit_k - 1, -1, -1):
-            slot0 = fill(st, path[core, k], line, t, core)
+            slot0 = fill(st, paths[pv, core, k], line, t, core)
         if write:
             st[FLAGS][slot0] |= DIRTY
             if cstate == E:
                 st[DIRT][dir_find_(st[DIRT], st[PARAMS][P_DIRMASK], line), D_STATE] = M
-        lat = geo[path[core, hit_k], LAT]
-        cstats[core, C_STALL] += lat - geo[path[core, 0], LAT]
+        lat = geo[paths[pv, core, hit_k], LAT]
+        cstats[core, C_STALL] += lat - geo[paths[pv, core, 0], LAT]
         return lat
 
     # 2. a transaction
@@ -410,7 +411,7 @@ def line_access(st, core, line, write, ifetch, t):
     k_data = -1
     if not from_owner and not upgrade:
         for k in range(npriv, nlev):
-            if find_(st[GEO], st[TAG], st[FLAGS], path[core, k], line) >= 0:
+            if find_(st[GEO], st[TAG], st[FLAGS], paths[pv, core, k], line) >= 0:
                 k_data = k
                 break
     # the cores to involve, and whether they all share a cache with me
@@ -445,7 +446,7 @@ def line_access(st, core, line, write, ifetch, t):
     if kstar < 0:
         # nobody else to involve (an upgrade): an inclusive shared level on my path can grant it
         for k in range(npriv, nlev):
-            if geo[path[core, k], INCL] != 0:
+            if geo[paths[pv, core, k], INCL] != 0:
                 kstar = k
                 break
         if kstar < 0:
@@ -454,9 +455,9 @@ def line_access(st, core, line, write, ifetch, t):
     hops = 0
     if local_ok:
         start = max(t, busy)
-        done = start + geo[path[core, kstar], LAT]
+        done = start + geo[paths[pv, core, kstar], LAT]
         if from_owner:
-            done += geo[path[core, npriv - 1], LAT]
+            done += geo[paths[pv, core, npriv - 1], LAT]
         cstats[core, C_LOCAL_TXN] += 1
     else:
         cstats[core, C_REMOTE_TXN] += 1
@@ -465,19 +466,19 @@ def line_access(st, core, line, write, ifetch, t):
         cpp = params[P_CPP]
         pc = core // cpp
         ph = home_of(params, line)
-        lookup = geo[path[core, hit_k], LAT] if upgrade else geo[path[core, nlev - 1], LAT]
+        lookup = geo[paths[pv, core, hit_k], LAT] if upgrade else geo[paths[pv, core, nlev - 1], LAT]
         arrive = t + lookup + msg[pc, ph] + params[P_DIRLAT]
         hops += hops_m[pc, ph]
         start = max(arrive, busy)
         if from_owner:
             po = owner // cpp
-            done = start + msg[ph, po] + msg[po, pc] + geo[path[core, npriv - 1], LAT]
+            done = start + msg[ph, po] + msg[po, pc] + geo[paths[pv, core, npriv - 1], LAT]
             hops += hops_m[ph, po] + hops_m[po, pc]
         elif upgrade:
             done = start + msg[ph, pc]
             hops += hops_m[ph, pc]
         elif k_data >= 0:
-            done = t + geo[path[core, k_data], LAT]
+            done = t + geo[paths[pv, core, k_data], LAT]
             if done < start:
                 done = start
         else:
@@ -504,7 +505,7 @@ def line_access(st, core, line, write, ifetch, t):
     # stats for the levels looked up
     last = hit_k if upgrade else (k_data if k_data >= 0 else nlev - 1)
     for k in range(last + 1):
-        inst = path[core, k]
+        inst = paths[pv, core, k]
         if upgrade and k == hit_k:
             lstats[core, geo[inst, CFG], L_HITS] += 1
         elif k == k_data:
@@ -564,15 +565,15 @@ def line_access(st, core, line, write, ifetch, t):
     top = hit_k if upgrade else (k_data if k_data >= 0 else nlev)
     slot0 = hit_slot
     if upgrade:
-        touch_(st[GEO], st[TAG], st[META], st[RNG], st[TICK], path[core, hit_k], hit_slot)
+        touch_(st[GEO], st[TAG], st[META], st[RNG], st[TICK], paths[pv, core, hit_k], hit_slot)
     for k in range(top - 1, -1, -1):
         # a level may already hold it (a shared level behind an owner's copy): leave it be
-        s = find_(st[GEO], st[TAG], st[FLAGS], path[core, k], line)
-        slot0 = s if s >= 0 else fill(st, path[core, k], line, t, core)
+        s = find_(st[GEO], st[TAG], st[FLAGS], paths[pv, core, k], line)
+        slot0 = s if s >= 0 else fill(st, paths[pv, core, k], line, t, core)
     if write:
         st[FLAGS][slot0] |= DIRTY
     lat = done - t
-    cstats[core, C_STALL] += lat - geo[path[core, 0], LAT]
+    cstats[core, C_STALL] += lat - geo[paths[pv, core, 0], LAT]
     return lat
 
 
@@ -624,21 +625,24 @@ def _heap_pop(heap, n):
 
 
 @njit(_nrt=False)
-def run_trace(st, order, starts, ends, pos, kind, addr, size, max_steps, out_lat, out_issue, out_seq, done, heap):
+def run_trace(st, order, starts, ends, pos, rec, max_steps, out_lat, out_issue, out_seq, done, heap):
     """Replay per-core access streams in timestamp order.
 
-    ``order[starts[c]:ends[c]]`` are core c's accesses (indices into the
-    trace arrays); ``pos[c]`` is how far core c has got.  Runs at most
-    ``max_steps`` accesses (-1: all) and returns how many it ran, so callers
-    can step the machine and check invariants between accesses.
-    ``out_lat[i]`` / ``out_issue[i]`` receive access i's latency and issue
-    time; ``out_seq[k]`` the trace index of the k-th access performed
-    (``done[0]`` counts them across calls); ``heap`` is work space
-    (int64, one per core).  Compiled without numba's reference counting:
-    passing the state tuple to a call then costs nothing.
+    ``rec[starts[c]:ends[c]]`` are core c's accesses, one row each
+    (address, size << 8 | kind), so that every core reads one sequential
+    stream; ``order[j]`` is row j's index in the original trace and
+    ``pos[c]`` how far core c has got.  Runs at most ``max_steps`` accesses
+    (-1: all) and returns how many it ran, so callers can step the machine
+    and check invariants between accesses.  ``out_lat[i]`` / ``out_issue[i]``
+    receive trace access i's latency and issue time; ``out_seq[k]`` the trace
+    index of the k-th access performed (``done[0]`` counts them across
+    calls), unless those are empty (a run that wants only the totals);
+    ``heap`` is work space (int64, one per core).  Compiled without numba's
+    reference counting: passing the state tuple to a call then costs nothing.
     """
     clock = st[CLOCK]
     ncores = clock.shape[0]
+    record = out_lat.shape[0] > 0
     n = 0
     for c in range(ncores):
         if pos[c] < ends[c]:
@@ -647,11 +651,14 @@ def run_trace(st, order, starts, ends, pos, kind, addr, size, max_steps, out_lat
     while n > 0 and (max_steps < 0 or steps < max_steps):
         key, n = _heap_pop(heap, n)
         c = key & 8191
-        i = order[pos[c]]
-        lat = access(st, c, kind[i], addr[i], size[i], clock[c])
-        out_lat[i] = lat
-        out_issue[i] = clock[c]
-        out_seq[done[0]] = i
+        j = pos[c]
+        ks = rec[j, 1]
+        lat = access(st, c, ks & 255, rec[j, 0], ks >> 8, clock[c])
+        if record:
+            i = order[j]
+            out_lat[i] = lat
+            out_issue[i] = clock[c]
+            out_seq[done[0]] = i
         done[0] += 1
         clock[c] += lat
         pos[c] += 1

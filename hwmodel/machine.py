@@ -21,8 +21,13 @@ class Machine:
         self._trace = None
 
     # ------------------------------------------------------------ running
-    def load(self, core: np.ndarray, kind: np.ndarray, addr: np.ndarray, size: np.ndarray) -> None:
-        """Queue per-core access streams (in trace order within each core)."""
+    def load(self, core: np.ndarray, kind: np.ndarray, addr: np.ndarray, size: np.ndarray,
+             record: bool = True) -> None:
+        """Queue per-core access streams (in trace order within each core).
+
+        ``record=False`` skips the per-access outputs (latency, issue time,
+        performed order): faster for long traces that need only the totals.
+        """
         core = np.ascontiguousarray(core, dtype=np.int64)
         if core.size and (core.min() < 0 or core.max() >= self.cfg.cores):
             bad = int(core[(core < 0) | (core >= self.cfg.cores)][0])
@@ -31,12 +36,23 @@ class Machine:
         counts = np.bincount(core, minlength=self.cfg.cores).astype(np.int64)
         ends = np.cumsum(counts)
         starts = ends - counts
-        self._trace = dict(order=order, starts=starts, ends=ends, pos=starts.copy(),
+        kind = np.ascontiguousarray(kind, dtype=np.int64)
+        size = np.ascontiguousarray(size, dtype=np.int64)
+        addr = np.ascontiguousarray(addr, dtype=np.int64)
+        if kind.size and (kind.min() < 0 or kind.max() > 3):
+            raise MksimError(f"access kind {int(kind[(kind < 0) | (kind > 3)][0])} is not one of 0..3 (I, L, S, M)")
+        if size.size and (size.min() < 0 or size.max() >= 1 << 40):
+            raise MksimError(f"access size {int(size[(size < 0) | (size >= 1 << 40)][0])} out of range")
+        rec = np.empty((core.size, 2), np.int64)   # per-core contiguous rows: address, size << 8 | kind
+        rec[:, 0] = addr[order]
+        rec[:, 1] = (size[order] << 8) | kind[order]
+        self._trace = dict(order=order, starts=starts, ends=ends, pos=starts.copy(), rec=rec,
                            kind=np.ascontiguousarray(kind, dtype=np.int64),
                            addr=np.ascontiguousarray(addr, dtype=np.int64),
                            size=np.ascontiguousarray(size, dtype=np.int64),
-                           lat=np.zeros(core.size, np.int64), issue=np.zeros(core.size, np.int64),
-                           seq=np.full(core.size, -1, np.int64), done=np.zeros(1, np.int64))
+                           lat=np.zeros(core.size if record else 0, np.int64),
+                           issue=np.zeros(core.size if record else 0, np.int64),
+                           seq=np.full(core.size if record else 0, -1, np.int64), done=np.zeros(1, np.int64))
 
     def step(self, n: int = -1) -> int:
         """Run up to ``n`` queued accesses (-1: all); returns how many ran."""
@@ -50,17 +66,18 @@ class Machine:
             ran = int(uniprocessor.run_single(s.geo, s.tag, s.flags, s.meta, s.rng, s.tick, s.dpath, s.ipath,
                                               s.params, s.mem_busy, s.clock, s.lstats, s.cstats, t["kind"],
                                               t["addr"], t["size"], start, stop, t["lat"], t["issue"]))
-            t["seq"][start:stop] = np.arange(start, stop)
+            if t["seq"].size:
+                t["seq"][start:stop] = np.arange(start, stop)
             t["pos"][0] = stop
             t["done"][0] = stop
             return ran
         return int(engine.run_trace(self._st, t["order"], t["starts"], t["ends"], t["pos"],
-                                    t["kind"], t["addr"], t["size"], n, t["lat"], t["issue"], t["seq"], t["done"],
+                                    t["rec"], n, t["lat"], t["issue"], t["seq"], t["done"],
                                     np.empty(self.cfg.cores, np.int64)))
 
-    def run(self, core, kind, addr, size) -> np.ndarray:
-        """Replay a whole trace; returns each access's latency."""
-        self.load(core, kind, addr, size)
+    def run(self, core, kind, addr, size, record: bool = True) -> np.ndarray:
+        """Replay a whole trace; returns each access's latency (empty if ``record=False``)."""
+        self.load(core, kind, addr, size, record)
         self.step(-1)
         return self._trace["lat"]
 

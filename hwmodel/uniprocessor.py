@@ -82,7 +82,12 @@ def _fill(geo, tag, flags, meta, rng, tick, dpath, ipath, nlev, inst, line, t, m
 @njit(_nrt=False)
 def run_single(geo, tag, flags, meta, rng, tick, dpath, ipath, params, mem_busy, clock, lstats, cstats,
                kind, addr, size, start, stop, out_lat, out_issue):
-    """Replay accesses ``start:stop`` of a one-core trace; returns how many ran."""
+    """Replay accesses ``start:stop`` of a one-core trace; returns how many ran.
+
+    Per-access latencies and issue times go to ``out_lat`` / ``out_issue``
+    unless those are empty (a run that wants only the totals).
+    """
+    record = out_lat.shape[0] > 0
     lb = params[P_LINEBITS]
     npriv, nlev = params[P_NPRIV], params[P_NLEV]
     occ, memlat, dirlat = params[P_MEMOCC], params[P_MEMLAT], params[P_DIRLAT]
@@ -139,17 +144,18 @@ def run_single(geo, tag, flags, meta, rng, tick, dpath, ipath, params, mem_busy,
                     top = nlev
             slot0 = hit_slot
             for k in range(top - 1, -1, -1):
+                # every level above ``top`` was just looked up and missed
                 inst = ipath[0, k] if ifetch else dpath[0, k]
-                s = _find(geo, tag, flags, inst, line)
-                slot0 = s if s >= 0 else _fill(geo, tag, flags, meta, rng, tick, dpath, ipath, nlev, inst, line,
-                                               t, mem_busy, occ, lstats, cstats)
+                slot0 = _fill(geo, tag, flags, meta, rng, tick, dpath, ipath, nlev, inst, line,
+                              t, mem_busy, occ, lstats, cstats)
             if write:
                 flags[slot0] |= DIRTY
             l1 = ipath[0, 0] if ifetch else dpath[0, 0]
             cstats[0, C_STALL] += (done - t) - geo[l1, LAT]
             lat += done - t
         cstats[0, C_ACCESSES] += 1
-        out_lat[i] = lat
-        out_issue[i] = t0
+        if record:
+            out_lat[i] = lat
+            out_issue[i] = t0
         clock[0] = t0 + lat
     return stop - start

@@ -445,12 +445,14 @@ def _plot_cycles(stats: dict, cfg, path: Path) -> bool:
     stall = [c["stall_cycles"] for c in cores]
     busy = [c["cycles"] - c["stall_cycles"] for c in cores]
     fig, ax = plt.subplots(figsize=(max(6.0, min(16.0, 0.35 * len(x) + 2)), 4))
-    ax.bar(x, busy, label="hit cycles", color="#4c72b0", width=0.8)
-    ax.bar(x, stall, bottom=busy, label="stall cycles (misses)", color="#dd8452", width=0.8)
+    ax.bar(x, busy, label="cycles - stall_cycles", color="#4c72b0", width=0.8)
+    ax.bar(x, stall, bottom=busy, label="stall_cycles", color="#dd8452", width=0.8)
+    top = max((c["cycles"] for c in cores), default=0)
+    ax.set_ylim(0, top * 1.25 if top else 1)  # room for the legend above the bars
     ax.set_xlabel("core")
     ax.set_ylabel("cycles")
     ax.set_title(f"mksim demo on {cfg.name}: cycles per core")
-    ax.legend()
+    ax.legend(loc="upper right", ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

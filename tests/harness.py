@@ -21,7 +21,7 @@ def machines(draw, max_cores: int = 8) -> MachineConfig:
         sets = draw(st.sampled_from([1, 2, 4]))
         ways = draw(st.integers(1, 4))
         return CacheConfig(name=name, level=level, size=sets * ways * LINE, ways=ways, line=LINE,
-                           latency=draw(st.integers(1, 6)) * level, sharing=sharing, kind=kind,
+                           latency=draw(st.integers(1, 6)) + 6 * (level - 1), sharing=sharing, kind=kind,
                            inclusion=incl, replacement=draw(st.sampled_from(["lru", "fifo", "random"])))
 
     caches = [geom("L1D", 1, "private", "data")]
