@@ -79,6 +79,21 @@ def find_(geo, tag, flags, inst, line):
 
 
 @njit(inline="always", _nrt=False)
+def find2_(geo, tag, flags, inst, line):
+    """Like ``find_``, but -2 when the line's tag is there only as a coherence-invalidated way."""
+    b = set_base(geo, inst, line)
+    r = -1
+    for w in range(geo[inst, WAYS]):
+        if tag[b + w] == line:
+            f = flags[b + w]
+            if (f & VALID) != 0:
+                return b + w
+            if f == COHINV:
+                r = -2
+    return r
+
+
+@njit(inline="always", _nrt=False)
 def coh_invalid_here_(geo, tag, flags, inst, line):
     """Was ``line`` in this cache until a coherence invalidation took it?"""
     b = set_base(geo, inst, line)
@@ -217,7 +232,8 @@ def holders(st, e, out):
 
 @njit(inline="always", _nrt=False)
 def holds_(geo, tag, flags, privs, npi, core, line):
-    for j in range(npi):
+    # deepest first: a line leaving an upper level is most often still in the level below
+    for j in range(npi - 1, -1, -1):
         if find_(geo, tag, flags, privs[core, j], line) >= 0:
             return True
     return False
@@ -296,16 +312,16 @@ def fill(st, inst, line, t, actor):
     geo, flags, tag = st[GEO], st[FLAGS], st[TAG]
     ways = geo[inst, WAYS]
     b = set_base(geo, inst, line)
+    # the way that held this line before a coherence invalidation, else the first invalid way
     way = -1
     for w in range(ways):
-        if flags[b + w] == COHINV and tag[b + w] == line:
-            way = w
-            break
-    if way < 0:
-        for w in range(ways):
-            if (flags[b + w] & VALID) == 0:
+        f = flags[b + w]
+        if (f & VALID) == 0:
+            if f == COHINV and tag[b + w] == line:
                 way = w
                 break
+            if way < 0:
+                way = w
     if way < 0:
         way = _r.victim(geo[inst, POL], st[META], b, ways, st[TICK][0], st[RNG][inst:inst + 1])
         evict(st, inst, b + way, t, actor)
@@ -361,12 +377,15 @@ def line_access(st, core, line, write, ifetch, t):
     # 1. private levels
     hit_k = -1
     hit_slot = -1
+    cohmask = 0          # bit k: level k missed on a coherence-invalidated copy
     for k in range(npriv):
-        s = find_(st[GEO], st[TAG], st[FLAGS], paths[pv, core, k], line)
+        s = find2_(st[GEO], st[TAG], st[FLAGS], paths[pv, core, k], line)
         if s >= 0:
             hit_k = k
             hit_slot = s
             break
+        if s == -2:
+            cohmask |= 1 << k
     cstate = S  # a read that hits needs no directory look-up: holding a copy means holding it validly
     if write or hit_k < 0:
         cstate = I
@@ -377,7 +396,7 @@ def line_access(st, core, line, write, ifetch, t):
         for k in range(hit_k):
             inst = paths[pv, core, k]
             lstats[core, geo[inst, CFG], L_MISSES] += 1
-            if coh_invalid_here_(st[GEO], st[TAG], st[FLAGS], inst, line):
+            if (cohmask >> k) & 1:
                 lstats[core, geo[inst, CFG], L_COH_MISSES] += 1
         lstats[core, geo[paths[pv, core, hit_k], CFG], L_HITS] += 1
         touch_(st[GEO], st[TAG], st[META], st[RNG], st[TICK], paths[pv, core, hit_k], hit_slot)
