@@ -204,13 +204,19 @@ def clear_bit(st, e, c):
 
 
 @njit(inline="always", _nrt=False)
+def popcount(x):
+    """Bits set in a uint64 (SWAR)."""
+    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return np.int64((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
+
+
+@njit(inline="always", _nrt=False)
 def n_holders(st, e):
     n = 0
     for w in range(st[PARAMS][P_WORDS]):
-        x = np.uint64(st[DIRT][e, D_SH + w])
-        while x != np.uint64(0):
-            x &= x - np.uint64(1)
-            n += 1
+        n += popcount(np.uint64(st[DIRT][e, D_SH + w]))
     return n
 
 
@@ -220,13 +226,11 @@ def holders(st, e, out):
     n = 0
     for w in range(st[PARAMS][P_WORDS]):
         x = np.uint64(st[DIRT][e, D_SH + w])
-        b = 0
         while x != np.uint64(0):
-            if x & np.uint64(1):
-                out[n] = w * 64 + b
-                n += 1
-            x >>= np.uint64(1)
-            b += 1
+            low = x & (~x + np.uint64(1))          # lowest set bit
+            out[n] = w * 64 + popcount(low - np.uint64(1))
+            n += 1
+            x ^= low
     return n
 
 
