@@ -63,12 +63,12 @@ D_USED, D_KEY, D_STATE, D_OWNER, D_BUSY, D_SH = range(6)
 
 # ------------------------------------------------------------------ caches
 
-@njit(inline="always", _nrt=False)
+@njit(forceinline=True, _nrt=False)
 def set_base(geo, inst, line):
     return geo[inst, BASE] + (line & (geo[inst, SETS] - 1)) * geo[inst, WAYS]
 
 
-@njit(inline="always", _nrt=False)
+@njit(forceinline=True, _nrt=False)
 def find_(geo, tag, flags, inst, line):
     """Slot of a valid copy of ``line`` in cache ``inst``, or -1."""
     b = set_base(geo, inst, line)
@@ -78,7 +78,7 @@ def find_(geo, tag, flags, inst, line):
     return -1
 
 
-@njit(inline="always", _nrt=False)
+@njit(forceinline=True, _nrt=False)
 def find2_(geo, tag, flags, inst, line):
     """Like ``find_``, but -2 when the line's tag is there only as a coherence-invalidated way."""
     b = set_base(geo, inst, line)
@@ -93,7 +93,7 @@ def find2_(geo, tag, flags, inst, line):
     return r
 
 
-@njit(inline="always", _nrt=False)
+@njit(forceinline=True, _nrt=False)
 def coh_invalid_here_(geo, tag, flags, inst, line):
     """Was ``line`` in this cache until a coherence invalidation took it?"""
     b = set_base(geo, inst, line)
@@ -103,14 +103,14 @@ def coh_invalid_here_(geo, tag, flags, inst, line):
     return False
 
 
-@njit(inline="always", _nrt=False)
+@njit(forceinline=True, _nrt=False)
 def touch_(geo, tag, meta, rng, tick, inst, slot):
     tick[0] += 1
     b = set_base(geo, inst, tag[slot])
     _r.on_hit(geo[inst, POL], meta, b, geo[inst, WAYS], slot - b, tick[0], rng[inst:inst + 1])
 
 
-@njit(inline="always", _nrt=False)
+@njit(forceinline=True, _nrt=False)
 def home_of(params, line):
     lb = params[P_LINEBITS]
     mode = params[P_INTERLEAVE]
@@ -121,7 +121,7 @@ def home_of(params, line):
     return ((line << lb) >> 12) % params[P_PKGS]
 
 
-@njit(inline="always", _nrt=False)
+@njit(forceinline=True, _nrt=False)
 def mem_write(st, line, t, core):
     """A line written back to DRAM at its home controller (off the critical path)."""
     h = home_of(st[PARAMS], line)
@@ -132,13 +132,13 @@ def mem_write(st, line, t, core):
 
 # ------------------------------------------------------------------ directory (open addressing)
 
-@njit(inline="always", _nrt=False)
+@njit(forceinline=True, _nrt=False)
 def _hash(line, mask):
     x = np.uint64(line) * np.uint64(0x9E3779B97F4A7C15)
     return np.int64(x >> np.uint64(20)) & mask
 
 
-@njit(inline="always", _nrt=False)
+@njit(forceinline=True, _nrt=False)
 def dir_find_(dt, mask, line):
     i = _hash(line, mask)
     while dt[i, D_USED] != 0:
@@ -148,7 +148,7 @@ def dir_find_(dt, mask, line):
     return -1
 
 
-@njit(inline="always", _nrt=False)
+@njit(forceinline=True, _nrt=False)
 def dir_insert(st, line):
     dt, mask = st[DIRT], st[PARAMS][P_DIRMASK]
     i = _hash(line, mask)
@@ -188,22 +188,22 @@ def dir_delete(st, i):
     st[DCOUNT][0] -= 1
 
 
-@njit(inline="always", _nrt=False)
+@njit(forceinline=True, _nrt=False)
 def has_bit(st, e, c):
     return ((st[DIRT][e, D_SH + (c >> 6)] >> (c & 63)) & 1) != 0
 
 
-@njit(inline="always", _nrt=False)
+@njit(forceinline=True, _nrt=False)
 def set_bit(st, e, c):
     st[DIRT][e, D_SH + (c >> 6)] |= np.int64(1) << (c & 63)
 
 
-@njit(inline="always", _nrt=False)
+@njit(forceinline=True, _nrt=False)
 def clear_bit(st, e, c):
     st[DIRT][e, D_SH + (c >> 6)] &= ~(np.int64(1) << (c & 63))
 
 
-@njit(inline="always", _nrt=False)
+@njit(forceinline=True, _nrt=False)
 def popcount(x):
     """Bits set in a uint64 (SWAR)."""
     x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
@@ -212,7 +212,7 @@ def popcount(x):
     return np.int64((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
 
 
-@njit(inline="always", _nrt=False)
+@njit(forceinline=True, _nrt=False)
 def n_holders(st, e):
     n = 0
     for w in range(st[PARAMS][P_WORDS]):
@@ -220,7 +220,7 @@ def n_holders(st, e):
     return n
 
 
-@njit(inline="always", _nrt=False)
+@njit(forceinline=True, _nrt=False)
 def holders(st, e, out):
     """Fill ``out`` with the cores holding entry ``e``, ascending; returns how many."""
     n = 0
@@ -234,7 +234,7 @@ def holders(st, e, out):
     return n
 
 
-@njit(inline="always", _nrt=False)
+@njit(forceinline=True, _nrt=False)
 def holds_(geo, tag, flags, privs, npi, core, line):
     # deepest first: a line leaving an upper level is most often still in the level below
     for j in range(npi - 1, -1, -1):
@@ -295,7 +295,7 @@ def back_invalidate(st, inst, line, t):
             dir_drop(st, q, line)
 
 
-@njit(inline="always", _nrt=False)
+@njit(forceinline=True, _nrt=False)
 def evict(st, inst, slot, t, actor):
     geo, flags, tag = st[GEO], st[FLAGS], st[TAG]
     line = tag[slot]
@@ -310,7 +310,7 @@ def evict(st, inst, slot, t, actor):
         dir_drop(st, q, line)
 
 
-@njit(inline="always", _nrt=False)
+@njit(forceinline=True, _nrt=False)
 def fill(st, inst, line, t, actor):
     """Put ``line`` into cache ``inst`` (not present there); returns its slot."""
     geo, flags, tag = st[GEO], st[FLAGS], st[TAG]
@@ -358,7 +358,7 @@ def clean_core(st, q, line):
 
 # ------------------------------------------------------------------ one access
 
-@njit(inline="always", _nrt=False)
+@njit(forceinline=True, _nrt=False)
 def shared_level_with_(geo, dpath, npriv, nlev, a, b):
     """Lowest path position where cores a and b meet one *inclusive* cache, or -1.
 
@@ -371,7 +371,7 @@ def shared_level_with_(geo, dpath, npriv, nlev, a, b):
     return -1
 
 
-@njit(inline="always", _nrt=False)
+@njit(forceinline=True, _nrt=False)
 def line_access(st, core, line, write, ifetch, t):
     """Perform one access to one line at time ``t``; returns its latency."""
     geo, params, lstats, cstats = st[GEO], st[PARAMS], st[LSTATS], st[CSTATS]
@@ -600,7 +600,7 @@ def line_access(st, core, line, write, ifetch, t):
     return lat
 
 
-@njit(inline="always", _nrt=False)
+@njit(forceinline=True, _nrt=False)
 def access(st, core, kind, addr, size, t):
     """One trace access (possibly straddling lines, done one after another); returns its latency."""
     lb = st[PARAMS][P_LINEBITS]

@@ -32,7 +32,10 @@ class Machine:
         if core.size and (core.min() < 0 or core.max() >= self.cfg.cores):
             bad = int(core[(core < 0) | (core >= self.cfg.cores)][0])
             raise MksimError(f"core {bad} does not exist on {self.cfg.name} ({self.cfg.cores} cores)")
-        order = np.argsort(core, kind="stable").astype(np.int64)
+        if core.size < 2 or bool((core[1:] >= core[:-1]).all()):
+            order = np.arange(core.size, dtype=np.int64)              # already grouped by core
+        else:
+            order = np.argsort(core.astype(np.uint16), kind="stable").astype(np.int64)  # radix sort
         counts = np.bincount(core, minlength=self.cfg.cores).astype(np.int64)
         ends = np.cumsum(counts)
         starts = ends - counts
@@ -43,9 +46,12 @@ class Machine:
             raise MksimError(f"access kind {int(kind[(kind < 0) | (kind > 3)][0])} is not one of 0..3 (I, L, S, M)")
         if size.size and (size.min() < 0 or size.max() >= 1 << 40):
             raise MksimError(f"access size {int(size[(size < 0) | (size >= 1 << 40)][0])} out of range")
-        rec = np.empty((core.size, 2), np.int64)   # per-core contiguous rows: address, size << 8 | kind
-        rec[:, 0] = addr[order]
-        rec[:, 1] = (size[order] << 8) | kind[order]
+        if self.cfg.cores == 1:
+            rec = np.empty((0, 2), np.int64)        # the one-core path reads kind/addr/size directly
+        else:
+            rec = np.empty((core.size, 2), np.int64)   # per-core contiguous rows: address, size << 8 | kind
+            rec[:, 0] = addr[order]
+            rec[:, 1] = (size[order] << 8) | kind[order]
         self._trace = dict(order=order, starts=starts, ends=ends, pos=starts.copy(), rec=rec,
                            kind=np.ascontiguousarray(kind, dtype=np.int64),
                            addr=np.ascontiguousarray(addr, dtype=np.int64),

@@ -21,7 +21,7 @@ from hwmodel.state import (BASE, C_ACCESSES, C_LOCAL_TXN, C_MEM_READS, C_MEM_WRI
 KIND_I, KIND_S = 0, 2
 
 
-@njit(inline="always", _nrt=False)
+@njit(forceinline=True, _nrt=False)
 def _find(geo, tag, flags, inst, line):
     b = geo[inst, BASE] + (line & (geo[inst, SETS] - 1)) * geo[inst, WAYS]
     for w in range(geo[inst, WAYS]):
@@ -30,7 +30,7 @@ def _find(geo, tag, flags, inst, line):
     return -1
 
 
-@njit(inline="always", _nrt=False)
+@njit(forceinline=True, _nrt=False)
 def _push_dirty(geo, tag, flags, dpath, nlev, pos, line, t, mem_busy, occ, lstats, cstats, cfg_idx):
     lstats[0, cfg_idx, L_WRITEBACKS] += 1
     for k in range(pos + 1, nlev):
@@ -42,17 +42,33 @@ def _push_dirty(geo, tag, flags, dpath, nlev, pos, line, t, mem_busy, occ, lstat
     cstats[0, C_MEM_WRITES] += 1
 
 
-@njit(inline="always", _nrt=False)
+@njit(forceinline=True, _nrt=False)
 def _fill(geo, tag, flags, meta, rng, tick, dpath, ipath, nlev, inst, line, t, mem_busy, occ, lstats, cstats):
     ways = geo[inst, WAYS]
     b = geo[inst, BASE] + (line & (geo[inst, SETS] - 1)) * ways
+    pol = geo[inst, POL]
     way = -1
-    for w in range(ways):
-        if (flags[b + w] & VALID) == 0:
-            way = w
-            break
-    if way < 0:
-        way = _r.victim(geo[inst, POL], meta, b, ways, tick[0], rng[inst:inst + 1])
+    if pol == 0:
+        # LRU: the first invalid way and the least recent valid one in one pass
+        lru = 0
+        for w in range(ways):
+            if (flags[b + w] & VALID) == 0:
+                way = w
+                break
+            if meta[b + w] < meta[b + lru]:
+                lru = w
+        evicting = way < 0
+        if evicting:
+            way = lru
+    else:
+        for w in range(ways):
+            if (flags[b + w] & VALID) == 0:
+                way = w
+                break
+        evicting = way < 0
+        if evicting:
+            way = _r.victim(pol, meta, b, ways, tick[0], rng[inst:inst + 1])
+    if evicting:
         slot = b + way
         vline = tag[slot]
         d = (flags[slot] & DIRTY) != 0

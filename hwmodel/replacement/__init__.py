@@ -26,7 +26,7 @@ POLICIES = {"lru": 0, "fifo": 1, "random": 2}
 MODULES = {"lru": lru, "fifo": fifo, "random": random}
 
 
-@njit(inline="always", _nrt=False)
+@njit(forceinline=True, _nrt=False)
 def on_hit(pol, meta, base, ways, way, tick, rng):
     if pol == 0:
         lru.hit(meta, base, ways, way, tick, rng)
@@ -36,7 +36,7 @@ def on_hit(pol, meta, base, ways, way, tick, rng):
         random.hit(meta, base, ways, way, tick, rng)
 
 
-@njit(inline="always", _nrt=False)
+@njit(forceinline=True, _nrt=False)
 def on_fill(pol, meta, base, ways, way, tick, rng):
     if pol == 0:
         lru.fill(meta, base, ways, way, tick, rng)
@@ -46,7 +46,7 @@ def on_fill(pol, meta, base, ways, way, tick, rng):
         random.fill(meta, base, ways, way, tick, rng)
 
 
-@njit(inline="always", _nrt=False)
+@njit(forceinline=True, _nrt=False)
 def victim(pol, meta, base, ways, tick, rng):
     if pol == 0:
         return lru.victim(meta, base, ways, tick, rng)

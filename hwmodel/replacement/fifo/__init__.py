@@ -2,17 +2,17 @@
 from hwmodel._numba import njit
 
 
-@njit(inline="always", _nrt=False)
+@njit(forceinline=True, _nrt=False)
 def hit(meta, base, ways, way, tick, rng):
     pass
 
 
-@njit(inline="always", _nrt=False)
+@njit(forceinline=True, _nrt=False)
 def fill(meta, base, ways, way, tick, rng):
     meta[base + way] = tick
 
 
-@njit(inline="always", _nrt=False)
+@njit(forceinline=True, _nrt=False)
 def victim(meta, base, ways, tick, rng):
     best = 0
     for w in range(1, ways):

@@ -7,17 +7,17 @@ MUL = 6364136223846793005
 INC = 1442695040888963407
 
 
-@njit(inline="always", _nrt=False)
+@njit(forceinline=True, _nrt=False)
 def hit(meta, base, ways, way, tick, rng):
     pass
 
 
-@njit(inline="always", _nrt=False)
+@njit(forceinline=True, _nrt=False)
 def fill(meta, base, ways, way, tick, rng):
     pass
 
 
-@njit(inline="always", _nrt=False)
+@njit(forceinline=True, _nrt=False)
 def victim(meta, base, ways, tick, rng):
     rng[0] = rng[0] * np.uint64(MUL) + np.uint64(INC)
     return np.int64((rng[0] >> np.uint64(33)) % np.uint64(ways))
