@@ -317,7 +317,10 @@ def fill(st, inst, line, t, actor):
     ways = geo[inst, WAYS]
     b = set_base(geo, inst, line)
     # the way that held this line before a coherence invalidation, else the first invalid way
+    meta = st[META]
+    pol = geo[inst, POL]
     way = -1
+    lru = -1             # for LRU, the least recent valid way, found in the same pass
     for w in range(ways):
         f = flags[b + w]
         if (f & VALID) == 0:
@@ -326,8 +329,10 @@ def fill(st, inst, line, t, actor):
                 break
             if way < 0:
                 way = w
+        elif lru < 0 or meta[b + w] < meta[b + lru]:
+            lru = w
     if way < 0:
-        way = _r.victim(geo[inst, POL], st[META], b, ways, st[TICK][0], st[RNG][inst:inst + 1])
+        way = lru if pol == 0 else _r.victim(pol, meta, b, ways, st[TICK][0], st[RNG][inst:inst + 1])
         evict(st, inst, b + way, t, actor)
     tag[b + way] = line
     flags[b + way] = VALID
