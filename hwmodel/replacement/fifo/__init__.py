@@ -1,5 +1,6 @@
 """First in, first out: the line filled longest ago is evicted; hits change nothing."""
 from hwmodel._numba import njit
+from hwmodel.replacement import lru
 
 
 @njit(forceinline=True, _nrt=False)
@@ -7,18 +8,10 @@ def hit(meta, base, ways, way, tick, rng):
     pass
 
 
-@njit(forceinline=True, _nrt=False)
-def fill(meta, base, ways, way, tick, rng):
-    meta[base + way] = tick
-
-
-@njit(forceinline=True, _nrt=False)
-def victim(meta, base, ways, tick, rng):
-    best = 0
-    for w in range(1, ways):
-        if meta[base + w] < meta[base + best]:
-            best = w
-    return best
+# a fill stamps the way and the smallest stamp goes first, exactly as in LRU;
+# FIFO differs only in leaving the stamp alone on a hit
+fill = lru.fill
+victim = lru.victim
 
 
 class Reference:
