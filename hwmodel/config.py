@@ -141,8 +141,8 @@ class MachineConfig:
             if c.name in seen_names:
                 bad(f"{p}.name", c.name, "duplicate cache name")
             seen_names.add(c.name)
-            if not _pow2(c.line) or c.line < 8:
-                bad(f"{p}.line", c.line, "line size must be a power of two >= 8")
+            if not _pow2(c.line) or c.line < 8 or c.line > 4096:
+                bad(f"{p}.line", c.line, "line size must be a power of two from 8 to 4096")
             if c.line != line:
                 bad(f"{p}.line", c.line, f"all levels must use one line size ({line})")
             if c.size > 1 << 34:

@@ -114,11 +114,11 @@ def touch_(geo, tag, meta, rng, tick, inst, slot):
 def home_of(params, line):
     lb = params[P_LINEBITS]
     mode = params[P_INTERLEAVE]
-    if mode == 0:
-        return ((line << lb) // params[P_NODEBYTES]) % params[P_PKGS]
-    if mode == 1:
+    if mode == 0:       # contiguous page-aligned block per package
+        return (line // (params[P_NODEBYTES] >> lb)) % params[P_PKGS]
+    if mode == 1:       # line-interleaved
         return line % params[P_PKGS]
-    return ((line << lb) >> 12) % params[P_PKGS]
+    return (line >> (12 - lb)) % params[P_PKGS]   # page-interleaved
 
 
 @njit(forceinline=True, _nrt=False)
@@ -609,8 +609,9 @@ def line_access(st, core, line, write, ifetch, t):
 def access(st, core, kind, addr, size, t):
     """One trace access (possibly straddling lines, done one after another); returns its latency."""
     lb = st[PARAMS][P_LINEBITS]
-    first = addr >> lb
-    last = (addr + max(size, 1) - 1) >> lb
+    # line numbers of the unsigned 64-bit address: 0 .. 2**(64 - line bits) - 1
+    first = np.int64(np.uint64(addr) >> np.uint64(lb))
+    last = np.int64((np.uint64(addr) + np.uint64(max(size, 1) - 1)) >> np.uint64(lb))
     lat = 0
     for ln in range(first, last + 1):
         lat += line_access(st, core, ln, kind >= KIND_S, kind == KIND_I, t + lat)

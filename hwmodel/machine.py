@@ -46,6 +46,13 @@ class Machine:
             raise MksimError(f"access kind {int(kind[(kind < 0) | (kind > 3)][0])} is not one of 0..3 (I, L, S, M)")
         if size.size and (size.min() < 0 or size.max() >= 1 << 40):
             raise MksimError(f"access size {int(size[(size < 0) | (size >= 1 << 40)][0])} out of range")
+        if addr.size:
+            ua = addr.view(np.uint64)
+            wraps = ua > (np.uint64(2**64 - 1) - np.maximum(size, 1).astype(np.uint64) + np.uint64(1))
+            if wraps.any():
+                i = int(np.nonzero(wraps)[0][0])
+                raise MksimError(f"access {i} at {int(ua[i]):#x} of {int(size[i])} bytes runs past the top "
+                                 "of the 64-bit address space")
         if self.cfg.cores == 1:
             rec = np.empty((0, 2), np.int64)        # the one-core path reads kind/addr/size directly
         else:

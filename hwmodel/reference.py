@@ -106,12 +106,12 @@ class ReferenceMachine:
     # ------------------------------------------------------------ helpers
     def home(self, line: int) -> int:
         m, P = self.cfg.memory, self.cfg.packages
-        addr = line << self.line_bits
-        if m.interleave == "node":
-            return (addr // (m.size // P)) % P
+        if m.interleave == "node":      # contiguous page-aligned block per package
+            node_bytes = (m.size // P) // 4096 * 4096
+            return (line * self.cfg.line // node_bytes) % P
         if m.interleave == "line":
             return line % P
-        return (addr >> 12) % P
+        return (line * self.cfg.line // 4096) % P
 
     def pkg(self, core: int) -> int:
         return core // self.cfg.cores_per_package
@@ -383,8 +383,9 @@ class ReferenceMachine:
         c.set_of(line)[c.find(line)].flags |= DIRTY
 
     def access(self, core: int, kind: int, addr: int, size: int, t: int) -> int:
-        first = addr >> self.line_bits
-        last = (addr + max(size, 1) - 1) >> self.line_bits
+        ua = addr % 2**64                  # the unsigned 64-bit address
+        first = ua >> self.line_bits
+        last = (ua + max(size, 1) - 1) >> self.line_bits
         lat = 0
         for ln in range(first, last + 1):
             lat += self.line_access(core, ln, kind >= KIND_S, kind == KIND_I, t + lat)

@@ -111,8 +111,8 @@ def run_single(geo, tag, flags, meta, rng, tick, dpath, ipath, params, mem_busy,
         t0 = clock[0]
         ifetch = kind[i] == KIND_I
         write = kind[i] >= KIND_S
-        first = addr[i] >> lb
-        last = (addr[i] + max(size[i], 1) - 1) >> lb
+        first = np.int64(np.uint64(addr[i]) >> np.uint64(lb))
+        last = np.int64((np.uint64(addr[i]) + np.uint64(max(size[i], 1) - 1)) >> np.uint64(lb))
         lat = 0
         for line in range(first, last + 1):
             t = t0 + lat

@@ -79,3 +79,24 @@ def test_same_inputs_same_cycles():
     a, b = Machine(cfg, seed=5), Machine(cfg, seed=5)
     assert list(a.run(*tr)) == list(b.run(*tr))
     assert a.stats() == b.stats()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_engine_matches_reference_at_the_top_of_the_address_space(data):
+    """Addresses at and above 2**63 (negative as int64), accesses straddling 2**63."""
+    cfg = data.draw(machines(max_cores=4))
+    core, kind, addr, size = data.draw(traces(cfg.cores, max_len=80))
+    base = data.draw(st.sampled_from([2**63 - 128, 2**64 - 4096, 2**62]))
+    ua = [min((int(a) + base) % 2**64, 2**64 - 64) for a in addr]   # never past the top
+    addr = np.array(ua, dtype=np.uint64).view(np.int64)
+    assert_same(*run_both(cfg, (core, kind, addr, size)))
+
+
+def test_an_access_past_the_top_of_the_address_space_is_an_error():
+    import pytest
+    from hwmodel.errors import MksimError
+    m = Machine("amd-2x2")
+    addr = np.array([2**64 - 4], np.uint64).view(np.int64)
+    with pytest.raises(MksimError, match="past the top"):
+        m.run(np.zeros(1, np.int64), np.ones(1, np.int64), addr, np.full(1, 8))
