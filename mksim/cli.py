@@ -353,7 +353,10 @@ def cmd_trace(args) -> int:
         cfg = _load_machine(args.machine)
         trace = read_trace(args.file, fmt)
         m = Machine(cfg, seed=args.seed or 0)
-        m.run(trace.core, trace.kind, trace.addr, trace.size)
+        try:
+            m.run(trace.core, trace.kind, trace.addr, trace.size, record=False)
+        except MksimError as e:
+            raise MksimError(str(e), where=args.file) from None   # name the trace it came from
         result = m.stats()
         result["trace"] = args.file
         result["accesses"] = len(trace)
