@@ -34,8 +34,7 @@ from hwmodel._numba import njit
 from hwmodel.coherence import E, HIT_OK, I, M, O, READ_OWNER_NEXT, READ_REQ, READ_SOURCE, READ_WRITEBACK, S
 from hwmodel.state import (BASE, C_ACCESSES, C_C2C, C_HOPS, C_INV_RECV, C_INV_SENT, C_LOCAL_TXN, C_MEM_READS,
                            C_MEM_WRITES, C_REMOTE_TXN, C_STALL, C_UPGRADES, CFG, COHINV, DIRTY, GFIRST, GSIZE, INCL,
-                           L_COH_MISSES, L_HITS, L_MISSES, L_WRITEBACKS, LAT, P_CPP, P_DIRLAT, P_DIRMASK, P_HOPLAT,
-                           P_INTERLEAVE, P_LINEBITS, P_MEMLAT, P_MEMOCC, P_NLEV, P_NODEBYTES, P_NPRIV, P_NPRIVINST,
+                           L_COH_MISSES, L_HITS, L_MISSES, L_WRITEBACKS, LAT, P_CPP, P_DIRLAT, P_DIRMASK, P_INTERLEAVE, P_LINEBITS, P_MEMLAT, P_MEMOCC, P_NLEV, P_NODEBYTES, P_NPRIV, P_NPRIVINST,
                            P_PKGS, P_PROTO, P_WORDS, POL, POS, PRIV, SETS, VALID, WAYS, MachineState)
 
 KIND_I, KIND_L, KIND_S, KIND_M = 0, 1, 2, 3
@@ -445,7 +444,6 @@ def line_access(st, core, line, write, ifetch, t):
     # the cores to involve, and whether they all share a cache with me
     k_loc = -1
     local_ok = True
-    n_inv = 0
     hl = st[SCRATCH]
     nh = holders(st, e, hl)
     if write:
@@ -453,7 +451,6 @@ def line_access(st, core, line, write, ifetch, t):
             q = hl[j]
             if q == core:
                 continue
-            n_inv += 1
             sl = shared_level_with_(st[GEO], st[DPATH], st[PARAMS][P_NPRIV], st[PARAMS][P_NLEV], core, q)
             if sl < 0:
                 local_ok = False
@@ -581,12 +578,11 @@ def line_access(st, core, line, write, ifetch, t):
                 st[DIRT][e, D_OWNER] = -1
         elif cstate != I:
             pass            # already a holder (through its other level-1 cache)
-        elif nh == 0:
-            st[DIRT][e, D_STATE] = E
-            st[DIRT][e, D_OWNER] = core
-        else:
-            if st[DIRT][e, D_STATE] != O:
-                st[DIRT][e, D_STATE] = S
+        else:               # no owner: I or S; the READ table says what the reader gets
+            nxt = _RREQ[proto, dstate]
+            st[DIRT][e, D_STATE] = nxt
+            if nxt == E:
+                st[DIRT][e, D_OWNER] = core
         set_bit(st, e, core)
 
     # 4. fill my path above where the data was found

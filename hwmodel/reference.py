@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from hwmodel.coherence import E, HIT_OK, I, M, O, READ, PROTOCOL_IDS, S, STATE_NAMES
+from hwmodel.coherence import E, HIT_OK, I, M, O, READ, S, STATE_NAMES
 from hwmodel.config import MachineConfig
 from hwmodel.interconnect import hop_matrix
 from hwmodel.replacement import MODULES
@@ -358,10 +358,10 @@ class ReferenceMachine:
                     e.state, e.owner = S, -1
             elif cstate != I:
                 pass
-            elif not e.holders:
-                e.state, e.owner = E, core
-            elif e.state != O:
-                e.state = S
+            else:                                   # I or S: what the reader gets
+                e.state = self.read_rule[dstate][0]
+                if e.state == E:
+                    e.owner = core
             e.holders.add(core)
 
         top_inst = path[hit_k] if upgrade else None

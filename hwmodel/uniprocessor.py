@@ -15,7 +15,7 @@ import numpy as np
 from hwmodel import replacement as _r
 from hwmodel._numba import njit
 from hwmodel.state import (BASE, C_ACCESSES, C_LOCAL_TXN, C_MEM_READS, C_MEM_WRITES, C_REMOTE_TXN, C_STALL, CFG,
-                           DIRTY, GFIRST, GSIZE, INCL, L_HITS, L_MISSES, L_WRITEBACKS, LAT, P_DIRLAT, P_LINEBITS,
+                           DIRTY, INCL, L_HITS, L_MISSES, L_WRITEBACKS, LAT, P_DIRLAT, P_LINEBITS,
                            P_MEMLAT, P_MEMOCC, P_NLEV, P_NPRIV, POL, POS, SETS, VALID, WAYS)
 
 KIND_I, KIND_S = 0, 2

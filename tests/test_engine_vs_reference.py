@@ -63,7 +63,6 @@ def test_engine_matches_reference_on_a_preset_with_random_traffic():
 @given(data=st.data())
 def test_one_core_path_matches_reference(data):
     """The uniprocessor path (no directory) against the reference on one-core machines."""
-    import dataclasses
     cfg = data.draw(machines(max_cores=1))
     assert cfg.cores == 1
     trace = data.draw(traces(1, max_len=300, max_lines=60))
