@@ -31,26 +31,23 @@ import numpy as np
 
 from hwmodel import replacement as _r
 from hwmodel._numba import njit
+from hwmodel.trace import KIND_I, KIND_S
 from hwmodel.coherence import E, HIT_OK, I, M, O, READ_OWNER_NEXT, READ_REQ, READ_SOURCE, READ_WRITEBACK, S
 from hwmodel.state import (BASE, C_ACCESSES, C_C2C, C_HOPS, C_INV_RECV, C_INV_SENT, C_LOCAL_TXN, C_MEM_READS,
                            C_MEM_WRITES, C_REMOTE_TXN, C_STALL, C_UPGRADES, CFG, COHINV, DIRTY, GFIRST, GSIZE, INCL,
                            L_COH_MISSES, L_HITS, L_MISSES, L_WRITEBACKS, LAT, P_CPP, P_DIRLAT, P_DIRMASK, P_INTERLEAVE, P_LINEBITS, P_MEMLAT, P_MEMOCC, P_NLEV, P_NODEBYTES, P_NPRIV, P_NPRIVINST,
                            P_PKGS, P_PROTO, P_WORDS, POL, POS, PRIV, SETS, VALID, WAYS, MachineState)
 
-KIND_I, KIND_L, KIND_S, KIND_M = 0, 1, 2, 3
 
 _HIT_OK = HIT_OK
 _RREQ, _ROWN, _RSRC, _RWB = READ_REQ, READ_OWNER_NEXT, READ_SOURCE, READ_WRITEBACK
 
 
-class St:
-    """Bundle of the state arrays, passed to compiled code as a tuple."""
-
-    @staticmethod
-    def pack(ms: MachineState):
-        return (ms.geo, ms.rng, ms.tag, ms.flags, ms.meta, ms.dpath, ms.ipath, ms.privs, ms.shared,
-                ms.hops, ms.params, ms.dirt, ms.d_count, ms.mem_busy, ms.clock, ms.tick, ms.lstats, ms.cstats,
-                ms.scratch, ms.msglat, ms.paths)
+def pack(ms: MachineState) -> tuple:
+    """The state arrays as one tuple, the form compiled code takes them in."""
+    return (ms.geo, ms.rng, ms.tag, ms.flags, ms.meta, ms.dpath, ms.ipath, ms.privs, ms.shared,
+            ms.hops, ms.params, ms.dirt, ms.d_count, ms.mem_busy, ms.clock, ms.tick, ms.lstats, ms.cstats,
+            ms.scratch, ms.msglat, ms.paths)
 
 
 # tuple positions

@@ -8,7 +8,7 @@ from hwmodel.coherence import STATE_NAMES
 from hwmodel.config import MachineConfig, load_machine
 from hwmodel.errors import MksimError
 from hwmodel.memory import functional_replay
-from hwmodel.state import CORE_STATS, LEVEL_STATS, VALID, build_state
+from hwmodel.state import CORE_STATS, DIRTY, LEVEL_STATS, VALID, build_state
 
 
 class Machine:
@@ -17,7 +17,7 @@ class Machine:
     def __init__(self, cfg: MachineConfig | str, seed: int = 0):
         self.cfg = load_machine(cfg) if isinstance(cfg, str) else cfg
         self.state = build_state(self.cfg, seed)
-        self._st = engine.St.pack(self.state)
+        self._st = engine.pack(self.state)
         self._trace = None
 
     # ------------------------------------------------------------ running
@@ -60,9 +60,7 @@ class Machine:
             rec[:, 0] = addr[order]
             rec[:, 1] = (size[order] << 8) | kind[order]
         self._trace = dict(order=order, starts=starts, ends=ends, pos=starts.copy(), rec=rec,
-                           kind=np.ascontiguousarray(kind, dtype=np.int64),
-                           addr=np.ascontiguousarray(addr, dtype=np.int64),
-                           size=np.ascontiguousarray(size, dtype=np.int64),
+                           kind=kind, addr=addr, size=size,
                            lat=np.zeros(core.size if record else 0, np.int64),
                            issue=np.zeros(core.size if record else 0, np.int64),
                            seq=np.full(core.size if record else 0, -1, np.int64), done=np.zeros(1, np.int64))
@@ -156,14 +154,21 @@ class Machine:
             out[int(d[i, 1])] = (STATE_NAMES[int(d[i, 2])], int(d[i, 3]), tuple(bits), int(d[i, 4]))
         return out
 
-    def holders_by_cache(self) -> dict[int, set[int]]:
-        """{line: cores holding it in a private cache}, read from the caches themselves."""
+    def lines_in(self, inst: int, dirty: bool = False) -> set[int]:
+        """Lines held validly (and dirty, if asked) by cache instance ``inst``."""
         s = self.state
+        base, sets, ways = s.geo[inst, 0], s.geo[inst, 1], s.geo[inst, 2]
+        fl = s.flags[base:base + sets * ways]
+        keep = (fl & VALID) != 0
+        if dirty:
+            keep &= (fl & DIRTY) != 0
+        return {int(s.tag[base + i]) for i in np.nonzero(keep)[0]}
+
+    def holders_by_cache(self, dirty: bool = False) -> dict[int, set[int]]:
+        """{line: cores holding it (dirty, if asked) in a private cache}, read from the caches themselves."""
         out: dict[int, set[int]] = {}
         for core in range(self.cfg.cores):
-            for inst in s.privs[core]:
-                base, sets, ways = s.geo[inst, 0], s.geo[inst, 1], s.geo[inst, 2]
-                fl = s.flags[base:base + sets * ways]
-                for i in np.nonzero(fl & VALID)[0]:
-                    out.setdefault(int(s.tag[base + i]), set()).add(core)
+            for inst in self.state.privs[core]:
+                for line in self.lines_in(int(inst), dirty):
+                    out.setdefault(line, set()).add(core)
         return out

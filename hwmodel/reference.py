@@ -16,10 +16,9 @@ from hwmodel.coherence import E, HIT_OK, I, M, O, READ, S, STATE_NAMES
 from hwmodel.config import MachineConfig
 from hwmodel.interconnect import hop_matrix
 from hwmodel.replacement import MODULES
-from hwmodel.state import CORE_STATS, LEVEL_STATS
+from hwmodel.state import COHINV, CORE_STATS, DIRTY, LEVEL_STATS, VALID
+from hwmodel.trace import KIND_I, KIND_S
 
-VALID, DIRTY, COHINV = 1, 2, 4
-KIND_I, KIND_S = 0, 2
 
 
 @dataclass

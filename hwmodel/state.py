@@ -55,7 +55,7 @@ class MachineState:
     meta: np.ndarray       # int64 [lines]
     dpath: np.ndarray      # int64 [cores, nlev]
     ipath: np.ndarray      # int64 [cores, nlev]
-    paths: np.ndarray      # int64 [2, cores, nlev]  dpath and ipath stacked
+    paths: np.ndarray      # int64 [2, cores, nlev]  dpath and ipath stacked (they are views of it)
     privs: np.ndarray      # int64 [cores, nprivinst]  every private instance of a core
     shared: np.ndarray     # int64 [n]  every shared instance
     hops: np.ndarray       # int64 [pkgs, pkgs]
@@ -111,6 +111,7 @@ def build_state(cfg: MachineConfig, seed: int = 0) -> MachineState:
     l1_kinds = {c.kind for c in cfg.caches if c.level == 1}
     if l1_kinds == {"data"}:
         ipath[:, 0] = dpath[:, 0]
+    paths = np.ascontiguousarray(np.stack([dpath, ipath]))   # dpath / ipath are views of it
     privs_l = []
     for core in range(cores):
         s = []
@@ -143,7 +144,7 @@ def build_state(cfg: MachineConfig, seed: int = 0) -> MachineState:
     return MachineState(
         cfg=cfg, geo=geo, rng=rng,
         tag=np.zeros(base, np.int64), flags=np.zeros(base, np.int8), meta=np.zeros(base, np.int64),
-        dpath=dpath, ipath=ipath, paths=np.ascontiguousarray(np.stack([dpath, ipath])), privs=privs, shared=shared,
+        dpath=paths[0], ipath=paths[1], paths=paths, privs=privs, shared=shared,
         hops=hops, msglat=msglat, params=params,
         dirt=np.zeros((cap, 5 + words), np.int64), d_count=np.zeros(1, np.int64),
         mem_busy=np.zeros(cfg.packages, np.int64), clock=np.zeros(cores, np.int64),

@@ -14,27 +14,19 @@ import numpy as np
 
 from hwmodel import replacement as _r
 from hwmodel._numba import njit
+from hwmodel.engine import find_
+from hwmodel.trace import KIND_I, KIND_S
 from hwmodel.state import (BASE, C_ACCESSES, C_LOCAL_TXN, C_MEM_READS, C_MEM_WRITES, C_REMOTE_TXN, C_STALL, CFG,
                            DIRTY, INCL, L_HITS, L_MISSES, L_WRITEBACKS, LAT, P_DIRLAT, P_LINEBITS,
                            P_MEMLAT, P_MEMOCC, P_NLEV, P_NPRIV, POL, POS, SETS, VALID, WAYS)
 
-KIND_I, KIND_S = 0, 2
-
-
-@njit(forceinline=True, _nrt=False)
-def _find(geo, tag, flags, inst, line):
-    b = geo[inst, BASE] + (line & (geo[inst, SETS] - 1)) * geo[inst, WAYS]
-    for w in range(geo[inst, WAYS]):
-        if tag[b + w] == line and (flags[b + w] & VALID) != 0:
-            return b + w
-    return -1
 
 
 @njit(forceinline=True, _nrt=False)
 def _push_dirty(geo, tag, flags, dpath, nlev, pos, line, t, mem_busy, occ, lstats, cstats, cfg_idx):
     lstats[0, cfg_idx, L_WRITEBACKS] += 1
     for k in range(pos + 1, nlev):
-        s = _find(geo, tag, flags, dpath[0, k], line)
+        s = find_(geo, tag, flags, dpath[0, k], line)
         if s >= 0:
             flags[s] |= DIRTY
             return
@@ -81,7 +73,7 @@ def _fill(geo, tag, flags, meta, rng, tick, dpath, ipath, nlev, inst, line, t, m
             for k in range(pos):
                 for p in range(2):
                     u = dpath[0, k] if p == 0 else ipath[0, k]
-                    s = _find(geo, tag, flags, u, vline)
+                    s = find_(geo, tag, flags, u, vline)
                     if s >= 0:
                         dd = (flags[s] & DIRTY) != 0
                         flags[s] = 0
@@ -116,12 +108,13 @@ def run_single(geo, tag, flags, meta, rng, tick, dpath, ipath, params, mem_busy,
         lat = 0
         for line in range(first, last + 1):
             t = t0 + lat
-            # private levels
+            # one scan down the path: a hit in a private level is a hit, in a
+            # shared level a local transaction, nowhere a memory read
             hit_k = -1
             hit_slot = -1
-            for k in range(npriv):
+            for k in range(nlev):
                 inst = ipath[0, k] if ifetch else dpath[0, k]
-                s = _find(geo, tag, flags, inst, line)
+                s = find_(geo, tag, flags, inst, line)
                 if s >= 0:
                     hit_k = k
                     hit_slot = s
@@ -130,34 +123,23 @@ def run_single(geo, tag, flags, meta, rng, tick, dpath, ipath, params, mem_busy,
             if hit_k >= 0:
                 inst = ipath[0, hit_k] if ifetch else dpath[0, hit_k]
                 lstats[0, geo[inst, CFG], L_HITS] += 1
-                tick[0] += 1
-                b = geo[inst, BASE] + (line & (geo[inst, SETS] - 1)) * geo[inst, WAYS]
-                _r.on_hit(geo[inst, POL], meta, b, geo[inst, WAYS], hit_slot - b, tick[0], rng[inst:inst + 1])
-                top = hit_k
                 done = t + geo[inst, LAT]
-            else:
-                k_data = -1
-                for k in range(npriv, nlev):
-                    inst = ipath[0, k] if ifetch else dpath[0, k]
-                    if _find(geo, tag, flags, inst, line) >= 0:
-                        k_data = k
-                        break
-                    lstats[0, geo[inst, CFG], L_MISSES] += 1
-                if k_data >= 0:
-                    inst = ipath[0, k_data] if ifetch else dpath[0, k_data]
-                    lstats[0, geo[inst, CFG], L_HITS] += 1
-                    done = t + geo[inst, LAT]
-                    cstats[0, C_LOCAL_TXN] += 1
-                    top = k_data
+                top = hit_k
+                if hit_k < npriv:
+                    tick[0] += 1
+                    b = geo[inst, BASE] + (line & (geo[inst, SETS] - 1)) * geo[inst, WAYS]
+                    _r.on_hit(geo[inst, POL], meta, b, geo[inst, WAYS], hit_slot - b, tick[0], rng[inst:inst + 1])
                 else:
-                    last_inst = ipath[0, nlev - 1] if ifetch else dpath[0, nlev - 1]
-                    arrive = t + geo[last_inst, LAT] + dirlat
-                    ms = max(arrive, mem_busy[0])
-                    mem_busy[0] = ms + occ
-                    done = ms + memlat
-                    cstats[0, C_MEM_READS] += 1
-                    cstats[0, C_REMOTE_TXN] += 1
-                    top = nlev
+                    cstats[0, C_LOCAL_TXN] += 1
+            else:
+                last_inst = ipath[0, nlev - 1] if ifetch else dpath[0, nlev - 1]
+                arrive = t + geo[last_inst, LAT] + dirlat
+                ms = max(arrive, mem_busy[0])
+                mem_busy[0] = ms + occ
+                done = ms + memlat
+                cstats[0, C_MEM_READS] += 1
+                cstats[0, C_REMOTE_TXN] += 1
+                top = nlev
             slot0 = hit_slot
             for k in range(top - 1, -1, -1):
                 # every level above ``top`` was just looked up and missed

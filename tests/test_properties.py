@@ -7,29 +7,9 @@ from hypothesis import strategies as st
 
 from hwmodel.coherence import STATE_NAMES
 from hwmodel.machine import Machine
-from hwmodel.state import DIRTY, VALID
 from tests.harness import machines, traces
 
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def valid_lines(m: Machine, inst: int) -> set[int]:
-    s = m.state
-    base, sets, ways = s.geo[inst, 0], s.geo[inst, 1], s.geo[inst, 2]
-    fl = s.flags[base:base + sets * ways]
-    return {int(s.tag[base + i]) for i in np.nonzero(fl & VALID)[0]}
-
-
-def dirty_holders(m: Machine) -> dict[int, set[int]]:
-    s = m.state
-    out: dict[int, set[int]] = {}
-    for core in range(m.cfg.cores):
-        for inst in s.privs[core]:
-            base, sets, ways = s.geo[inst, 0], s.geo[inst, 1], s.geo[inst, 2]
-            fl = s.flags[base:base + sets * ways]
-            for i in np.nonzero((fl & VALID) & ((fl & DIRTY) != 0))[0]:
-                out.setdefault(int(s.tag[base + i]), set()).add(core)
-    return out
 
 
 def check_invariants(m: Machine) -> None:
@@ -51,7 +31,7 @@ def check_invariants(m: Machine) -> None:
         else:
             raise AssertionError(f"line {line} in state {state} with holders")
     # dirty private copies only at an owner in M or O
-    for line, cores in dirty_holders(m).items():
+    for line, cores in m.holders_by_cache(dirty=True).items():
         state, owner, _h, _b = d[line]
         assert cores == {owner} and state in ("M", "O"), (line, cores, state, owner)
 
@@ -63,11 +43,11 @@ def check_inclusion(m: Machine) -> None:
         if not s.geo[inst, 5]:
             continue
         pos, first, size = s.geo[inst, 10], s.geo[inst, 8], s.geo[inst, 9]
-        mine = valid_lines(m, inst)
+        mine = m.lines_in(inst)
         for q in range(first, first + size):
             for k in range(pos):
                 for path in (s.dpath, s.ipath):
-                    above = valid_lines(m, int(path[q, k]))
+                    above = m.lines_in(int(path[q, k]))
                     assert above <= mine, f"inclusion broken: {above - mine} above cache {inst}"
 
 
