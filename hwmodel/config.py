@@ -24,6 +24,7 @@ INCLUSION = ("inclusive", "non-inclusive")
 PROTOCOLS = ("mesi", "moesi")
 TOPOLOGIES = ("bus", "crossbar", "ring", "mesh2d", "ht-square", "twisted-ladder")
 INTERLEAVE = ("line", "page", "node")
+APIC_MODES = ("xapic", "x2apic")
 
 
 def _pow2(x: int) -> bool:
@@ -84,6 +85,35 @@ class MemoryConfig:
 
 
 @dataclass(frozen=True)
+class CoreConfig:
+    """What a core's micro-ops cost (cycles) and its TLB.  Memory ops cost what
+    the memory system says; these are the rest (see ``hwmodel.isa``)."""
+
+    alu_latency: int = 1        # register ops, branches, marks
+    atomic_latency: int = 20    # extra cycles of a locked read-modify-write
+    rdtsc_latency: int = 25
+    msr_latency: int = 40       # WRMSR (x2APIC ICR)
+    mmio_latency: int = 40      # an xAPIC register access (uncached)
+    interrupt_entry: int = 250  # from taking an interrupt to the handler's first op
+    iret_latency: int = 80
+    invlpg_latency: int = 100
+    cr3_latency: int = 100      # CR3 write or mode switch (and its TLB flush)
+    tlb_entries: int = 64
+    tlb_ways: int = 4
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class ApicConfig:
+    """Local APICs.  An IPI arrives ``ipi_latency`` cycles plus the interconnect's
+    message latency after the ICR write."""
+
+    mode: str = "xapic"         # xapic | x2apic: how software writes the ICR
+    ipi_latency: int = 400
+    source: str = ""
+
+
+@dataclass(frozen=True)
 class MachineConfig:
     name: str
     packages: int
@@ -93,6 +123,8 @@ class MachineConfig:
     coherence: CoherenceConfig = field(default_factory=CoherenceConfig)
     interconnect: InterconnectConfig = field(default_factory=InterconnectConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
+    core: CoreConfig = field(default_factory=CoreConfig)
+    apic: ApicConfig = field(default_factory=ApicConfig)
     description: str = ""
     sources: tuple[str, ...] = ()
     origin: str = "<config>"
@@ -221,6 +253,19 @@ class MachineConfig:
             bad("memory.size", m.size, f"must be a multiple of 4096 between packages*4096 = {self.packages * 4096} and 2**52")
         if m.interleave not in INTERLEAVE:
             bad("memory.interleave", m.interleave, f"must be one of {', '.join(INTERLEAVE)}")
+        for f in fields(CoreConfig):
+            if f.name != "source":
+                v = getattr(self.core, f.name)
+                if not isinstance(v, int) or isinstance(v, bool) or v < (1 if f.name.startswith("tlb") else 0):
+                    bad(f"core.{f.name}", v, "must be a non-negative integer" + (" >= 1" if f.name.startswith("tlb") else ""))
+        if not _pow2(self.core.tlb_ways) or not _pow2(self.core.tlb_entries) or self.core.tlb_entries % self.core.tlb_ways:
+            bad("core.tlb_entries", self.core.tlb_entries, f"entries and ways must be powers of two, ways ({self.core.tlb_ways}) dividing entries")
+        if self.apic.mode not in APIC_MODES:
+            bad("apic.mode", self.apic.mode, f"must be one of {', '.join(APIC_MODES)}")
+        if not isinstance(self.apic.ipi_latency, int) or self.apic.ipi_latency < 0:
+            bad("apic.ipi_latency", self.apic.ipi_latency, "must be a non-negative integer")
+        if self.apic.mode == "xapic" and self.cores > 255:
+            bad("apic.mode", self.apic.mode, f"xAPIC ids are 8 bits (0..254 usable); {self.cores} cores need x2apic")
         return self
 
     def _level_sharing(self, lv: int) -> str:
@@ -230,7 +275,7 @@ class MachineConfig:
 # ---------------------------------------------------------------- TOML loading
 
 _TOP = {"name", "description", "packages", "cores_per_package", "clock_ghz", "sources",
-        "cache", "coherence", "interconnect", "memory"}
+        "cache", "coherence", "interconnect", "memory", "core", "apic"}
 
 
 def _build(cls, table: dict, where: str, prefix: str):
@@ -291,6 +336,8 @@ def machine_from_dict(d: dict, origin: str = "<dict>") -> MachineConfig:
         coherence=_build(CoherenceConfig, d.get("coherence", {}), origin, "coherence"),
         interconnect=_build(InterconnectConfig, d.get("interconnect", {}), origin, "interconnect"),
         memory=_build(MemoryConfig, d.get("memory", {}), origin, "memory"),
+        core=_build(CoreConfig, d.get("core", {}), origin, "core"),
+        apic=_build(ApicConfig, d.get("apic", {}), origin, "apic"),
         sources=tuple(sources), origin=origin, **top)
     return cfg.validate()
 

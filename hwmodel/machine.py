@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwmodel import engine, uniprocessor
+from hwmodel import cpu, engine, uniprocessor
 from hwmodel.coherence import STATE_NAMES
 from hwmodel.config import MachineConfig, load_machine
 from hwmodel.errors import MksimError
 from hwmodel.memory import functional_replay
 from hwmodel.state import CORE_STATS, DIRTY, LEVEL_STATS, VALID, build_state
+from hwmodel.workload import FAULT_NAMES, OUTCOME_NAMES, PROG_STATS, SPIN, STATE_NAMES, STATUS_NAMES, WFI, Workload
 
 
 class Machine:
@@ -19,6 +20,71 @@ class Machine:
         self.state = build_state(self.cfg, seed)
         self._st = engine.pack(self.state)
         self._trace = None
+        self.cpu = None
+
+    # ------------------------------------------------------------ programs
+    def workload(self) -> Workload:
+        """An empty workload sized for this machine (place programs, start cores, then ``load_workload``)."""
+        return Workload(self.cfg.cores)
+
+    def load_workload(self, w: Workload) -> None:
+        """Set up the cores to run ``w`` (programs, starts, handlers, partitions, memory)."""
+        if w.cores != self.cfg.cores:
+            raise MksimError(f"workload is for {w.cores} cores; {self.cfg.name} has {self.cfg.cores}")
+        self.cpu = cpu.build(self.state, self.cfg, w)
+
+    def execute(self, max_ops: int = -1) -> str:
+        """Run the loaded workload: 'done', 'deadlock', or 'limit' after ``max_ops`` ops (resumable)."""
+        if self.cpu is None:
+            raise MksimError("no workload loaded (Machine.load_workload)")
+        start = int(self.cpu.out[1])
+        while True:
+            left = -1 if max_ops < 0 else max_ops - (int(self.cpu.out[1]) - start)
+            status = int(cpu.run(self._st, cpu.pack(self.cpu), left))
+            if status != cpu.GROW:
+                return STATUS_NAMES[status]
+            cpu.grow(self.cpu, int(self.cpu.out[0]))
+
+    def read(self, addr: int, n: int) -> bytes:
+        """Bytes of simulated physical memory (the functional store)."""
+        return cpu.read_phys(self.cpu, addr, n)
+
+    def write(self, addr: int, data: bytes) -> None:
+        cpu.write_phys(self.cpu, addr, data)
+
+    def ipis(self) -> np.ndarray:
+        """[n, 8]: src, dst, vector, mode, send time, arrival, outcome, outcome time."""
+        return self.cpu.ipi[: int(self.cpu.nipi[0])].copy()
+
+    def faults(self) -> np.ndarray:
+        """[n, 6]: core, pc, address, kind, owner, time."""
+        return self.cpu.faults[: int(self.cpu.nfault[0])].copy()
+
+    def timeline(self) -> np.ndarray:
+        """[n, 4]: core, time, event id, value (MARK ops)."""
+        return self.cpu.tl[: int(self.cpu.ntl[0])].copy()
+
+    def waits(self) -> list[tuple[int, str, str]]:
+        """What each sleeping core waits on (the deadlock report)."""
+        out = []
+        for c in range(self.cfg.cores):
+            s = int(self.cpu.state[c])
+            if s == SPIN:
+                out.append((c, STATE_NAMES[s], f"line {int(self.cpu.wait[c]) << (self.cfg.line.bit_length() - 1):#x}"))
+            elif s == WFI:
+                out.append((c, STATE_NAMES[s], "interrupt"))
+        return out
+
+    def prog_stats(self) -> list[dict]:
+        return [{k: int(self.cpu.pst[c, i]) for i, k in enumerate(PROG_STATS)} for c in range(self.cfg.cores)]
+
+    def fault_report(self) -> list[dict]:
+        return [{"core": int(f[0]), "pc": int(f[1]), "address": int(f[2]), "kind": FAULT_NAMES[int(f[3])],
+                 "owner": int(f[4]), "time": int(f[5])} for f in self.faults()]
+
+    def ipi_report(self) -> list[dict]:
+        return [{"src": int(r[0]), "dst": int(r[1]), "vector": int(r[2]), "mode": int(r[3]), "sent": int(r[4]),
+                 "arrive": int(r[5]), "outcome": OUTCOME_NAMES[int(r[6])], "at": int(r[7])} for r in self.ipis()]
 
     # ------------------------------------------------------------ running
     def load(self, core: np.ndarray, kind: np.ndarray, addr: np.ndarray, size: np.ndarray,

@@ -1,0 +1,1100 @@
+"""Cores that run micro-op programs, in compiled code (numba).
+
+The rules are in ``cpu_spec.md`` beside this file; ``reference_cpu.py``
+implements the same rules in plain Python.  The state is struct-of-arrays
+(``CpuState``), handed to compiled code as one tuple (``pack``), next to the
+memory system's tuple (``engine.pack``).  ``run`` is the whole loop: pop the
+core with the smallest (time, id), step it, reschedule it.  A core that is
+still the earliest after its step keeps running without a trip through the
+heap; that changes nothing but speed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hwmodel import isa
+from hwmodel._numba import njit
+from hwmodel.apic import APIC_BASE, EOI, ICR_HIGH, ICR_LOW, ID, INIT, LOWEST, NMI, NMI_VECTOR, STARTUP, FIXED, decode
+from hwmodel.engine import CLOCK, GEO, IPATH, MSG, PARAMS, access
+from hwmodel.state import LAT, P_CPP, P_LINEBITS
+from hwmodel.trace import KIND_I, KIND_L, KIND_S
+from hwmodel.workload import (COALESCED, DEADLOCK, DELIVERED, DONE, FAULTED, FK_BAD_MSR, FK_MISALIGNED, FK_NO_CODE,
+                              FK_NO_HANDLER, FK_NONCANONICAL, FK_NOT_PAGING, FK_NOT_PRESENT, FK_NOT_WRITABLE,
+                              FK_PARTITION, FK_STACK, FK_UNSUPPORTED, HALTED, IGNORED, LIMIT, PENDING, RSTACK, RUN,
+                              S_ATOMICS, S_FAULTS, S_FETCH_STALL, S_INTERRUPTS, S_IPIS_SENT, S_LOADS, S_OPS,
+                              S_SLEEP_CYCLES, S_SPIN_SLEEPS, S_STORES, S_TLB_HITS, S_TLB_MISSES, S_WALK_CYCLES, SPIN,
+                              WFI, WFS, Workload)
+
+GROW = 3            # run() status: a log or the memory pool is full; grow and call again
+
+# cpar: costs and modes
+(K_ALU, K_ATOMIC, K_RDTSC, K_MSR, K_MMIO, K_ENTRY, K_IRET, K_INVLPG, K_CR3, K_TLBSETS, K_TLBWAYS, K_X2APIC,
+ K_IPILAT, K_NSEG) = range(14)
+NK = 14
+# what needs growing
+G_IPI, G_FAULT, G_TL, G_PAGES, G_PEND, G_HEAP = range(6)
+
+(C_CODE, C_OPADDR, C_REGS, C_PC, C_STATE, C_IF, C_MODE, C_CR3, C_WAIT, C_SCHED, C_LASTF, C_IRR, C_ISR, C_IRRID,
+ C_NMIP, C_HAND, C_RSTK, C_RSP, C_ICRLO, C_ICRHI, C_PEND, C_PENDN, C_IPI, C_NIPI, C_FAULTS, C_NFAULT, C_TL, C_NTL,
+ C_TLB, C_TLBTICK, C_REGIONS, C_GRANTS, C_KERN, C_PKEYS, C_PSLOT, C_POOL, C_NPAGES, C_CPAR, C_PST, C_HEAP, C_HEAPN,
+ C_SEGS, C_OUT) = range(43)
+# C_OUT: 0 status detail (grow code), 1 ops executed (all calls), 2 spinning cores, 3 longest pending queue,
+# 4.. scratch
+MASK = np.int64(-1)
+
+
+@dataclass
+class CpuState:
+    code: np.ndarray; opaddr: np.ndarray; regs: np.ndarray; pc: np.ndarray; state: np.ndarray
+    iflag: np.ndarray; mode: np.ndarray; cr3: np.ndarray; wait: np.ndarray; sched: np.ndarray
+    lastf: np.ndarray; irr: np.ndarray; isr: np.ndarray; irrid: np.ndarray; nmip: np.ndarray
+    hand: np.ndarray; rstk: np.ndarray; rsp: np.ndarray; icrlo: np.ndarray; icrhi: np.ndarray
+    pend: np.ndarray; pendn: np.ndarray; ipi: np.ndarray; nipi: np.ndarray; faults: np.ndarray
+    nfault: np.ndarray; tl: np.ndarray; ntl: np.ndarray; tlb: np.ndarray; tlbtick: np.ndarray
+    regions: np.ndarray; grants: np.ndarray; kern: np.ndarray; pkeys: np.ndarray; pslot: np.ndarray
+    pool: np.ndarray; npages: np.ndarray; cpar: np.ndarray; pst: np.ndarray; heap: np.ndarray
+    heapn: np.ndarray; segs: np.ndarray; out: np.ndarray
+
+    FIELDS = ("code", "opaddr", "regs", "pc", "state", "iflag", "mode", "cr3", "wait", "sched", "lastf", "irr",
+              "isr", "irrid", "nmip", "hand", "rstk", "rsp", "icrlo", "icrhi", "pend", "pendn", "ipi", "nipi",
+              "faults", "nfault", "tl", "ntl", "tlb", "tlbtick", "regions", "grants", "kern", "pkeys", "pslot",
+              "pool", "npages", "cpar", "pst", "heap", "heapn", "segs", "out")
+
+
+def pack(cs: CpuState) -> tuple:
+    return tuple(getattr(cs, f) for f in CpuState.FIELDS)
+
+
+# ------------------------------------------------------------------ functional memory (4 KiB pages)
+
+@njit(forceinline=True, _nrt=False)
+def _phash(page, mask):
+    return np.int64((np.uint64(page) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(24)) & mask
+
+
+@njit(_nrt=False)
+def page_slot(cs, page, create):
+    """Pool slot of physical page ``page`` (unsigned page number), or -1 if never written."""
+    keys, slots = cs[C_PKEYS], cs[C_PSLOT]
+    mask = keys.shape[0] - 1
+    h = _phash(page, mask)
+    while keys[h] != 0:
+        if keys[h] == page + 1:
+            return slots[h]
+        h = (h + 1) & mask
+    if not create:
+        return -1
+    n = cs[C_NPAGES][0]
+    keys[h] = page + 1
+    slots[h] = n
+    cs[C_NPAGES][0] = n + 1
+    return n
+
+
+@njit(_nrt=False)
+def read_bytes(cs, pa, n):
+    """n (<= 8) bytes at physical pa, within one page, little-endian."""
+    s = page_slot(cs, np.int64(np.uint64(pa) >> np.uint64(12)), False)
+    if s < 0:
+        return np.int64(0)
+    pool = cs[C_POOL]
+    off = pa & 4095
+    v = np.uint64(0)
+    for i in range(n):
+        v |= np.uint64(pool[s, off + i]) << np.uint64(8 * i)
+    return np.int64(v)
+
+
+@njit(_nrt=False)
+def write_bytes(cs, pa, n, v):
+    s = page_slot(cs, np.int64(np.uint64(pa) >> np.uint64(12)), True)
+    pool = cs[C_POOL]
+    off = pa & 4095
+    u = np.uint64(v)
+    for i in range(n):
+        pool[s, off + i] = np.uint8((u >> np.uint64(8 * i)) & np.uint64(255))
+
+
+@njit(forceinline=True, _nrt=False)
+def size_mask(n):
+    if n >= 8:
+        return np.int64(-1)
+    return (np.int64(1) << (8 * n)) - 1
+
+
+# ------------------------------------------------------------------ logs and scheduling
+
+@njit(_nrt=False)
+def heap_push(cs, key):
+    heap = cs[C_HEAP]
+    i = cs[C_HEAPN][0]
+    heap[i] = key
+    cs[C_HEAPN][0] = i + 1
+    while i > 0:
+        p = (i - 1) >> 1
+        if heap[p] <= heap[i]:
+            break
+        heap[p], heap[i] = heap[i], heap[p]
+        i = p
+
+
+@njit(_nrt=False)
+def heap_pop(cs):
+    heap = cs[C_HEAP]
+    n = cs[C_HEAPN][0] - 1
+    top = heap[0]
+    heap[0] = heap[n]
+    cs[C_HEAPN][0] = n
+    i = 0
+    while True:
+        l = 2 * i + 1
+        if l >= n:
+            break
+        r = l + 1
+        c = l if (r >= n or heap[l] <= heap[r]) else r
+        if heap[i] <= heap[c]:
+            break
+        heap[i], heap[c] = heap[c], heap[i]
+        i = c
+    return top
+
+
+@njit(_nrt=False)
+def schedule(cs, q, w):
+    """Schedule core q at time w, keeping an earlier time it already has."""
+    sched = cs[C_SCHED]
+    if sched[q] < 0 or w < sched[q]:
+        sched[q] = w
+        heap_push(cs, w * 8192 + q)
+
+
+@njit(_nrt=False)
+def log_fault(st, cs, c, pc, addr, kind, owner, t):
+    """Record a fault; trap to its handler (vector 14 or 13) or stop the core."""
+    f = cs[C_FAULTS]
+    i = cs[C_NFAULT][0]
+    f[i, 0], f[i, 1], f[i, 2], f[i, 3], f[i, 4], f[i, 5] = c, pc, addr, kind, owner, t
+    cs[C_NFAULT][0] = i + 1
+    cs[C_PST][c, S_FAULTS] += 1
+    vec = 14 if (kind == FK_NOT_PRESENT or kind == FK_NOT_WRITABLE) else 13
+    h = cs[C_HAND][c, vec]
+    sp = cs[C_RSP][c]
+    if kind == FK_NO_HANDLER or kind == FK_STACK or kind == FK_NO_CODE or h < 0 or sp >= RSTACK:
+        cs[C_STATE][c] = FAULTED
+        st[CLOCK][c] = t
+        return
+    cs[C_RSTK][c, sp, 0] = pc
+    cs[C_RSTK][c, sp, 1] = cs[C_IF][c]
+    cs[C_RSP][c] = sp + 1
+    cs[C_IF][c] = 0
+    cs[C_PC][c] = h
+    st[CLOCK][c] = t + cs[C_CPAR][K_ENTRY]
+
+
+@njit(_nrt=False)
+def wakes(cs, q, mode):
+    s = cs[C_STATE][q]
+    if mode == INIT:
+        return True
+    if mode == STARTUP:
+        return s == WFS
+    if mode == NMI:
+        return s == SPIN or s == WFI
+    if mode == FIXED or mode == LOWEST:
+        return (s == SPIN or s == WFI) and cs[C_IF][q] == 1
+    return False
+
+
+@njit(_nrt=False)
+def wake_check(st, cs, q):
+    """A core that is not running: schedule it at the earliest pending IPI that wakes it."""
+    if cs[C_STATE][q] == RUN:
+        return
+    ipi = cs[C_IPI]
+    best = -1
+    for j in range(cs[C_PENDN][q]):
+        i = cs[C_PEND][q, j]
+        if wakes(cs, q, ipi[i, 3]) and (best < 0 or ipi[i, 5] < best):
+            best = ipi[i, 5]
+    if best >= 0:
+        schedule(cs, q, max(best, st[CLOCK][q]))
+
+
+@njit(_nrt=False)
+def send_ipi(st, cs, c, low, dest, ts):
+    """An ICR write by core c completing at ts.  Returns False on a fault (logical destination)."""
+    vector, mode, logical, sh, deassert = decode(low, dest)
+    if deassert:
+        return True
+    if logical:
+        return False
+    ncores = st[CLOCK].shape[0]
+    x2 = cs[C_CPAR][K_X2APIC]
+    lo_q, hi_q = 0, ncores
+    if sh == 0:
+        bcast = (dest == 0xFFFFFFFF) if x2 else (dest == 0xFF)
+        if not bcast:
+            if dest >= ncores or dest < 0:
+                return True
+            lo_q, hi_q = dest, dest + 1
+    elif sh == 1:
+        lo_q, hi_q = c, c + 1
+    cpp = st[PARAMS][P_CPP]
+    ipi = cs[C_IPI]
+    for q in range(lo_q, hi_q):
+        if sh == 3 and q == c:
+            continue
+        i = cs[C_NIPI][0]
+        cs[C_NIPI][0] = i + 1
+        arrive = ts + cs[C_CPAR][K_IPILAT] + st[MSG][c // cpp, q // cpp]
+        ipi[i, 0], ipi[i, 1], ipi[i, 2], ipi[i, 3] = c, q, vector, mode
+        ipi[i, 4], ipi[i, 5], ipi[i, 6], ipi[i, 7] = ts, arrive, PENDING, -1
+        n = cs[C_PENDN][q]
+        cs[C_PEND][q, n] = i
+        cs[C_PENDN][q] = n + 1
+        if n + 1 > cs[C_OUT][3]:
+            cs[C_OUT][3] = n + 1
+        cs[C_PST][c, S_IPIS_SENT] += 1
+        wake_check(st, cs, q)
+    return True
+
+
+@njit(_nrt=False)
+def reset_core(st, cs, q):
+    """INIT: wait for SIPI with a cleared core."""
+    if cs[C_STATE][q] == SPIN:
+        cs[C_OUT][2] -= 1
+    cs[C_STATE][q] = WFS
+    cs[C_IF][q] = 0
+    for w in range(4):
+        cs[C_IRR][q, w] = 0
+        cs[C_ISR][q, w] = 0
+    cs[C_NMIP][q] = -1
+    cs[C_RSP][q] = 0
+    for e in range(cs[C_TLB].shape[1]):
+        cs[C_TLB][q, e, 0] = 0
+    for r in range(isa.NREGS):
+        cs[C_REGS][q, r] = 0
+    cs[C_MODE][q] = isa.REAL
+    cs[C_CR3][q] = 0
+    cs[C_LASTF][q] = -1
+
+
+@njit(_nrt=False)
+def accept_ipis(st, cs, q, t):
+    """Apply the IPIs pending at q that have arrived by t, in (arrive, id) order."""
+    ipi = cs[C_IPI]
+    pend = cs[C_PEND]
+    while True:
+        n = cs[C_PENDN][q]
+        bj = -1
+        for j in range(n):
+            i = pend[q, j]
+            if ipi[i, 5] <= t and (bj < 0 or ipi[i, 5] < ipi[pend[q, bj], 5]
+                                   or (ipi[i, 5] == ipi[pend[q, bj], 5] and i < pend[q, bj])):
+                bj = j
+        if bj < 0:
+            return
+        i = pend[q, bj]
+        for j in range(bj, n - 1):           # keep the rest in order
+            pend[q, j] = pend[q, j + 1]
+        cs[C_PENDN][q] = n - 1
+        mode = ipi[i, 3]
+        s = cs[C_STATE][q]
+        out = IGNORED
+        if mode == INIT:
+            reset_core(st, cs, q)
+            out = DELIVERED
+        elif mode == STARTUP:
+            if s == WFS:
+                out = DELIVERED
+                addr = ipi[i, 2] << 12
+                segs = cs[C_SEGS]
+                pc = -1
+                for k in range(segs.shape[0]):
+                    if segs[k, 0] == addr:
+                        pc = segs[k, 1]
+                        break
+                cs[C_MODE][q] = isa.REAL
+                if pc < 0:
+                    ipi[i, 6], ipi[i, 7] = out, t
+                    log_fault(st, cs, q, -1, addr, FK_NO_CODE, -1, t)
+                    continue
+                cs[C_PC][q] = pc
+                cs[C_STATE][q] = RUN
+        elif (mode == NMI or mode == FIXED or mode == LOWEST) and (s == WFS or s == HALTED or s == FAULTED):
+            out = IGNORED
+        elif mode == NMI:
+            if cs[C_NMIP][q] >= 0:
+                out = COALESCED
+            else:
+                cs[C_NMIP][q] = i
+                out = PENDING
+        elif mode == FIXED or mode == LOWEST:
+            v = ipi[i, 2]
+            if (cs[C_IRR][q, v >> 6] >> (v & 63)) & 1:
+                out = COALESCED
+            else:
+                cs[C_IRR][q, v >> 6] |= np.int64(1) << (v & 63)
+                cs[C_IRRID][q, v] = i
+                out = PENDING
+        if out != PENDING:
+            ipi[i, 6], ipi[i, 7] = out, t
+
+
+@njit(forceinline=True, _nrt=False)
+def highest(words, q):
+    for w in range(3, -1, -1):
+        x = np.uint64(words[q, w])
+        if x != np.uint64(0):
+            b = 63
+            while ((x >> np.uint64(b)) & np.uint64(1)) == np.uint64(0):
+                b -= 1
+            return w * 64 + b
+    return -1
+
+
+@njit(_nrt=False)
+def deliverable(cs, q):
+    """The vector core q would take now, or -1 (NMI first, then IRR above the in-service class)."""
+    if cs[C_NMIP][q] >= 0:
+        return NMI_VECTOR + 256
+    if cs[C_IF][q] == 0:
+        return -1
+    v = highest(cs[C_IRR], q)
+    if v < 0:
+        return -1
+    s = highest(cs[C_ISR], q)
+    if (v >> 4) > (s >> 4 if s >= 0 else -1):
+        return v
+    return -1
+
+
+@njit(_nrt=False)
+def take_interrupt(st, cs, q, code, t):
+    """Enter the handler for ``code`` (a vector, or 256 + 2 for an NMI)."""
+    ipi = cs[C_IPI]
+    if code >= 256:
+        v = code - 256
+        i = cs[C_NMIP][q]
+        cs[C_NMIP][q] = -1
+    else:
+        v = code
+        cs[C_IRR][q, v >> 6] &= ~(np.int64(1) << (v & 63))
+        cs[C_ISR][q, v >> 6] |= np.int64(1) << (v & 63)
+        i = cs[C_IRRID][q, v]
+    ipi[i, 6], ipi[i, 7] = DELIVERED, t
+    h = cs[C_HAND][q, v]
+    if h < 0:
+        log_fault(st, cs, q, cs[C_PC][q], v, FK_NO_HANDLER, -1, t)
+        return
+    sp = cs[C_RSP][q]
+    if sp >= RSTACK:
+        log_fault(st, cs, q, cs[C_PC][q], v, FK_STACK, -1, t)
+        return
+    cs[C_RSTK][q, sp, 0] = cs[C_PC][q]
+    cs[C_RSTK][q, sp, 1] = cs[C_IF][q]
+    cs[C_RSP][q] = sp + 1
+    cs[C_IF][q] = 0
+    cs[C_PC][q] = h
+    cs[C_STATE][q] = RUN
+    cs[C_PST][q, S_INTERRUPTS] += 1
+    st[CLOCK][q] = t + cs[C_CPAR][K_ENTRY]
+
+
+@njit(_nrt=False)
+def eoi(cs, q):
+    s = highest(cs[C_ISR], q)
+    if s >= 0:
+        cs[C_ISR][q, s >> 6] &= ~(np.int64(1) << (s & 63))
+
+
+# ------------------------------------------------------------------ memory: TLB, walk, partitions
+
+@njit(_nrt=False)
+def maccess(st, c, kind, addr, n, t):
+    """One timed access through the memory system (not inlined: one copy of the engine's code)."""
+    return access(st, c, kind, addr, n, t)
+
+
+@njit(_nrt=False)
+def tlb_find(cs, c, key, vpn):
+    sets, ways = cs[C_CPAR][K_TLBSETS], cs[C_CPAR][K_TLBWAYS]
+    b = (vpn & (sets - 1)) * ways
+    tlb = cs[C_TLB]
+    for w in range(ways):
+        if tlb[c, b + w, 0] == key:
+            return b + w
+    return -1
+
+
+@njit(_nrt=False)
+def tlb_fill(cs, c, key, vpn, frame, wr):
+    sets, ways = cs[C_CPAR][K_TLBSETS], cs[C_CPAR][K_TLBWAYS]
+    b = (vpn & (sets - 1)) * ways
+    tlb = cs[C_TLB]
+    e = -1
+    for w in range(ways):
+        if tlb[c, b + w, 0] == 0:
+            e = b + w
+            break
+    if e < 0:
+        e = b
+        for w in range(1, ways):
+            if tlb[c, b + w, 3] < tlb[c, e, 3]:
+                e = b + w
+    cs[C_TLBTICK][0] += 1
+    tlb[c, e, 0], tlb[c, e, 1], tlb[c, e, 2], tlb[c, e, 3] = key, frame, wr, cs[C_TLBTICK][0]
+
+
+@njit(_nrt=False)
+def translate(st, cs, c, va, write, t, res):
+    """Virtual -> physical.  res[0] = pa, res[1] = walk cycles, res[2] = fault kind or -1."""
+    res[1] = 0
+    res[2] = -1
+    top = va >> 47
+    if top != 0 and top != -1:
+        res[2] = FK_NONCANONICAL
+        return
+    v4 = np.int64(np.uint64(va) >> np.uint64(12)) & np.int64(0xFFFFFFFFF)
+    v2 = v4 >> 9
+    pst = cs[C_PST]
+    tlb = cs[C_TLB]
+    e = tlb_find(cs, c, (v4 << 1) + 1, v4)
+    big = False
+    if e < 0:
+        e = tlb_find(cs, c, ((v2 << 1) | 1) + 1, v2)
+        big = e >= 0
+    if e >= 0:
+        pst[c, S_TLB_HITS] += 1
+        cs[C_TLBTICK][0] += 1
+        tlb[c, e, 3] = cs[C_TLBTICK][0]
+        if write and tlb[c, e, 2] == 0:
+            res[2] = FK_NOT_WRITABLE
+            return
+        off = va & (0x1FFFFF if big else 0xFFF)
+        res[0] = tlb[c, e, 1] | off
+        return
+    pst[c, S_TLB_MISSES] += 1
+    table = cs[C_CR3][c] & np.int64(0x000FFFFFFFFFF000)
+    wr = 1
+    cyc = 0
+    for level in range(4):
+        shift = 39 - 9 * level
+        ea = table + ((va >> shift) & 511) * 8
+        cyc += maccess(st, c, KIND_L, ea, 8, t + cyc)
+        ent = read_bytes(cs, ea, 8)
+        if (ent & 1) == 0:
+            res[1] = cyc
+            res[2] = FK_NOT_PRESENT
+            pst[c, S_WALK_CYCLES] += cyc
+            return
+        wr &= (ent >> 1) & 1
+        if level == 1 and (ent >> 7) & 1:
+            res[1] = cyc
+            res[2] = FK_UNSUPPORTED
+            pst[c, S_WALK_CYCLES] += cyc
+            return
+        if level == 2 and (ent >> 7) & 1:
+            frame = ent & np.int64(0x000FFFFFFFE00000)
+            tlb_fill(cs, c, ((v2 << 1) | 1) + 1, v2, frame, wr)
+            res[1] = cyc
+            pst[c, S_WALK_CYCLES] += cyc
+            if write and wr == 0:
+                res[2] = FK_NOT_WRITABLE
+                return
+            res[0] = frame | (va & 0x1FFFFF)
+            return
+        table = ent & np.int64(0x000FFFFFFFFFF000)
+    tlb_fill(cs, c, (v4 << 1) + 1, v4, table, wr)
+    res[1] = cyc
+    pst[c, S_WALK_CYCLES] += cyc
+    if write and wr == 0:
+        res[2] = FK_NOT_WRITABLE
+        return
+    res[0] = table | (va & 0xFFF)
+
+
+@njit(_nrt=False)
+def invlpg(cs, c, va):
+    v4 = np.int64(np.uint64(va) >> np.uint64(12)) & np.int64(0xFFFFFFFFF)
+    v2 = v4 >> 9
+    e = tlb_find(cs, c, (v4 << 1) + 1, v4)
+    if e >= 0:
+        cs[C_TLB][c, e, 0] = 0
+    e = tlb_find(cs, c, ((v2 << 1) | 1) + 1, v2)
+    if e >= 0:
+        cs[C_TLB][c, e, 0] = 0
+
+
+@njit(_nrt=False)
+def tlb_flush(cs, c):
+    for e in range(cs[C_TLB].shape[1]):
+        cs[C_TLB][c, e, 0] = 0
+
+
+@njit(_nrt=False)
+def partition_owner_ok(cs, c, pa):
+    """(allowed, owner of pa) for core c's kernel."""
+    regions = cs[C_REGIONS]
+    owner = -1
+    for r in range(regions.shape[0]):
+        if regions[r, 0] <= pa < regions[r, 1]:
+            owner = regions[r, 2]
+    k = cs[C_KERN][c]
+    if regions.shape[0] == 0 or k < 0:
+        return True, owner
+    if owner == k and owner >= 0:
+        return True, owner
+    grants = cs[C_GRANTS]
+    for g in range(grants.shape[0]):
+        if grants[g, 0] <= pa < grants[g, 1] and grants[g, 2] == k:
+            return True, owner
+    return False, owner
+
+
+@njit(_nrt=False)
+def is_apic(cs, pa):
+    return cs[C_CPAR][K_X2APIC] == 0 and (pa & ~np.int64(0xFFF)) == APIC_BASE
+
+
+@njit(_nrt=False)
+def wake_spinners(st, cs, c, pa, n, d):
+    """A write to the lines of [pa, pa+n) completed at d: wake other cores spinning on them."""
+    if cs[C_OUT][2] == 0:
+        return
+    lb = st[PARAMS][P_LINEBITS]
+    first = np.int64(np.uint64(pa) >> np.uint64(lb))
+    last = np.int64((np.uint64(pa) + np.uint64(n - 1)) >> np.uint64(lb))
+    state, wait = cs[C_STATE], cs[C_WAIT]
+    for q in range(state.shape[0]):
+        if q != c and state[q] == SPIN and first <= wait[q] <= last:
+            state[q] = RUN
+            cs[C_OUT][2] -= 1
+            schedule(cs, q, max(d, st[CLOCK][q]))
+
+
+# memory-op kinds for mem_op
+M_LOAD, M_STORE, M_FADD, M_XCHG, M_CAS, M_SPIN = range(6)
+
+
+@njit(_nrt=False)
+def mem_op(st, cs, c, pc, mk, addr, n, virt, t1, val, expect, res):
+    """Translate, check and perform one memory op.  res[0] = old/loaded value, res[1] = end time,
+    res[2] = first line (for SPIN), res[3] = 1 if it faulted (the fault is already logged/trapped)."""
+    write = mk != M_LOAD and mk != M_SPIN
+    res[3] = 0
+    n1 = min(n, 4096 - (addr & 4095))
+    nch = 1 if n1 == n else 2
+    out = cs[C_OUT]                # scratch space (compiled without allocation)
+    tr, pas, lens, mm = out[8:11], out[12:14], out[14:16], out[16:18]
+    lens[0] = n1
+    lens[1] = n - n1
+    t = t1
+    for k in range(nch):
+        a = addr if k == 0 else addr + n1
+        if virt:
+            if cs[C_MODE][c] != isa.LONG:
+                log_fault(st, cs, c, pc, a, FK_NOT_PAGING, -1, t)
+                res[3] = 1
+                return
+            translate(st, cs, c, a, write, t, tr)
+            t += tr[1]
+            if tr[2] >= 0:
+                log_fault(st, cs, c, pc, a, tr[2], -1, t)
+                res[3] = 1
+                return
+            pas[k] = tr[0]
+        else:
+            pas[k] = a
+    for k in range(nch):
+        mm[k] = 0
+        if is_apic(cs, pas[k]):
+            mm[k] = 1
+        else:
+            ok, owner = partition_owner_ok(cs, c, pas[k])
+            if not ok:
+                log_fault(st, cs, c, pc, pas[k], FK_PARTITION, owner, t)
+                res[3] = 1
+                return
+    lb = st[PARAMS][P_LINEBITS]
+    res[2] = np.int64(np.uint64(pas[0]) >> np.uint64(lb))
+    # read the old value (loads and atomics)
+    old = np.int64(0)
+    if mk != M_STORE:
+        sh = 0
+        for k in range(nch):
+            if mm[k]:
+                off = pas[k] & 0xFFF
+                v = 0
+                if off == ID:
+                    v = c << 24
+                elif off == ICR_LOW:
+                    v = cs[C_ICRLO][c]
+                elif off == ICR_HIGH:
+                    v = cs[C_ICRHI][c]
+                old |= (v & size_mask(lens[k])) << (8 * sh)
+            else:
+                old |= read_bytes(cs, pas[k], lens[k]) << (8 * sh)
+            sh += lens[k]
+    new = val
+    if mk == M_FADD:
+        new = old + val
+    elif mk == M_CAS:
+        new = val if old == (expect & size_mask(n)) else old
+    res[0] = old
+    kind = KIND_S if write else KIND_L
+    sh = 0
+    for k in range(nch):
+        ln = lens[k]
+        if mm[k]:
+            t += cs[C_CPAR][K_MMIO]
+            if write:
+                off = pas[k] & 0xFFF
+                v = (new >> (8 * sh)) & size_mask(ln)
+                if off == ICR_HIGH:
+                    cs[C_ICRHI][c] = v
+                elif off == EOI:
+                    eoi(cs, c)
+                elif off == ICR_LOW:
+                    cs[C_ICRLO][c] = v
+                    if not send_ipi(st, cs, c, v, (cs[C_ICRHI][c] >> 24) & 0xFF, t):
+                        log_fault(st, cs, c, pc, pas[k], FK_UNSUPPORTED, -1, t)
+                        res[3] = 1
+                        return
+        else:
+            t += maccess(st, c, kind, pas[k], ln, t)
+            if write:
+                write_bytes(cs, pas[k], ln, new >> (8 * sh))
+                wake_spinners(st, cs, c, pas[k], ln, t)
+        sh += ln
+    res[1] = t
+
+
+# ------------------------------------------------------------------ one step
+
+@njit(forceinline=True, _nrt=False)
+def cond_true(cond, a, b):
+    if cond == isa.EQ:
+        return a == b
+    if cond == isa.NE:
+        return a != b
+    if cond == isa.LT:
+        return a < b
+    if cond == isa.GE:
+        return a >= b
+    if cond == isa.LTU:
+        return np.uint64(a) < np.uint64(b)
+    return np.uint64(a) >= np.uint64(b)
+
+
+@njit(_nrt=False)
+def go_to_sleep(st, cs, c, state):
+    cs[C_STATE][c] = state
+    if state == SPIN:
+        cs[C_OUT][2] += 1
+    wake_check(st, cs, c)
+
+
+@njit(_nrt=False)
+def step(st, cs, c, res):
+    """One step of core c at its clock (cpu_spec.md, 'One step').  Returns 1 if an op executed."""
+    clock = st[CLOCK]
+    t = clock[c]
+    accept_ipis(st, cs, c, t)
+    state = cs[C_STATE]
+    s = state[c]
+    if s == WFS or s == HALTED or s == FAULTED:
+        wake_check(st, cs, c)
+        return 0
+    v = deliverable(cs, c)
+    if v >= 0:
+        if s == SPIN:
+            cs[C_OUT][2] -= 1
+        take_interrupt(st, cs, c, v, t)
+        wake_check(st, cs, c)
+        return 0
+    if s == SPIN or s == WFI:
+        wake_check(st, cs, c)
+        return 0
+    par = cs[C_CPAR]
+    pst = cs[C_PST]
+    pc = cs[C_PC][c]
+    # fetch
+    opaddr = cs[C_OPADDR][pc]
+    iline = np.int64(np.uint64(opaddr) >> np.uint64(st[PARAMS][P_LINEBITS]))
+    t1 = t
+    if iline != cs[C_LASTF][c]:
+        lat = maccess(st, c, KIND_I, opaddr, isa.OP_BYTES, t)
+        stall = lat - st[GEO][st[IPATH][c, 0], LAT]
+        if stall > 0:
+            t1 = t + stall
+            pst[c, S_FETCH_STALL] += stall
+        cs[C_LASTF][c] = iline
+    code = cs[C_CODE]
+    op = code[pc, 0]
+    a, b, cc, d, e, f, g = code[pc, 1], code[pc, 2], code[pc, 3], code[pc, 4], code[pc, 5], code[pc, 6], code[pc, 7]
+    regs = cs[C_REGS]
+    pst[c, S_OPS] += 1
+    cs[C_OUT][1] += 1
+    npc = pc + 1
+    end = t1 + par[K_ALU]
+    if op == isa.NOP:
+        pass
+    elif op == isa.MOVI:
+        regs[c, a] = b
+    elif op == isa.MOV:
+        regs[c, a] = regs[c, b]
+    elif op <= isa.SHR:
+        x = regs[c, b]
+        y = cc if d else regs[c, cc]
+        if op == isa.ADD:
+            r = x + y
+        elif op == isa.SUB:
+            r = x - y
+        elif op == isa.MUL:
+            r = x * y
+        elif op == isa.AND:
+            r = x & y
+        elif op == isa.OR:
+            r = x | y
+        elif op == isa.XOR:
+            r = x ^ y
+        elif op == isa.SHL:
+            r = x << (y & 63)
+        else:
+            r = np.int64(np.uint64(x) >> np.uint64(y & 63))
+        regs[c, a] = r
+    elif op == isa.BR:
+        y = cc if d else regs[c, cc]
+        if cond_true(a, regs[c, b], y):
+            npc = e
+    elif op == isa.JMP:
+        npc = a
+    elif op == isa.COMPUTE:
+        n = a if d else regs[c, a]
+        end = t1 + max(n, 0)
+    elif op >= isa.LOAD and op <= isa.SPIN:
+        addr = cc + (regs[c, b] if b >= 0 else 0)
+        virt = (e & isa.F_VIRT) != 0
+        imm = (e & isa.F_IMM) != 0
+        if op == isa.LOAD:
+            mk, val = M_LOAD, np.int64(0)
+        elif op == isa.STORE:
+            mk, val = M_STORE, (a if imm else regs[c, a])
+        elif op == isa.FADD:
+            mk, val = M_FADD, (f if imm else regs[c, f])
+        elif op == isa.XCHG:
+            mk, val = M_XCHG, (f if imm else regs[c, f])
+        elif op == isa.CAS:
+            mk, val = M_CAS, regs[c, g]
+        else:
+            mk, val = M_SPIN, np.int64(0)
+            if addr & (d - 1):
+                log_fault(st, cs, c, pc, addr, FK_MISALIGNED, -1, t1)
+                return 1
+        mem_op(st, cs, c, pc, mk, addr, d, virt, t1, val, regs[c, f] if op == isa.CAS else 0, res)
+        if res[3]:
+            return 1
+        end = res[1]
+        if mk == M_LOAD:
+            regs[c, a] = res[0]
+            pst[c, S_LOADS] += 1
+        elif mk == M_STORE:
+            pst[c, S_STORES] += 1
+        elif mk == M_SPIN:
+            regs[c, a] = res[0]
+            pst[c, S_LOADS] += 1
+            y = f if imm else regs[c, f]
+            if not cond_true((e >> 2) & 7, res[0], y):
+                cs[C_WAIT][c] = res[2]
+                pst[c, S_SPIN_SLEEPS] += 1
+                clock[c] = end
+                go_to_sleep(st, cs, c, SPIN)
+                return 1
+        else:
+            regs[c, a] = res[0]
+            pst[c, S_ATOMICS] += 1
+            end += par[K_ATOMIC]
+    elif op == isa.WRMSR:
+        v = b if d else regs[c, b]
+        end = t1 + par[K_MSR]
+        if par[K_X2APIC] and a == isa.MSR_X2APIC_ICR:
+            if not send_ipi(st, cs, c, v & 0xFFFFFFFF, np.int64(np.uint64(v) >> np.uint64(32)), end):
+                log_fault(st, cs, c, pc, a, FK_UNSUPPORTED, -1, end)
+                return 1
+        elif par[K_X2APIC] and a == isa.MSR_X2APIC_EOI:
+            eoi(cs, c)
+        else:
+            log_fault(st, cs, c, pc, a, FK_BAD_MSR, -1, t1)
+            return 1
+    elif op == isa.WFI:
+        cs[C_IF][c] = 1
+        cs[C_PC][c] = npc
+        clock[c] = end
+        if deliverable(cs, c) < 0:
+            go_to_sleep(st, cs, c, WFI)
+        return 1
+    elif op == isa.STI:
+        cs[C_IF][c] = 1
+    elif op == isa.CLI:
+        cs[C_IF][c] = 0
+    elif op == isa.IRET:
+        sp = cs[C_RSP][c]
+        if sp == 0:
+            log_fault(st, cs, c, pc, 0, FK_STACK, -1, t1)
+            return 1
+        sp -= 1
+        cs[C_RSP][c] = sp
+        npc = cs[C_RSTK][c, sp, 0]
+        cs[C_IF][c] = cs[C_RSTK][c, sp, 1]
+        end = t1 + par[K_IRET]
+    elif op == isa.SETVEC:
+        cs[C_HAND][c, a] = b
+    elif op == isa.INVLPG:
+        invlpg(cs, c, cc + (regs[c, b] if b >= 0 else 0))
+        end = t1 + par[K_INVLPG]
+    elif op == isa.WRCR3:
+        cs[C_CR3][c] = a if d else regs[c, a]
+        tlb_flush(cs, c)
+        end = t1 + par[K_CR3]
+    elif op == isa.MODE:
+        cs[C_MODE][c] = a
+        tlb_flush(cs, c)
+        end = t1 + par[K_CR3]
+    elif op == isa.RDTSC:
+        regs[c, a] = t1
+        end = t1 + par[K_RDTSC]
+    elif op == isa.MARK:
+        tl = cs[C_TL]
+        i = cs[C_NTL][0]
+        tl[i, 0], tl[i, 1], tl[i, 2], tl[i, 3] = c, t1, a, (b if d else regs[c, b])
+        cs[C_NTL][0] = i + 1
+    elif op == isa.HALT:
+        state[c] = HALTED
+        clock[c] = t1
+        cs[C_PC][c] = npc
+        wake_check(st, cs, c)
+        return 1
+    cs[C_PC][c] = npc
+    clock[c] = end
+    return 1
+
+
+# ------------------------------------------------------------------ the loop
+
+@njit(_nrt=False)
+def room(st, cs):
+    """0 if every log has room for one more step, else the G_* code of the one to grow (+1)."""
+    ncores = st[CLOCK].shape[0]
+    if cs[C_NIPI][0] + ncores > cs[C_IPI].shape[0]:
+        return G_IPI + 1
+    if cs[C_NFAULT][0] + 2 > cs[C_FAULTS].shape[0]:
+        return G_FAULT + 1
+    if cs[C_NTL][0] + 1 > cs[C_TL].shape[0]:
+        return G_TL + 1
+    if cs[C_NPAGES][0] + 2 > cs[C_POOL].shape[0] or 2 * (cs[C_NPAGES][0] + 2) > cs[C_PKEYS].shape[0]:
+        return G_PAGES + 1
+    if cs[C_HEAPN][0] + ncores + 2 > cs[C_HEAP].shape[0]:
+        return G_HEAP + 1
+    if cs[C_OUT][3] + 1 > cs[C_PEND].shape[1]:
+        return G_PEND + 1
+    return 0
+
+
+@njit(_nrt=False)
+def run(st, cs, max_ops):
+    """Run until no core is scheduled, or ``max_ops`` ops have executed (-1: no limit).
+
+    Returns DONE, DEADLOCK, LIMIT or GROW (``cs[C_OUT][0]`` says what to grow)."""
+    clock = st[CLOCK]
+    sched = cs[C_SCHED]
+    res = cs[C_OUT][4:8]
+    ops = 0
+    while True:
+        if max_ops >= 0 and ops >= max_ops:
+            return LIMIT
+        if cs[C_HEAPN][0] == 0:
+            break
+        key = heap_pop(cs)
+        c = key & 8191
+        t = key >> 13
+        if sched[c] != t:
+            continue                   # stale: the core was rescheduled earlier
+        sched[c] = -1
+        while True:
+            g = room(st, cs)
+            if g:
+                cs[C_OUT][0] = g - 1
+                schedule(cs, c, t)
+                return GROW
+            if clock[c] < t:
+                cs[C_PST][c, S_SLEEP_CYCLES] += t - clock[c]
+                clock[c] = t
+            ops += step(st, cs, c, res)
+            if cs[C_STATE][c] != RUN or sched[c] >= 0:
+                break
+            t = clock[c]
+            if max_ops >= 0 and ops >= max_ops:
+                schedule(cs, c, t)
+                return LIMIT
+            if cs[C_HEAPN][0] > 0 and cs[C_HEAP][0] <= t * 8192 + c:
+                schedule(cs, c, t)
+                break
+    for q in range(clock.shape[0]):
+        if cs[C_STATE][q] == SPIN or cs[C_STATE][q] == WFI:
+            return DEADLOCK
+    return DONE
+
+
+# ------------------------------------------------------------------ building the state
+
+def build(machine_state, cfg, w: Workload) -> CpuState:
+    """CPU state arrays for workload ``w`` on a machine (memory-system state already built)."""
+    cores = cfg.cores
+    ops, opaddr = w.code()
+    if len(ops) == 0:
+        ops = np.zeros((1, isa.NF), np.int64)
+        ops[0, 0] = isa.HALT
+        opaddr = np.zeros(1, np.int64)
+    cc = cfg.core
+    cpar = np.zeros(NK, np.int64)
+    cpar[K_ALU], cpar[K_ATOMIC], cpar[K_RDTSC], cpar[K_MSR] = cc.alu_latency, cc.atomic_latency, cc.rdtsc_latency, cc.msr_latency
+    cpar[K_MMIO], cpar[K_ENTRY], cpar[K_IRET], cpar[K_INVLPG] = cc.mmio_latency, cc.interrupt_entry, cc.iret_latency, cc.invlpg_latency
+    cpar[K_CR3], cpar[K_TLBSETS], cpar[K_TLBWAYS] = cc.cr3_latency, cc.tlb_entries // cc.tlb_ways, cc.tlb_ways
+    cpar[K_X2APIC], cpar[K_IPILAT] = int(cfg.apic.mode == "x2apic"), cfg.apic.ipi_latency
+    segs = np.array([(a, 0) for a, _, _ in w.segments] or [(-1, -1)], np.int64).reshape(-1, 2)
+    pc0 = 0
+    for k, (a, o, _) in enumerate(w.segments):
+        segs[k, 1] = pc0
+        pc0 += len(o)
+    cpar[K_NSEG] = len(w.segments)
+    state = np.full(cores, WFS, np.int64)
+    pc = np.zeros(cores, np.int64)
+    mode = np.full(cores, isa.REAL, np.int64)
+    sched = np.full(cores, -1, np.int64)
+    heap = np.zeros(4 * cores + 64, np.int64)
+    heapn = np.zeros(1, np.int64)
+    clock = machine_state.clock
+    for core, (p, m, at) in sorted(w.starts.items()):
+        state[core], pc[core], mode[core] = RUN, p, m
+        clock[core] = max(int(clock[core]), at)
+    hand = np.full((cores, 256), -1, np.int64)
+    for (core, v), p in w.handlers.items():
+        hand[core, v] = p
+    kern = np.full(cores, -1, np.int64)
+    for core, k in w.kernels.items():
+        kern[core] = k
+    regs = np.zeros((cores, isa.NREGS), np.int64)
+    for core, rs in w.regs.items():
+        for r, v in rs.items():
+            regs[core, r] = v
+    cs = CpuState(
+        code=np.ascontiguousarray(ops, np.int64), opaddr=np.ascontiguousarray(opaddr, np.int64), regs=regs, pc=pc,
+        state=state, iflag=np.zeros(cores, np.int64), mode=mode, cr3=np.zeros(cores, np.int64),
+        wait=np.full(cores, -1, np.int64), sched=sched, lastf=np.full(cores, -1, np.int64),
+        irr=np.zeros((cores, 4), np.int64), isr=np.zeros((cores, 4), np.int64),
+        irrid=np.full((cores, 256), -1, np.int64), nmip=np.full(cores, -1, np.int64), hand=hand,
+        rstk=np.zeros((cores, RSTACK, 2), np.int64), rsp=np.zeros(cores, np.int64),
+        icrlo=np.zeros(cores, np.int64), icrhi=np.zeros(cores, np.int64),
+        pend=np.zeros((cores, 8), np.int64), pendn=np.zeros(cores, np.int64),
+        ipi=np.zeros((max(256, 4 * cores), 8), np.int64), nipi=np.zeros(1, np.int64),
+        faults=np.zeros((64, 6), np.int64), nfault=np.zeros(1, np.int64),
+        tl=np.zeros((1024, 4), np.int64), ntl=np.zeros(1, np.int64),
+        tlb=np.zeros((cores, cc.tlb_entries, 4), np.int64), tlbtick=np.zeros(1, np.int64),
+        regions=np.array(w.regions or np.zeros((0, 3)), np.int64).reshape(-1, 3),
+        grants=np.array(w.grants or np.zeros((0, 3)), np.int64).reshape(-1, 3), kern=kern,
+        pkeys=np.zeros(256, np.int64), pslot=np.zeros(256, np.int64), pool=np.zeros((64, 4096), np.uint8),
+        npages=np.zeros(1, np.int64), cpar=cpar, pst=np.zeros((cores, 13), np.int64), heap=heap, heapn=heapn,
+        segs=segs, out=np.zeros(32, np.int64))
+    for core in sorted(w.starts):
+        sched[core] = clock[core]
+    for core in range(cores):
+        if sched[core] >= 0:
+            heap[heapn[0]] = sched[core] * 8192 + core
+            heapn[0] += 1
+    heap[:heapn[0]] = np.sort(heap[:heapn[0]])
+    for a, data in w.memory:
+        write_phys(cs, a, data)
+    return cs
+
+
+def _grow_pages(cs: CpuState, need: int) -> None:
+    cap = cs.pool.shape[0]
+    while cap < need:
+        cap *= 2
+    if cap != cs.pool.shape[0]:
+        pool = np.zeros((cap, 4096), np.uint8)
+        pool[: cs.pool.shape[0]] = cs.pool
+        cs.pool = pool
+    kcap = cs.pkeys.shape[0]
+    while kcap < 2 * need:
+        kcap *= 2
+    if kcap != cs.pkeys.shape[0]:
+        keys, slots = np.zeros(kcap, np.int64), np.zeros(kcap, np.int64)
+        mask = kcap - 1
+        for i in np.nonzero(cs.pkeys)[0]:
+            h = int(_phash(int(cs.pkeys[i]) - 1, mask))
+            while keys[h] != 0:
+                h = (h + 1) & mask
+            keys[h], slots[h] = cs.pkeys[i], cs.pslot[i]
+        cs.pkeys, cs.pslot = keys, slots
+
+
+def write_phys(cs: CpuState, addr: int, data: bytes) -> None:
+    """Python-side write into the functional store (loading images, page tables)."""
+    data = bytes(data)
+    if addr < 0 or addr + len(data) > 1 << 52:
+        from hwmodel.errors import MksimError
+        raise MksimError(f"physical write at {addr:#x} of {len(data)} bytes is outside 0..2**52")
+    pos = 0
+    while pos < len(data):
+        a = addr + pos
+        n = min(len(data) - pos, 4096 - (a & 4095))
+        _grow_pages(cs, int(cs.npages[0]) + 2)
+        s = page_slot(pack(cs), a >> 12, True)
+        cs.pool[s, a & 4095:(a & 4095) + n] = np.frombuffer(data[pos:pos + n], np.uint8)
+        pos += n
+
+
+def read_phys(cs: CpuState, addr: int, n: int) -> bytes:
+    out = bytearray()
+    pos = 0
+    while pos < n:
+        a = addr + pos
+        k = min(n - pos, 4096 - (a & 4095))
+        s = page_slot(pack(cs), a >> 12, False)
+        out += bytes(k) if s < 0 else cs.pool[s, a & 4095:(a & 4095) + k].tobytes()
+        pos += k
+    return bytes(out)
+
+
+def grow(cs: CpuState, what: int) -> None:
+    """Double the array ``what`` (a G_* code) that ``run`` found full."""
+    def bigger(a, axis=0):
+        shape = list(a.shape)
+        shape[axis] *= 2
+        b = np.zeros(shape, a.dtype)
+        b[tuple(slice(0, s) for s in a.shape)] = a
+        return b
+    if what == G_IPI:
+        cs.ipi = bigger(cs.ipi)
+    elif what == G_FAULT:
+        cs.faults = bigger(cs.faults)
+    elif what == G_TL:
+        cs.tl = bigger(cs.tl)
+    elif what == G_PAGES:
+        _grow_pages(cs, 2 * int(cs.npages[0]) + 4)
+    elif what == G_PEND:
+        cs.out[3] = int(cs.pendn.max())
+        if cs.out[3] + 1 > cs.pend.shape[1]:
+            cs.pend = bigger(cs.pend, 1)
+    elif what == G_HEAP:
+        # drop stale entries: rebuild from the schedule
+        live = [int(s) * 8192 + q for q, s in enumerate(cs.sched) if s >= 0]
+        heap = np.zeros(max(len(cs.heap), 4 * len(live) + 64), np.int64)
+        heap[:len(live)] = np.sort(np.array(live, np.int64))
+        cs.heap = heap
+        cs.heapn[0] = len(live)
