@@ -72,3 +72,184 @@ def traces(draw, cores: int, max_len: int = 120, max_lines: int = 24):
     addr = [(l * spread) * LINE + o for l, o in zip(line, off)]
     return (np.array(core, np.int64), np.array(kind, np.int64), np.array(addr, np.int64),
             np.array(size, np.int64))
+
+
+# ---------------------------------------------------------------- programs for cores
+
+VECTORS = (0x30, 0x41, 0x52)
+DATA_PAGES = (0x10000, 0x11000, 0x12000, 0x13000)
+PT_BASE = 0x1000                       # PML4 0x1000, PDPT 0x2000, PD 0x3000, PT 0x4000
+VIRT_4K = 0x400000                     # 4 KiB pages: VIRT_4K + i*4096 -> DATA_PAGES[i]
+VIRT_2M = 0x40000000                   # one 2 MiB page -> 0x200000
+
+
+def page_table_bytes(writable_mask: int = 0xF) -> list[tuple[int, bytes]]:
+    """A small x86-64 page table: 4 KiB pages over DATA_PAGES (writable per bit), one 2 MiB page."""
+    def ent(addr, flags):
+        return (addr | flags).to_bytes(8, "little")
+    pml4 = bytearray(4096)
+    pdpt = bytearray(4096)
+    pd = bytearray(4096)
+    pt = bytearray(4096)
+    pml4[0:8] = ent(0x2000, 3)
+    pdpt[0:8] = ent(0x3000, 3)                     # va 0 .. 1 GiB
+    pdpt[8:16] = ent(0x5000, 3)                    # va 1 GiB .. 2 GiB (the 2 MiB page)
+    pd[2 * 8:3 * 8] = ent(0x4000, 3)               # va 0x400000: the 4 KiB table
+    pt_pd2 = bytearray(4096)
+    pt_pd2[0:8] = ent(0x200000, 3 | 0x80)          # 2 MiB page at va 0x40000000
+    for i, pa in enumerate(DATA_PAGES):
+        pt[i * 8:(i + 1) * 8] = ent(pa, 1 | (2 if (writable_mask >> i) & 1 else 0))
+    return [(0x1000, bytes(pml4)), (0x2000, bytes(pdpt)), (0x3000, bytes(pd)), (0x4000, bytes(pt)),
+            (0x5000, bytes(pt_pd2))]
+
+
+@st.composite
+def cpu_machines(draw, max_cores: int = 8):
+    """``machines()`` plus random core costs, a tiny TLB and either APIC mode."""
+    from dataclasses import replace
+
+    from hwmodel.config import ApicConfig, CoreConfig
+    cfg = draw(machines(max_cores))
+    ways = draw(st.sampled_from([1, 2]))
+    core = CoreConfig(alu_latency=draw(st.integers(0, 2)), atomic_latency=draw(st.integers(0, 9)),
+                      rdtsc_latency=draw(st.integers(0, 9)), msr_latency=draw(st.integers(0, 20)),
+                      mmio_latency=draw(st.integers(0, 20)), interrupt_entry=draw(st.integers(0, 40)),
+                      iret_latency=draw(st.integers(0, 20)), invlpg_latency=draw(st.integers(0, 9)),
+                      cr3_latency=draw(st.integers(0, 9)), tlb_entries=ways * draw(st.sampled_from([1, 2])),
+                      tlb_ways=ways)
+    apic = ApicConfig(mode=draw(st.sampled_from(["xapic", "x2apic"])), ipi_latency=draw(st.integers(0, 60)))
+    return replace(cfg, core=core, apic=apic).validate()
+
+
+@st.composite
+def workloads(draw, cfg, max_ops: int = 14):
+    """Random programs on random cores: memory ops (physical and virtual, some straddling lines and
+    pages), atomics, spin-waits, IPIs of every kind, handlers, WFI, TLB ops, partitions."""
+    from hwmodel import isa
+    from hwmodel.workload import Workload
+    x2 = cfg.apic.mode == "x2apic"
+    ncores = cfg.cores
+    w = Workload(ncores)
+    for a, b in page_table_bytes(draw(st.integers(0, 15))):
+        w.write(a, b)
+    nwords = draw(st.integers(1, 6))
+    words = [draw(st.sampled_from(DATA_PAGES)) + draw(st.integers(0, 4095 - 8)) for _ in range(nwords)]
+    words += [0x4000 + 8 * draw(st.integers(0, 3))]                 # a PTE: stale-TLB material
+    words += [DATA_PAGES[0] + 4096 - 4]                              # straddles into the next page
+    for a in words[:3]:
+        w.write(a, draw(st.integers(0, 3)).to_bytes(8, "little"))
+
+    def body(p: isa.Program, depth: int, n: int, handler: bool):
+        for _ in range(n):
+            k = draw(st.sampled_from(["load", "store", "fadd", "xchg", "cas", "spin", "vload", "vstore",
+                                      "ipi", "compute", "alu", "br", "mark", "rdtsc", "wfi", "tlb", "cli",
+                                      "sti"] if not handler else
+                                     ["load", "store", "fadd", "spin", "ipi", "compute", "mark", "vload"]))
+            reg = f"r{draw(st.integers(1, 3)) + (4 if handler else 0)}"
+            size = draw(st.sampled_from([1, 2, 4, 8]))
+            a = draw(st.sampled_from(words))
+            if k == "load":
+                p.load(reg, a, size)
+            elif k == "store":
+                p.store(a, draw(st.one_of(st.integers(-5, 5), st.just(reg))), size)
+            elif k == "fadd":
+                p.fadd(reg, a, draw(st.integers(1, 3)), size)
+            elif k == "xchg":
+                p.xchg(reg, a, reg, size)
+            elif k == "cas":
+                p.cas(reg, a, f"r{draw(st.integers(1, 3))}", reg, size)
+            elif k == "spin":
+                a &= ~7
+                p.spin_until(a, draw(st.sampled_from(["eq", "ne", "geu"])), draw(st.integers(0, 3)), rd=reg)
+            elif k in ("vload", "vstore"):
+                if draw(st.booleans()):
+                    va = VIRT_4K + draw(st.integers(0, 5)) * 4096 + draw(st.integers(0, 4095))
+                else:
+                    va = VIRT_2M + draw(st.integers(0, (1 << 21) - 1))
+                if draw(st.integers(0, 9)) == 0:
+                    va = 1 << 47                                        # non-canonical
+                if k == "vload":
+                    p.load(reg, va, size, virt=True)
+                else:
+                    p.store(va, reg, size, virt=True)
+            elif k == "ipi":
+                mode = draw(st.sampled_from(["fixed", "fixed", "fixed", "nmi", "init", "startup", "lowest"]))
+                sh = draw(st.sampled_from(["none", "none", "none", "self", "all", "all-but-self"]))
+                dest = draw(st.integers(0, ncores))       # ncores: an id nobody has
+                vec = draw(st.sampled_from(VECTORS)) if mode != "startup" else draw(st.sampled_from([6, 7, 9]))
+                p.ipi(dest, vec, mode, sh, x2apic=x2)
+            elif k == "compute":
+                p.compute(draw(st.integers(0, 50)))
+            elif k == "alu":
+                p.alu(draw(st.sampled_from(["add", "sub", "mul", "and", "or", "xor", "shl", "shr"])), reg,
+                      f"r{draw(st.integers(0, 3))}", draw(st.one_of(st.integers(-9, 70), st.just("r2"))))
+            elif k == "br":
+                lab = f"l{len(p.ops)}_{depth}"
+                p.br(draw(st.sampled_from(list(isa.CONDS))), reg, draw(st.integers(-2, 3)), lab)
+                body(p, depth + 1, draw(st.integers(0, 2)), handler)
+                p.label(lab)
+            elif k == "mark":
+                p.mark(draw(st.integers(0, 5)), reg)
+            elif k == "rdtsc":
+                p.rdtsc(reg)
+            elif k == "wfi":
+                p.wfi()
+            elif k == "tlb":
+                c = draw(st.integers(0, 2))
+                if c == 0:
+                    p.invlpg(VIRT_4K + draw(st.integers(0, 3)) * 4096)
+                elif c == 1:
+                    p.wrcr3(PT_BASE)
+                else:
+                    p.mode(isa.LONG)
+            elif k == "cli":
+                p.cli()
+            else:
+                p.sti()
+
+    # a loop makes spin-waits and IPIs interleave with more traffic
+    def program(name: str, handler: bool) -> isa.Program:
+        p = isa.Program(name)
+        if handler:
+            body(p, 0, draw(st.integers(0, 3)), True)
+            p.eoi(x2apic=x2)
+            p.iret()
+            return p
+        if draw(st.integers(0, 9)) > 0:
+            p.wrcr3(PT_BASE)
+        if draw(st.booleans()):
+            p.sti()
+        loops = draw(st.integers(1, 2))
+        p.movi("r9", loops)
+        p.label("top")
+        body(p, 0, draw(st.integers(1, max_ops)), False)
+        p.sub("r9", "r9", 1)
+        p.br("ne", "r9", 0, "top")
+        p.halt()
+        return p
+
+    nstart = draw(st.integers(1, ncores))
+    started = draw(st.permutations(range(ncores)))[:nstart]
+    for i, core in enumerate(started):
+        pl = w.place(program(f"core{core}", False), 0x100000 + 0x1000 * i)
+        w.start(core, pl.pc(), at=draw(st.integers(0, 30)))
+    for vi, vec in enumerate(VECTORS + (2, 13, 14)):
+        if draw(st.integers(0, 3)) > 0:
+            hp = w.place(program(f"h{vec}", True), 0x500000 + 0x1000 * vi)
+            for core in range(ncores):
+                w.set_handler(core, vec, hp.pc())
+    for vec in (6, 7):                       # start-up targets (0x9000 has no code)
+        sp = isa.Program(f"sipi{vec}")
+        body(sp, 0, draw(st.integers(0, 3)), False)
+        sp.halt()
+        w.place(sp, vec << 12)
+    if draw(st.booleans()):                  # partitions: up to 2 kernels over the data pages
+        for i, pg in enumerate(DATA_PAGES + (0x200000,)):
+            if draw(st.integers(0, 3)) > 0:
+                w.partition(draw(st.integers(0, 1)), pg, pg + (0x200000 if pg == 0x200000 else 0x1000))
+        if draw(st.booleans()):
+            pg = draw(st.sampled_from(DATA_PAGES))
+            w.grant(draw(st.integers(0, 1)), pg, pg + 0x1000)
+        for core in range(ncores):
+            w.assign(core, draw(st.integers(-1, 1)))
+    return w, words
