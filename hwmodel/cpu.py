@@ -17,8 +17,10 @@ import numpy as np
 from hwmodel import isa
 from hwmodel._numba import njit
 from hwmodel.apic import APIC_BASE, EOI, ICR_HIGH, ICR_LOW, ID, INIT, LOWEST, NMI, NMI_VECTOR, STARTUP, FIXED, decode
-from hwmodel.engine import CLOCK, GEO, IPATH, MSG, PARAMS, access
-from hwmodel.state import LAT, P_CPP, P_LINEBITS
+from hwmodel.coherence import E, M
+from hwmodel.engine import (CLOCK, D_OWNER, D_STATE, DIRT, DPATH, FLAGS, GEO, IPATH, MSG, PARAMS, TAG, access,
+                            dir_find_, find_, home_of)
+from hwmodel.state import LAT, P_CPP, P_DIRMASK, P_LINEBITS, P_NLEV, P_NPRIV
 from hwmodel.trace import KIND_I, KIND_L, KIND_S
 from hwmodel.workload import (COALESCED, DEADLOCK, DELIVERED, DONE, FAULTED, FK_BAD_MSR, FK_MISALIGNED, FK_NO_CODE,
                               FK_NO_HANDLER, FK_NONCANONICAL, FK_NOT_PAGING, FK_NOT_PRESENT, FK_NOT_WRITABLE,
@@ -39,7 +41,7 @@ G_IPI, G_FAULT, G_TL, G_PAGES, G_PEND, G_HEAP = range(6)
 (C_CODE, C_OPADDR, C_REGS, C_PC, C_STATE, C_IF, C_MODE, C_CR3, C_WAIT, C_SCHED, C_LASTF, C_IRR, C_ISR, C_IRRID,
  C_NMIP, C_HAND, C_RSTK, C_RSP, C_ICRLO, C_ICRHI, C_PEND, C_PENDN, C_IPI, C_NIPI, C_FAULTS, C_NFAULT, C_TL, C_NTL,
  C_TLB, C_TLBTICK, C_REGIONS, C_GRANTS, C_KERN, C_PKEYS, C_PSLOT, C_POOL, C_NPAGES, C_CPAR, C_PST, C_HEAP, C_HEAPN,
- C_SEGS, C_OUT) = range(43)
+ C_SEGS, C_OUT, C_INF) = range(44)
 # C_OUT: 0 status detail (grow code), 1 ops executed (all calls), 2 spinning cores, 3 longest pending queue,
 # 4.. scratch
 MASK = np.int64(-1)
@@ -55,12 +57,12 @@ class CpuState:
     nfault: np.ndarray; tl: np.ndarray; ntl: np.ndarray; tlb: np.ndarray; tlbtick: np.ndarray
     regions: np.ndarray; grants: np.ndarray; kern: np.ndarray; pkeys: np.ndarray; pslot: np.ndarray
     pool: np.ndarray; npages: np.ndarray; cpar: np.ndarray; pst: np.ndarray; heap: np.ndarray
-    heapn: np.ndarray; segs: np.ndarray; out: np.ndarray
+    heapn: np.ndarray; segs: np.ndarray; out: np.ndarray; inf: np.ndarray
 
     FIELDS = ("code", "opaddr", "regs", "pc", "state", "iflag", "mode", "cr3", "wait", "sched", "lastf", "irr",
               "isr", "irrid", "nmip", "hand", "rstk", "rsp", "icrlo", "icrhi", "pend", "pendn", "ipi", "nipi",
               "faults", "nfault", "tl", "ntl", "tlb", "tlbtick", "regions", "grants", "kern", "pkeys", "pslot",
-              "pool", "npages", "cpar", "pst", "heap", "heapn", "segs", "out")
+              "pool", "npages", "cpar", "pst", "heap", "heapn", "segs", "out", "inf")
 
 
 def pack(cs: CpuState) -> tuple:
@@ -280,6 +282,7 @@ def reset_core(st, cs, q):
     cs[C_MODE][q] = isa.REAL
     cs[C_CR3][q] = 0
     cs[C_LASTF][q] = -1
+    cs[C_INF][q, F_T] = -1          # an op in flight is abandoned
 
 
 @njit(_nrt=False)
@@ -578,56 +581,114 @@ def wake_spinners(st, cs, c, pa, n, d):
 
 # memory-op kinds for mem_op
 M_LOAD, M_STORE, M_FADD, M_XCHG, M_CAS, M_SPIN = range(6)
+# per-core in-flight record (C_INF columns): issue time of the data access (-1: none in flight),
+# chunks, physical address / length / is-APIC of each chunk
+F_T, F_N, F_PA0, F_PA1, F_LEN0, F_LEN1, F_MM0, F_MM1, F_HIT = range(9)
 
 
 @njit(_nrt=False)
-def mem_op(st, cs, c, pc, mk, addr, n, virt, t1, val, expect, res):
-    """Translate, check and perform one memory op.  res[0] = old/loaded value, res[1] = end time,
-    res[2] = first line (for SPIN), res[3] = 1 if it faulted (the fault is already logged/trapped)."""
+def would_hit(st, c, line, write):
+    """Does a data access to ``line`` hit a private level with enough permission (no transaction)?"""
+    params = st[PARAMS]
+    dpath = st[DPATH]
+    found = False
+    for k in range(params[P_NPRIV]):
+        if find_(st[GEO], st[TAG], st[FLAGS], dpath[c, k], line) >= 0:
+            found = True
+            break
+    if not found:
+        return False
+    if not write:
+        return True
+    e = dir_find_(st[DIRT], params[P_DIRMASK], line)
+    if e < 0:
+        return False
+    return st[DIRT][e, D_OWNER] == c and (st[DIRT][e, D_STATE] == E or st[DIRT][e, D_STATE] == M)
+
+
+@njit(_nrt=False)
+def request_delay(st, c, line):
+    """When a miss takes effect: after the lookups of every level on the path and the message to the
+    line's home, where its directory serializes it against other cores' requests."""
+    params = st[PARAMS]
+    last = st[DPATH][c, params[P_NLEV] - 1]
+    cpp = params[P_CPP]
+    return st[GEO][last, LAT] + st[MSG][c // cpp, home_of(params, line)]
+
+
+@njit(_nrt=False)
+def mem_prepare(st, cs, c, pc, mk, addr, n, virt, t1):
+    """Translate and check a memory op; record its chunks in the core's in-flight row.
+
+    Returns -1 if it faulted (logged and trapped), else the time it takes effect: its issue time
+    (after the walk) if every chunk hits, else when the first missing line's request reaches its home."""
     write = mk != M_LOAD and mk != M_SPIN
-    res[3] = 0
     n1 = min(n, 4096 - (addr & 4095))
     nch = 1 if n1 == n else 2
-    out = cs[C_OUT]                # scratch space (compiled without allocation)
-    tr, pas, lens, mm = out[8:11], out[12:14], out[14:16], out[16:18]
-    lens[0] = n1
-    lens[1] = n - n1
+    inf = cs[C_INF]
+    tr = cs[C_OUT][8:11]
     t = t1
     for k in range(nch):
         a = addr if k == 0 else addr + n1
         if virt:
             if cs[C_MODE][c] != isa.LONG:
                 log_fault(st, cs, c, pc, a, FK_NOT_PAGING, -1, t)
-                res[3] = 1
-                return
+                return -1
             translate(st, cs, c, a, write, t, tr)
             t += tr[1]
             if tr[2] >= 0:
                 log_fault(st, cs, c, pc, a, tr[2], -1, t)
-                res[3] = 1
-                return
-            pas[k] = tr[0]
+                return -1
+            inf[c, F_PA0 + k] = tr[0]
         else:
-            pas[k] = a
-    for k in range(nch):
-        mm[k] = 0
-        if is_apic(cs, pas[k]):
-            mm[k] = 1
-        else:
-            ok, owner = partition_owner_ok(cs, c, pas[k])
-            if not ok:
-                log_fault(st, cs, c, pc, pas[k], FK_PARTITION, owner, t)
-                res[3] = 1
-                return
+            inf[c, F_PA0 + k] = a
     lb = st[PARAMS][P_LINEBITS]
-    res[2] = np.int64(np.uint64(pas[0]) >> np.uint64(lb))
-    # read the old value (loads and atomics)
+    delay = 0
+    for k in range(nch):
+        pa = inf[c, F_PA0 + k]
+        inf[c, F_MM0 + k] = 0
+        if is_apic(cs, pa):
+            inf[c, F_MM0 + k] = 1
+            continue
+        ok, owner = partition_owner_ok(cs, c, pa)
+        if not ok:
+            log_fault(st, cs, c, pc, pa, FK_PARTITION, owner, t)
+            return -1
+        ln = k and n - n1 or n1
+        first = np.int64(np.uint64(pa) >> np.uint64(lb))
+        last = np.int64((np.uint64(pa) + np.uint64(ln - 1)) >> np.uint64(lb))
+        for line in range(first, last + 1):
+            if delay == 0 and not would_hit(st, c, line, write):
+                delay = request_delay(st, c, line)
+    inf[c, F_T] = t
+    inf[c, F_HIT] = 1 if delay == 0 else 0
+    inf[c, F_N] = nch
+    inf[c, F_LEN0] = n1
+    inf[c, F_LEN1] = n - n1
+    return t + delay
+
+
+@njit(_nrt=False)
+def mem_perform(st, cs, c, pc, mk, val, expect, res):
+    """Perform the chunks recorded by ``mem_prepare``, timed from their issue time.
+    res[0] = old/loaded value, res[1] = completion, res[2] = first line, res[3] = 1 on a fault,
+    res[4] = 1 if every chunk hit."""
+    write = mk != M_LOAD and mk != M_SPIN
+    inf = cs[C_INF]
+    t = inf[c, F_T]
+    nch = inf[c, F_N]
+    inf[c, F_T] = -1
+    res[3] = 0
+    n = inf[c, F_LEN0] + inf[c, F_LEN1]
+    lb = st[PARAMS][P_LINEBITS]
+    res[2] = np.int64(np.uint64(inf[c, F_PA0]) >> np.uint64(lb))
     old = np.int64(0)
     if mk != M_STORE:
         sh = 0
         for k in range(nch):
-            if mm[k]:
-                off = pas[k] & 0xFFF
+            pa, ln = inf[c, F_PA0 + k], inf[c, F_LEN0 + k]
+            if inf[c, F_MM0 + k]:
+                off = pa & 0xFFF
                 v = 0
                 if off == ID:
                     v = c << 24
@@ -635,10 +696,10 @@ def mem_op(st, cs, c, pc, mk, addr, n, virt, t1, val, expect, res):
                     v = cs[C_ICRLO][c]
                 elif off == ICR_HIGH:
                     v = cs[C_ICRHI][c]
-                old |= (v & size_mask(lens[k])) << (8 * sh)
+                old |= (v & size_mask(ln)) << (8 * sh)
             else:
-                old |= read_bytes(cs, pas[k], lens[k]) << (8 * sh)
-            sh += lens[k]
+                old |= read_bytes(cs, pa, ln) << (8 * sh)
+            sh += ln
     new = val
     if mk == M_FADD:
         new = old + val
@@ -646,13 +707,15 @@ def mem_op(st, cs, c, pc, mk, addr, n, virt, t1, val, expect, res):
         new = val if old == (expect & size_mask(n)) else old
     res[0] = old
     kind = KIND_S if write else KIND_L
+    allhit = inf[c, F_HIT]
     sh = 0
     for k in range(nch):
-        ln = lens[k]
-        if mm[k]:
+        pa, ln = inf[c, F_PA0 + k], inf[c, F_LEN0 + k]
+        if inf[c, F_MM0 + k]:
             t += cs[C_CPAR][K_MMIO]
+            allhit = 0
             if write:
-                off = pas[k] & 0xFFF
+                off = pa & 0xFFF
                 v = (new >> (8 * sh)) & size_mask(ln)
                 if off == ICR_HIGH:
                     cs[C_ICRHI][c] = v
@@ -661,16 +724,17 @@ def mem_op(st, cs, c, pc, mk, addr, n, virt, t1, val, expect, res):
                 elif off == ICR_LOW:
                     cs[C_ICRLO][c] = v
                     if not send_ipi(st, cs, c, v, (cs[C_ICRHI][c] >> 24) & 0xFF, t):
-                        log_fault(st, cs, c, pc, pas[k], FK_UNSUPPORTED, -1, t)
+                        log_fault(st, cs, c, pc, pa, FK_UNSUPPORTED, -1, t)
                         res[3] = 1
                         return
         else:
-            t += maccess(st, c, kind, pas[k], ln, t)
+            t += maccess(st, c, kind, pa, ln, t)
             if write:
-                write_bytes(cs, pas[k], ln, new >> (8 * sh))
-                wake_spinners(st, cs, c, pas[k], ln, t)
+                write_bytes(cs, pa, ln, new >> (8 * sh))
+                wake_spinners(st, cs, c, pa, ln, t)
         sh += ln
     res[1] = t
+    res[4] = allhit
 
 
 # ------------------------------------------------------------------ one step
@@ -699,6 +763,52 @@ def go_to_sleep(st, cs, c, state):
 
 
 @njit(_nrt=False)
+def complete_mem(st, cs, c, now, res):
+    """Perform the memory op at pc whose chunks are in flight; ``now`` is the time it takes effect."""
+    pc = cs[C_PC][c]
+    code, regs = cs[C_CODE], cs[C_REGS]
+    op, a, e, f, g = code[pc, 0], code[pc, 1], code[pc, 5], code[pc, 6], code[pc, 7]
+    imm = (e & isa.F_IMM) != 0
+    mk = op - isa.LOAD
+    val = np.int64(0)
+    if op == isa.STORE:
+        val = a if imm else regs[c, a]
+    elif op == isa.FADD or op == isa.XCHG:
+        val = f if imm else regs[c, f]
+    elif op == isa.CAS:
+        val = regs[c, g]
+    issued = cs[C_INF][c, F_T]
+    mem_perform(st, cs, c, pc, mk, val, regs[c, f] if op == isa.CAS else 0, res)
+    if res[3]:
+        return
+    pst = cs[C_PST]
+    end = max(res[1], now)
+    if mk == M_LOAD:
+        regs[c, a] = res[0]
+        pst[c, S_LOADS] += 1
+    elif mk == M_STORE:
+        pst[c, S_STORES] += 1
+        if res[4]:                  # a store that hits retires into the store buffer
+            end = max(issued + cs[C_CPAR][K_ALU], now)
+    elif mk == M_SPIN:
+        regs[c, a] = res[0]
+        pst[c, S_LOADS] += 1
+        y = f if imm else regs[c, f]
+        if not cond_true((e >> 2) & 7, res[0], y):
+            cs[C_WAIT][c] = res[2]
+            pst[c, S_SPIN_SLEEPS] += 1
+            st[CLOCK][c] = end
+            go_to_sleep(st, cs, c, SPIN)
+            return
+    else:
+        regs[c, a] = res[0]
+        pst[c, S_ATOMICS] += 1
+        end += cs[C_CPAR][K_ATOMIC]
+    cs[C_PC][c] = pc + 1
+    st[CLOCK][c] = end
+
+
+@njit(_nrt=False)
 def step(st, cs, c, res):
     """One step of core c at its clock (cpu_spec.md, 'One step').  Returns 1 if an op executed."""
     clock = st[CLOCK]
@@ -708,6 +818,9 @@ def step(st, cs, c, res):
     s = state[c]
     if s == WFS or s == HALTED or s == FAULTED:
         wake_check(st, cs, c)
+        return 0
+    if cs[C_INF][c, F_T] >= 0:
+        complete_mem(st, cs, c, t, res)      # the second half of a memory op that missed
         return 0
     v = deliverable(cs, c)
     if v >= 0:
@@ -778,46 +891,18 @@ def step(st, cs, c, res):
         end = t1 + max(n, 0)
     elif op >= isa.LOAD and op <= isa.SPIN:
         addr = cc + (regs[c, b] if b >= 0 else 0)
-        virt = (e & isa.F_VIRT) != 0
-        imm = (e & isa.F_IMM) != 0
-        if op == isa.LOAD:
-            mk, val = M_LOAD, np.int64(0)
-        elif op == isa.STORE:
-            mk, val = M_STORE, (a if imm else regs[c, a])
-        elif op == isa.FADD:
-            mk, val = M_FADD, (f if imm else regs[c, f])
-        elif op == isa.XCHG:
-            mk, val = M_XCHG, (f if imm else regs[c, f])
-        elif op == isa.CAS:
-            mk, val = M_CAS, regs[c, g]
-        else:
-            mk, val = M_SPIN, np.int64(0)
-            if addr & (d - 1):
-                log_fault(st, cs, c, pc, addr, FK_MISALIGNED, -1, t1)
-                return 1
-        mem_op(st, cs, c, pc, mk, addr, d, virt, t1, val, regs[c, f] if op == isa.CAS else 0, res)
-        if res[3]:
+        if op == isa.SPIN and addr & (d - 1):
+            log_fault(st, cs, c, pc, addr, FK_MISALIGNED, -1, t1)
             return 1
-        end = res[1]
-        if mk == M_LOAD:
-            regs[c, a] = res[0]
-            pst[c, S_LOADS] += 1
-        elif mk == M_STORE:
-            pst[c, S_STORES] += 1
-        elif mk == M_SPIN:
-            regs[c, a] = res[0]
-            pst[c, S_LOADS] += 1
-            y = f if imm else regs[c, f]
-            if not cond_true((e >> 2) & 7, res[0], y):
-                cs[C_WAIT][c] = res[2]
-                pst[c, S_SPIN_SLEEPS] += 1
-                clock[c] = end
-                go_to_sleep(st, cs, c, SPIN)
-                return 1
-        else:
-            regs[c, a] = res[0]
-            pst[c, S_ATOMICS] += 1
-            end += par[K_ATOMIC]
+        mk = op - isa.LOAD
+        te = mem_prepare(st, cs, c, pc, mk, addr, d, (e & isa.F_VIRT) != 0, t1)
+        if te < 0:
+            return 1
+        if te > cs[C_INF][c, F_T]:
+            clock[c] = te          # a miss: it takes effect when its request reaches the home
+            return 1
+        complete_mem(st, cs, c, te, res)
+        return 1
     elif op == isa.WRMSR:
         v = b if d else regs[c, b]
         end = t1 + par[K_MSR]
@@ -911,7 +996,7 @@ def run(st, cs, max_ops):
     Returns DONE, DEADLOCK, LIMIT or GROW (``cs[C_OUT][0]`` says what to grow)."""
     clock = st[CLOCK]
     sched = cs[C_SCHED]
-    res = cs[C_OUT][4:8]
+    res = cs[C_OUT][20:26]
     ops = 0
     while True:
         if max_ops >= 0 and ops >= max_ops:
@@ -1008,7 +1093,7 @@ def build(machine_state, cfg, w: Workload) -> CpuState:
         grants=np.array(w.grants or np.zeros((0, 3)), np.int64).reshape(-1, 3), kern=kern,
         pkeys=np.zeros(256, np.int64), pslot=np.zeros(256, np.int64), pool=np.zeros((64, 4096), np.uint8),
         npages=np.zeros(1, np.int64), cpar=cpar, pst=np.zeros((cores, 13), np.int64), heap=heap, heapn=heapn,
-        segs=segs, out=np.zeros(32, np.int64))
+        segs=segs, out=np.zeros(32, np.int64), inf=np.full((cores, 9), -1, np.int64))
     for core in sorted(w.starts):
         sched[core] = clock[core]
     for core in range(cores):
