@@ -58,6 +58,7 @@ class CoherenceConfig:
 
     protocol: str = "mesi"
     directory_latency: int = 10
+    home_occupancy: int = 0     # cycles a remote transaction keeps its home's coherence engine busy
     source: str = ""
 
 
@@ -89,7 +90,8 @@ class CoreConfig:
     """What a core's micro-ops cost (cycles) and its TLB.  Memory ops cost what
     the memory system says; these are the rest (see ``hwmodel.isa``)."""
 
-    alu_latency: int = 1        # register ops, branches, marks
+    alu_latency: int = 1        # register ops, branches, marks, store hits
+    issue_width: int = 1        # that many of those issue together: every issue_width-th costs alu_latency
     atomic_latency: int = 20    # extra cycles of a locked read-modify-write
     rdtsc_latency: int = 25
     msr_latency: int = 40       # WRMSR (x2APIC ICR)
@@ -225,6 +227,8 @@ class MachineConfig:
                     "each level must be shared by a multiple of the cores sharing the level above")
         if self.coherence.protocol not in PROTOCOLS:
             bad("coherence.protocol", self.coherence.protocol, f"must be one of {', '.join(PROTOCOLS)}")
+        if not isinstance(self.coherence.home_occupancy, int) or self.coherence.home_occupancy < 0:
+            bad("coherence.home_occupancy", self.coherence.home_occupancy, "must be a non-negative integer")
         if self.coherence.directory_latency < 0:
             bad("coherence.directory_latency", self.coherence.directory_latency, "must be >= 0")
         ic = self.interconnect
@@ -256,8 +260,8 @@ class MachineConfig:
         for f in fields(CoreConfig):
             if f.name != "source":
                 v = getattr(self.core, f.name)
-                if not isinstance(v, int) or isinstance(v, bool) or v < (1 if f.name.startswith("tlb") else 0):
-                    bad(f"core.{f.name}", v, "must be a non-negative integer" + (" >= 1" if f.name.startswith("tlb") else ""))
+                if not isinstance(v, int) or isinstance(v, bool) or v < (1 if f.name.startswith(("tlb", "issue")) else 0):
+                    bad(f"core.{f.name}", v, "must be a non-negative integer" + (" >= 1" if f.name.startswith(("tlb", "issue")) else ""))
         if not _pow2(self.core.tlb_ways) or not _pow2(self.core.tlb_entries) or self.core.tlb_entries % self.core.tlb_ways:
             bad("core.tlb_entries", self.core.tlb_entries, f"entries and ways must be powers of two, ways ({self.core.tlb_ways}) dividing entries")
         if self.apic.mode not in APIC_MODES:

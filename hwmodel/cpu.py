@@ -33,8 +33,8 @@ GROW = 3            # run() status: a log or the memory pool is full; grow and c
 
 # cpar: costs and modes
 (K_ALU, K_ATOMIC, K_RDTSC, K_MSR, K_MMIO, K_ENTRY, K_IRET, K_INVLPG, K_CR3, K_TLBSETS, K_TLBWAYS, K_X2APIC,
- K_IPILAT, K_NSEG) = range(14)
-NK = 14
+ K_IPILAT, K_NSEG, K_WIDTH) = range(15)
+NK = 15
 # what needs growing
 G_IPI, G_FAULT, G_TL, G_PAGES, G_PEND, G_HEAP = range(6)
 
@@ -583,7 +583,7 @@ def wake_spinners(st, cs, c, pa, n, d):
 M_LOAD, M_STORE, M_FADD, M_XCHG, M_CAS, M_SPIN = range(6)
 # per-core in-flight record (C_INF columns): issue time of the data access (-1: none in flight),
 # chunks, physical address / length / is-APIC of each chunk
-F_T, F_N, F_PA0, F_PA1, F_LEN0, F_LEN1, F_MM0, F_MM1, F_HIT = range(9)
+F_T, F_N, F_PA0, F_PA1, F_LEN0, F_LEN1, F_MM0, F_MM1, F_HIT, F_ALU = range(10)
 
 
 @njit(_nrt=False)
@@ -763,6 +763,14 @@ def go_to_sleep(st, cs, c, state):
 
 
 @njit(_nrt=False)
+def alu_cost(cs, c):
+    """Register ops and store hits issue ``issue_width`` to a cycle: every width-th one costs alu_latency."""
+    n = cs[C_INF][c, F_ALU]
+    cs[C_INF][c, F_ALU] = n + 1
+    return cs[C_CPAR][K_ALU] if n % cs[C_CPAR][K_WIDTH] == 0 else 0
+
+
+@njit(_nrt=False)
 def complete_mem(st, cs, c, now, res):
     """Perform the memory op at pc whose chunks are in flight; ``now`` is the time it takes effect."""
     pc = cs[C_PC][c]
@@ -789,7 +797,7 @@ def complete_mem(st, cs, c, now, res):
     elif mk == M_STORE:
         pst[c, S_STORES] += 1
         if res[4]:                  # a store that hits retires into the store buffer
-            end = max(issued + cs[C_CPAR][K_ALU], now)
+            end = max(issued + alu_cost(cs, c), now)
     elif mk == M_SPIN:
         regs[c, a] = res[0]
         pst[c, S_LOADS] += 1
@@ -853,7 +861,7 @@ def step(st, cs, c, res):
     pst[c, S_OPS] += 1
     cs[C_OUT][1] += 1
     npc = pc + 1
-    end = t1 + par[K_ALU]
+    end = np.int64(-1)         # register-class ops: alu_cost() at the end
     if op == isa.NOP:
         pass
     elif op == isa.MOVI:
@@ -918,7 +926,7 @@ def step(st, cs, c, res):
     elif op == isa.WFI:
         cs[C_IF][c] = 1
         cs[C_PC][c] = npc
-        clock[c] = end
+        clock[c] = t1 + alu_cost(cs, c)
         if deliverable(cs, c) < 0:
             go_to_sleep(st, cs, c, WFI)
         return 1
@@ -963,6 +971,8 @@ def step(st, cs, c, res):
         cs[C_PC][c] = npc
         wake_check(st, cs, c)
         return 1
+    if end < 0:
+        end = t1 + alu_cost(cs, c)
     cs[C_PC][c] = npc
     clock[c] = end
     return 1
@@ -1050,6 +1060,7 @@ def build(machine_state, cfg, w: Workload) -> CpuState:
     cpar[K_MMIO], cpar[K_ENTRY], cpar[K_IRET], cpar[K_INVLPG] = cc.mmio_latency, cc.interrupt_entry, cc.iret_latency, cc.invlpg_latency
     cpar[K_CR3], cpar[K_TLBSETS], cpar[K_TLBWAYS] = cc.cr3_latency, cc.tlb_entries // cc.tlb_ways, cc.tlb_ways
     cpar[K_X2APIC], cpar[K_IPILAT] = int(cfg.apic.mode == "x2apic"), cfg.apic.ipi_latency
+    cpar[K_WIDTH] = cc.issue_width
     segs = np.array([(a, 0) for a, _, _ in w.segments] or [(-1, -1)], np.int64).reshape(-1, 2)
     pc0 = 0
     for k, (a, o, _) in enumerate(w.segments):
@@ -1093,7 +1104,7 @@ def build(machine_state, cfg, w: Workload) -> CpuState:
         grants=np.array(w.grants or np.zeros((0, 3)), np.int64).reshape(-1, 3), kern=kern,
         pkeys=np.zeros(256, np.int64), pslot=np.zeros(256, np.int64), pool=np.zeros((64, 4096), np.uint8),
         npages=np.zeros(1, np.int64), cpar=cpar, pst=np.zeros((cores, 13), np.int64), heap=heap, heapn=heapn,
-        segs=segs, out=np.zeros(32, np.int64), inf=np.full((cores, 9), -1, np.int64))
+        segs=segs, out=np.zeros(32, np.int64), inf=np.concatenate([np.full((cores, 9), -1, np.int64), np.zeros((cores, 1), np.int64)], axis=1))
     for core in sorted(w.starts):
         sched[core] = clock[core]
     for core in range(cores):

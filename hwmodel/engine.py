@@ -35,7 +35,7 @@ from hwmodel.trace import KIND_I, KIND_S
 from hwmodel.coherence import E, HIT_OK, I, M, O, READ_OWNER_NEXT, READ_REQ, READ_SOURCE, READ_WRITEBACK, S
 from hwmodel.state import (BASE, C_ACCESSES, C_C2C, C_HOPS, C_INV_RECV, C_INV_SENT, C_LOCAL_TXN, C_MEM_READS,
                            C_MEM_WRITES, C_REMOTE_TXN, C_STALL, C_UPGRADES, CFG, COHINV, DIRTY, GFIRST, GSIZE, INCL,
-                           L_COH_MISSES, L_HITS, L_MISSES, L_WRITEBACKS, LAT, P_CPP, P_DIRLAT, P_DIRMASK, P_INTERLEAVE, P_LINEBITS, P_MEMLAT, P_MEMOCC, P_NLEV, P_NODEBYTES, P_NPRIV, P_NPRIVINST,
+                           L_COH_MISSES, L_HITS, L_MISSES, L_WRITEBACKS, LAT, P_CPP, P_DIRLAT, P_DIRMASK, P_INTERLEAVE, P_LINEBITS, P_MEMLAT, P_MEMOCC, P_NLEV, P_NODEBYTES, P_NPRIV, P_NPRIVINST, P_HOMEOCC, P_PKGS,
                            P_PKGS, P_PROTO, P_WORDS, POL, POS, PRIV, SETS, VALID, WAYS, MachineState)
 
 
@@ -492,6 +492,11 @@ def line_access(st, core, line, write, ifetch, t):
         arrive = t + lookup + msg[pc, ph] + params[P_DIRLAT]
         hops += hops_m[pc, ph]
         start = max(arrive, busy)
+        hb = st[MEMBUSY]                  # [pkgs + ph]: the home's coherence engine
+        npk = params[P_PKGS]
+        if hb[npk + ph] > start:
+            start = hb[npk + ph]
+        hb[npk + ph] = start + params[P_HOMEOCC]
         if from_owner:
             po = owner // cpp
             done = start + msg[ph, po] + msg[po, pc] + geo[paths[pv, core, npriv - 1], LAT]

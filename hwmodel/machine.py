@@ -9,7 +9,8 @@ from hwmodel.config import MachineConfig, load_machine
 from hwmodel.errors import MksimError
 from hwmodel.memory import functional_replay
 from hwmodel.state import CORE_STATS, DIRTY, LEVEL_STATS, VALID, build_state
-from hwmodel.workload import FAULT_NAMES, OUTCOME_NAMES, PROG_STATS, SPIN, STATE_NAMES, STATUS_NAMES, WFI, Workload
+from hwmodel.workload import FAULT_NAMES, OUTCOME_NAMES, PROG_STATS, SPIN, STATUS_NAMES, WFI, Workload
+from hwmodel.workload import STATE_NAMES as CORE_STATE_NAMES
 
 
 class Machine:
@@ -70,9 +71,9 @@ class Machine:
         for c in range(self.cfg.cores):
             s = int(self.cpu.state[c])
             if s == SPIN:
-                out.append((c, STATE_NAMES[s], f"line {int(self.cpu.wait[c]) << (self.cfg.line.bit_length() - 1):#x}"))
+                out.append((c, CORE_STATE_NAMES[s], f"line {int(self.cpu.wait[c]) << (self.cfg.line.bit_length() - 1):#x}"))
             elif s == WFI:
-                out.append((c, STATE_NAMES[s], "interrupt"))
+                out.append((c, CORE_STATE_NAMES[s], "interrupt"))
         return out
 
     def prog_stats(self) -> list[dict]:

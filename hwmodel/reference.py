@@ -94,6 +94,7 @@ class ReferenceMachine:
         self.hops = hop_matrix(cfg.interconnect, cfg.packages).tolist()
         self.dir: dict[int, Entry] = {}
         self.mem_busy = [0] * cfg.packages
+        self.home_busy = [0] * cfg.packages      # each home's coherence engine
         self.clock = [0] * cores
         self.tick = 0
         self.lstats = [[dict.fromkeys(LEVEL_STATS, 0) for _ in cfg.caches] for _ in range(cores)]
@@ -289,7 +290,9 @@ class ReferenceMachine:
             H = self.hops
             pc, ph = self.pkg(core), self.home(line)
             lookup = self.lat(path[hit_k]) if upgrade else self.lat(path[self.nlev - 1])
-            start = max(t + lookup + self.msg(pc, ph) + self.cfg.coherence.directory_latency, e.busy)
+            start = max(t + lookup + self.msg(pc, ph) + self.cfg.coherence.directory_latency, e.busy,
+                        self.home_busy[ph])
+            self.home_busy[ph] = start + self.cfg.coherence.home_occupancy
             nhops += H[pc][ph]
             if from_owner:
                 po = self.pkg(owner)

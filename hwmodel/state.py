@@ -24,8 +24,8 @@ NGEO = 11
 VALID, DIRTY, COHINV = 1, 2, 4
 # params
 (P_LINEBITS, P_NPRIV, P_NLEV, P_CORES, P_CPP, P_PKGS, P_HOPLAT, P_DIRLAT, P_MEMLAT,
- P_MEMOCC, P_INTERLEAVE, P_NODEBYTES, P_PROTO, P_WORDS, P_DIRMASK, P_NPRIVINST) = range(16)
-NPARAMS = 16
+ P_MEMOCC, P_INTERLEAVE, P_NODEBYTES, P_PROTO, P_WORDS, P_DIRMASK, P_NPRIVINST, P_HOMEOCC) = range(17)
+NPARAMS = 17
 INTERLEAVE_IDS = {"node": 0, "line": 1, "page": 2}
 # per (core, cache config) stats
 L_HITS, L_MISSES, L_COH_MISSES, L_WRITEBACKS = range(4)
@@ -64,7 +64,7 @@ class MachineState:
     dirt: np.ndarray       # int64 [cap, 5 + words] directory hash table, one row per line:
                            #   used, line, state, owner, busy-until at the home, holder bit words
     d_count: np.ndarray    # int64 [1]
-    mem_busy: np.ndarray   # int64 [pkgs]
+    mem_busy: np.ndarray   # int64 [2 * pkgs]: memory controllers, then the homes' coherence engines
     clock: np.ndarray      # int64 [cores]
     tick: np.ndarray       # int64 [1]  replacement stamp counter
     lstats: np.ndarray     # int64 [cores, ncfg, 4]
@@ -132,6 +132,7 @@ def build_state(cfg: MachineConfig, seed: int = 0) -> MachineState:
     params[P_PKGS] = cfg.packages
     params[P_HOPLAT] = cfg.interconnect.hop_latency
     params[P_DIRLAT] = cfg.coherence.directory_latency
+    params[P_HOMEOCC] = cfg.coherence.home_occupancy
     params[P_MEMLAT], params[P_MEMOCC] = cfg.memory.latency, cfg.memory.occupancy
     params[P_INTERLEAVE] = INTERLEAVE_IDS[cfg.memory.interleave]
     params[P_NODEBYTES] = (cfg.memory.size // cfg.packages) // 4096 * 4096   # page-aligned nodes
@@ -147,7 +148,7 @@ def build_state(cfg: MachineConfig, seed: int = 0) -> MachineState:
         dpath=paths[0], ipath=paths[1], paths=paths, privs=privs, shared=shared,
         hops=hops, msglat=msglat, params=params,
         dirt=np.zeros((cap, 5 + words), np.int64), d_count=np.zeros(1, np.int64),
-        mem_busy=np.zeros(cfg.packages, np.int64), clock=np.zeros(cores, np.int64),
+        mem_busy=np.zeros(2 * cfg.packages, np.int64), clock=np.zeros(cores, np.int64),
         tick=np.zeros(1, np.int64),
         lstats=np.zeros((cores, len(cfg.caches), len(LEVEL_STATS)), np.int64),
         cstats=np.zeros((cores, len(CORE_STATS)), np.int64),

@@ -16,7 +16,7 @@ from hwmodel import replacement as _r
 from hwmodel._numba import njit
 from hwmodel.engine import find_
 from hwmodel.trace import KIND_I, KIND_S
-from hwmodel.state import (BASE, C_ACCESSES, C_LOCAL_TXN, C_MEM_READS, C_MEM_WRITES, C_REMOTE_TXN, C_STALL, CFG,
+from hwmodel.state import (P_HOMEOCC, BASE, C_ACCESSES, C_LOCAL_TXN, C_MEM_READS, C_MEM_WRITES, C_REMOTE_TXN, C_STALL, CFG,
                            DIRTY, INCL, L_HITS, L_MISSES, L_WRITEBACKS, LAT, P_DIRLAT, P_LINEBITS,
                            P_MEMLAT, P_MEMOCC, P_NLEV, P_NPRIV, POL, POS, SETS, VALID, WAYS)
 
@@ -134,6 +134,8 @@ def run_single(geo, tag, flags, meta, rng, tick, dpath, ipath, params, mem_busy,
             else:
                 last_inst = ipath[0, nlev - 1] if ifetch else dpath[0, nlev - 1]
                 arrive = t + geo[last_inst, LAT] + dirlat
+                arrive = max(arrive, mem_busy[1])          # the home's coherence engine
+                mem_busy[1] = arrive + params[P_HOMEOCC]
                 ms = max(arrive, mem_busy[0])
                 mem_busy[0] = ms + occ
                 done = ms + memlat

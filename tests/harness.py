@@ -49,7 +49,8 @@ def machines(draw, max_cores: int = 8) -> MachineConfig:
     cfg = MachineConfig(
         name="random", packages=packages, cores_per_package=cpp, clock_ghz=2.0, caches=tuple(caches),
         coherence=CoherenceConfig(protocol=draw(st.sampled_from(["mesi", "moesi"])),
-                                  directory_latency=draw(st.integers(0, 20))),
+                                  directory_latency=draw(st.integers(0, 20)),
+                                  home_occupancy=draw(st.integers(0, 15))),
         interconnect=InterconnectConfig(topology=topo, hop_latency=draw(st.integers(0, 40)),
                                         link_latency=draw(st.integers(0, 60))),
         memory=MemoryConfig(latency=draw(st.integers(0, 200)), occupancy=draw(st.integers(0, 30)),

@@ -1,0 +1,765 @@
+"""Plain-Python reference model of cores running micro-op programs.
+
+Implements the rules of ``cpu_spec.md`` (beside this file) step by step, for
+reading, not speed; ``hwmodel.cpu`` is the compiled engine held to identical
+results.  Memory timing comes from ``hwmodel.reference.ReferenceMachine``
+(``self.mem``); values come from a byte-granular functional store.
+
+Readings of points the spec leaves open (the engine must match them):
+
+* Wake check after every step: a step that leaves the core in any state but
+  RUN ends with the wake check (the sleep check, for SPIN/WFI).  The spec
+  says the sleep check runs when a core goes to SPIN/WFI and that step 2
+  "ends (not rescheduled)"; read literally that strands an IPI that would wake
+  the core but arrives after a step that left it WFS/HALTED/FAULTED (STARTUP
+  sent right behind INIT, both in flight; INIT pending while the core HALTs or
+  faults): nothing would ever step the core again.  "Not rescheduled" is read
+  as "not scheduled at its clock like a RUN core".
+* Scheduling: ``sleep_cycles`` gets ``sched - clock`` whenever a core is
+  popped with ``sched > clock`` (only cores woken from SPIN, WFI, WFS, HALTED
+  or FAULTED can be).  ``max_ops`` counts the ops of one ``execute`` call and
+  is checked before "nothing scheduled": a run whose last op is the
+  max_ops-th returns 'limit', and the next call 'done'.
+* A started core has IF = 0 and CR3 = 0.  INIT leaves pc, handlers, the
+  kernel assignment and the latched ICR values alone; IPIs whose IRR bits it
+  clears keep outcome PENDING.
+* Taking an interrupt (step 3) first accepts it (IRR -> ISR, or the NMI
+  cleared; the IPI DELIVERED at t), then looks for the handler (NO_HANDLER)
+  and stack room (STACK); those faults are logged at t with the vector as the
+  address, the core FAULTED at clock t, and ``interrupts`` counts only entered
+  handlers.
+* Fault addresses (logged as int64): the chunk's virtual address for
+  translation faults, its physical address for PARTITION, the op's address
+  for MISALIGNED and NOT_PAGING, the ICR_LOW physical address for an xAPIC
+  logical-destination IPI, the MSR number for BAD_MSR and x2APIC logical
+  IPIs, the vector for NO_HANDLER and for STACK on interrupt entry, 0 for
+  STACK on IRET, ``vector << 12`` for NO_CODE of a STARTUP (logged with
+  pc = -1; the mode is already REAL) and 0 for NO_CODE of a pc outside the
+  placed ops (running off the end of the code: fault at t, nothing fetched,
+  no op counted).  Owner is -1 except for PARTITION.  A FAULTED core's clock
+  is the fault's time; the fault time of a WRMSR is t1.
+* A trap needs a handler for its vector AND room on the return stack;
+  otherwise the core is FAULTED (one fault logged).
+* The walk that finds a read-only page fills the TLB, then the write faults
+  NOT_WRITABLE.  A walk fault's time includes the latency of the entry load
+  that revealed it (its cycles count in ``walk_cycles``).  A non-canonical
+  chunk counts neither TLB hit nor miss.  PS in a PML4 entry is ignored.
+  INVLPG of a non-canonical address drops nothing.
+* ``loads``/``stores``/``atomics`` count performed ops only (not ones that
+  fault).
+* STARTUP finds the op whose address is ``vector << 12``, wherever it lies in
+  a placed program.
+* The store wake time d is the completion of the chunk's write access
+  (without ``atomic_latency``); a chunk covering two lines wakes sleepers on
+  both.
+* APIC register accesses: a chunk at offset ``off`` of size k reads
+  ``value(off) & mask(k)``; a write gives the register the chunk's k bytes
+  (only chunks that start at ID/EOI/ICR_* do anything).  Atomics on the APIC
+  page read then write the register.  The send time is ``ts = t1 +
+  mmio_latency`` as the spec says, even when walk cycles or an earlier chunk
+  came first.  A fault raised while performing a chunk (logical IPI) stops
+  the later chunks.
+* ALU: MUL keeps the low 64 bits; SHL/SHR shift by ``rb & 63``; SHR is a
+  logical (unsigned) shift.  COMPUTE costs ``max(0, n)`` with an immediate
+  too.  HALT advances pc.  SPIN/BR comparands are full 64-bit (not masked
+  to the access size).  CAS ignores F_IMM (f and g are registers).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hwmodel import apic, isa
+from hwmodel.config import MachineConfig
+from hwmodel.reference import ReferenceMachine
+from hwmodel.trace import KIND_I, KIND_L, KIND_S
+from hwmodel.workload import (COALESCED, DELIVERED, FAULTED, FK_BAD_MSR, FK_MISALIGNED, FK_NO_CODE,
+                              FK_NO_HANDLER, FK_NONCANONICAL, FK_NOT_PAGING, FK_NOT_PRESENT, FK_NOT_WRITABLE,
+                              FK_PARTITION, FK_STACK, FK_UNSUPPORTED, HALTED, IGNORED, PENDING, PROG_STATS,
+                              RSTACK, RUN, S_ATOMICS, S_FAULTS, S_FETCH_STALL, S_INTERRUPTS, S_IPIS_SENT, S_LOADS,
+                              S_OPS, S_SLEEP_CYCLES, S_SPIN_SLEEPS, S_STORES, S_TLB_HITS, S_TLB_MISSES,
+                              S_WALK_CYCLES, SPIN, STATE_NAMES, STATUS_NAMES, DEADLOCK, DONE, LIMIT, WFI, WFS,
+                              Workload)
+
+MASK64 = isa.MASK64
+PAGE = 4096
+ADDR_BITS = 0x000FFFFFFFFFF000          # bits 51:12 of an entry / CR3
+ADDR_BITS_2M = 0x000FFFFFFFE00000       # bits 51:21
+
+
+def mask(n: int) -> int:
+    """The low n bytes."""
+    return (1 << (8 * n)) - 1
+
+
+def cond(code: int, x: int, y: int) -> bool:
+    """Branch / spin condition on two int64 values."""
+    x, y = isa.wrap64(x), isa.wrap64(y)
+    if code == isa.EQ:
+        return x == y
+    if code == isa.NE:
+        return x != y
+    if code == isa.LT:
+        return x < y
+    if code == isa.GE:
+        return x >= y
+    if code == isa.LTU:
+        return x & MASK64 < y & MASK64
+    if code == isa.GEU:
+        return x & MASK64 >= y & MASK64
+    return False
+
+
+def decode_icr(low: int) -> tuple[int, int, int, int, bool]:
+    """``apic.decode`` without compiling it: (vector, mode, logical, shorthand, INIT de-assert)."""
+    f = getattr(apic.decode, "py_func", apic.decode)
+    vector, mode, logical, sh, deassert = f(low, 0)
+    return int(vector), int(mode), int(logical), int(sh), bool(deassert)
+
+
+class Fault(Exception):
+    """A fault raised while executing an op (caught by the step)."""
+
+    def __init__(self, kind: int, addr: int, time: int, owner: int = -1):
+        super().__init__(kind)
+        self.kind, self.addr, self.time, self.owner = kind, addr, time, owner
+
+
+@dataclass
+class Ipi:
+    src: int
+    dst: int
+    vector: int
+    mode: int
+    send: int
+    arrive: int
+    outcome: int = PENDING
+    outcome_t: int = -1
+
+    def row(self) -> tuple:
+        return (self.src, self.dst, self.vector, self.mode, self.send, self.arrive, self.outcome, self.outcome_t)
+
+
+@dataclass
+class TlbEntry:
+    big: bool        # a 2 MiB entry (key = 2 MiB vpn) or a 4 KiB one
+    vpn: int
+    frame: int       # physical base of the page
+    writable: bool
+    stamp: int
+
+
+@dataclass
+class Chunk:
+    va: int          # address as the op computed it (virtual when F_VIRT)
+    pa: int          # physical address
+    n: int           # bytes
+    off: int         # offset of these bytes within the op's n bytes
+    apic: bool = False
+
+
+class ReferenceCpu:
+    """Cores running the programs of a ``Workload`` on a ``ReferenceMachine``."""
+
+    def __init__(self, cfg: MachineConfig, seed: int = 0):
+        self.cfg = cfg
+        self.mem = ReferenceMachine(cfg, seed)
+        self.k = cfg.core
+        self.x2apic = cfg.apic.mode == "x2apic"
+        n = self.ncores = cfg.cores
+        self.line_bits = cfg.line.bit_length() - 1
+        self.tlb_sets = self.k.tlb_entries // self.k.tlb_ways
+        self.code: list[list[int]] = []
+        self.op_addr: list[int] = []
+        self.op_at: dict[int, int] = {}            # physical address -> op index
+        self.regs = [[0] * isa.NREGS for _ in range(n)]
+        self.pc = [0] * n
+        self.state = [WFS] * n
+        self.iflag = [0] * n
+        self.mode = [isa.REAL] * n
+        self.cr3 = [0] * n
+        self.sched = [-1] * n
+        self.spin_line = [-1] * n
+        self.last_fetch = [-1] * n
+        self.irr: list[dict[int, int]] = [{} for _ in range(n)]   # vector -> id of the IPI that set it
+        self.isr: list[set[int]] = [set() for _ in range(n)]
+        self.nmi: list[int] = [-1] * n                            # id of the pending NMI, or -1
+        self.rstack: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+        self.handlers = [[-1] * 256 for _ in range(n)]
+        self.kernel = [-1] * n
+        self.icr_low = [0] * n
+        self.icr_high = [0] * n
+        self.pending: list[list[int]] = [[] for _ in range(n)]   # ids of IPIs not yet applied
+        self.tlb = [[[None] * self.k.tlb_ways for _ in range(self.tlb_sets)] for _ in range(n)]
+        self.tlb_stamp = 0
+        self.regions: list[tuple[int, int, int]] = []
+        self.grants: list[tuple[int, int, int]] = []
+        self.store: dict[int, int] = {}          # functional memory: byte address -> byte
+        self._ipis: list[Ipi] = []
+        self._faults: list[tuple] = []
+        self._timeline: list[tuple] = []
+        self.prog_stats = [[0] * len(PROG_STATS) for _ in range(n)]
+        self.ops_executed = 0
+
+    # ------------------------------------------------------------ set-up and views
+    @property
+    def clock(self) -> list[int]:
+        return self.mem.clock
+
+    def load_workload(self, w: Workload) -> None:
+        """Place the code, start cores, install handlers, partitions, memory and registers."""
+        ops, addr = w.code()
+        self.code = [[int(x) for x in row] for row in ops]
+        self.op_addr = [int(a) for a in addr]
+        self.op_at = {a: i for i, a in enumerate(self.op_addr)}
+        for c, (pc, mode, at) in w.starts.items():
+            self.pc[c], self.mode[c], self.state[c] = pc, mode, RUN
+            self.clock[c] = at
+            self.schedule(c, at)
+        for (c, v), pc in w.handlers.items():
+            self.handlers[c][v] = pc
+        for c, kern in w.kernels.items():
+            self.kernel[c] = kern
+        self.regions = list(w.regions)
+        self.grants = list(w.grants)
+        for a, data in w.memory:
+            self.write(a, data)
+        for c, rs in w.regs.items():
+            for r, v in rs.items():
+                self.regs[c][r] = isa.wrap64(v)
+
+    def read(self, addr: int, n: int) -> bytes:
+        """n bytes of the functional store at physical addr (unwritten bytes are 0)."""
+        return bytes(self.store.get((addr + i) & MASK64, 0) for i in range(n))
+
+    def write(self, addr: int, data: bytes) -> None:
+        for i, b in enumerate(data):
+            self.store[(addr + i) & MASK64] = b
+
+    def ipis(self) -> list[tuple]:
+        return [p.row() for p in self._ipis]
+
+    def faults(self) -> list[tuple]:
+        return list(self._faults)
+
+    def timeline(self) -> list[tuple]:
+        return list(self._timeline)
+
+    def waits(self) -> list[tuple[int, str, str]]:
+        """What each sleeping core waits on (the deadlock report)."""
+        out = []
+        for c in range(self.ncores):
+            if self.state[c] == SPIN:
+                out.append((c, STATE_NAMES[SPIN], f"line {self.spin_line[c] << self.line_bits:#x}"))
+            elif self.state[c] == WFI:
+                out.append((c, STATE_NAMES[WFI], "interrupt"))
+        return out
+
+    def stat(self, c: int, s: int, n: int = 1) -> None:
+        self.prog_stats[c][s] += n
+
+    # ------------------------------------------------------------ the run loop
+    def schedule(self, c: int, w: int) -> None:
+        """Schedule core c at time w, keeping an earlier time it already has."""
+        if self.sched[c] < 0 or w < self.sched[c]:
+            self.sched[c] = w
+
+    def execute(self, max_ops: int = -1) -> str:
+        """Run until nothing is scheduled ('done' / 'deadlock') or max_ops ops ran ('limit')."""
+        start = self.ops_executed
+        while True:
+            if max_ops >= 0 and self.ops_executed - start >= max_ops:
+                return STATUS_NAMES[LIMIT]
+            ready = [c for c in range(self.ncores) if self.sched[c] >= 0]
+            if not ready:
+                stuck = any(s in (SPIN, WFI) for s in self.state)
+                return STATUS_NAMES[DEADLOCK if stuck else DONE]
+            c = min(ready, key=lambda q: (self.sched[q], q))
+            if self.sched[c] > self.clock[c]:
+                self.stat(c, S_SLEEP_CYCLES, self.sched[c] - self.clock[c])
+                self.clock[c] = self.sched[c]
+            self.sched[c] = -1
+            self.step(c)
+            if self.state[c] == RUN:
+                self.schedule(c, self.clock[c])
+            else:
+                self.wake_check(c)      # see 'Wake check after every step' in the module docstring
+
+    def step(self, c: int) -> None:
+        """One step of core c at t = clock[c] (spec: 'One step')."""
+        t = self.clock[c]
+        # 1. accept arrived IPIs
+        arrived = sorted((i for i in self.pending[c] if self._ipis[i].arrive <= t),
+                         key=lambda i: (self._ipis[i].arrive, i))
+        for i in arrived:
+            self.pending[c].remove(i)
+            self.apply_ipi(c, i, t)
+        # 2. not running at all
+        if self.state[c] in (WFS, HALTED, FAULTED):
+            return
+        # 3. one interrupt
+        v = self.deliverable(c)
+        if v >= 0:
+            self.take_interrupt(c, v, t)
+            return
+        # 4. woken by an IPI that is not deliverable: sleeps again (the loop's wake check is its sleep check)
+        if self.state[c] in (SPIN, WFI):
+            return
+        # 5. fetch
+        pc = self.pc[c]
+        if not 0 <= pc < len(self.code):
+            self.fault(c, FK_NO_CODE, 0, t)
+            return
+        t1 = t
+        line = self.op_addr[pc] >> self.line_bits
+        if line != self.last_fetch[c]:
+            self.last_fetch[c] = line
+            lat = self.mem.access(c, KIND_I, self.op_addr[pc], isa.OP_BYTES, t)
+            stall = max(0, lat - self.mem.lat(self.mem.ipath[c][0]))
+            self.stat(c, S_FETCH_STALL, stall)
+            t1 = t + stall
+        # 6. execute
+        self.ops_executed += 1
+        self.stat(c, S_OPS)
+        try:
+            self.execute_op(c, self.code[pc], t1)
+        except Fault as f:
+            self.fault(c, f.kind, f.addr, f.time, f.owner)
+
+    # ------------------------------------------------------------ interrupts
+    def deliverable(self, c: int) -> int:
+        """The vector step 3 would take now, or -1."""
+        if self.nmi[c] >= 0:
+            return apic.NMI_VECTOR
+        if self.iflag[c] and self.irr[c]:
+            v = max(self.irr[c])
+            top = max(self.isr[c]) >> 4 if self.isr[c] else -1
+            if v >> 4 > top:
+                return v
+        return -1
+
+    def take_interrupt(self, c: int, v: int, t: int) -> None:
+        """Step 3: the interrupt is accepted (IRR -> ISR, IPI DELIVERED), then the handler entered."""
+        if self.nmi[c] >= 0:                    # v is the NMI
+            ipi, self.nmi[c] = self.nmi[c], -1
+        else:
+            ipi = self.irr[c].pop(v)
+            self.isr[c].add(v)
+        self._ipis[ipi].outcome, self._ipis[ipi].outcome_t = DELIVERED, t
+        h = self.handlers[c][v]
+        if h < 0:
+            self.fault(c, FK_NO_HANDLER, v, t)
+            return
+        if len(self.rstack[c]) >= RSTACK:
+            self.fault(c, FK_STACK, v, t)
+            return
+        self.rstack[c].append((self.pc[c], self.iflag[c]))
+        self.iflag[c] = 0
+        self.pc[c] = h
+        self.clock[c] = t + self.k.interrupt_entry
+        self.state[c] = RUN
+        self.stat(c, S_INTERRUPTS)
+
+    def eoi(self, c: int) -> None:
+        if self.isr[c]:
+            self.isr[c].discard(max(self.isr[c]))
+
+    def fault(self, c: int, kind: int, addr: int, time: int, owner: int = -1, pc: int | None = None) -> None:
+        """Log a fault; trap to its handler (vector 14 or 13) or stop the core."""
+        self._faults.append((c, self.pc[c] if pc is None else pc, isa.wrap64(addr), kind, owner, time))
+        self.stat(c, S_FAULTS)
+        vec = 14 if kind in (FK_NOT_PRESENT, FK_NOT_WRITABLE) else 13
+        h = self.handlers[c][vec]
+        if kind in (FK_NO_HANDLER, FK_STACK, FK_NO_CODE) or h < 0 or len(self.rstack[c]) >= RSTACK:
+            self.state[c] = FAULTED
+            self.clock[c] = time
+            return
+        self.rstack[c].append((self.pc[c], self.iflag[c]))
+        self.iflag[c] = 0
+        self.pc[c] = h
+        self.clock[c] = time + self.k.interrupt_entry
+
+    # ------------------------------------------------------------ IPIs
+    def wakes(self, q: int, p: Ipi) -> bool:
+        s = self.state[q]
+        if p.mode == apic.INIT:
+            return True
+        if p.mode == apic.STARTUP:
+            return s == WFS
+        if p.mode == apic.NMI:
+            return s in (SPIN, WFI)
+        if p.mode in (apic.FIXED, apic.LOWEST):
+            return s in (SPIN, WFI) and self.iflag[q] == 1
+        return False
+
+    def wake_check(self, q: int) -> None:
+        """A core not running is scheduled for the earliest pending IPI that wakes it."""
+        if self.state[q] == RUN:
+            return
+        times = [self._ipis[i].arrive for i in self.pending[q] if self.wakes(q, self._ipis[i])]
+        if times:
+            self.schedule(q, max(min(times), self.clock[q]))
+
+    sleep_check = wake_check
+
+    def send_ipi(self, c: int, low: int, dest: int, ts: int, fault_addr: int, fault_t: int) -> None:
+        """An ICR write at ts: log, queue and wake-check one IPI per target."""
+        vector, mode, logical, sh, deassert = decode_icr(low)
+        if deassert:
+            return
+        if logical:
+            raise Fault(FK_UNSUPPORTED, fault_addr, fault_t)
+        n = self.ncores
+        if sh == apic.SH_NONE:
+            broadcast = 0xFFFFFFFF if self.x2apic else 0xFF
+            targets = list(range(n)) if dest == broadcast else ([dest] if dest < n else [])
+        elif sh == apic.SH_SELF:
+            targets = [c]
+        elif sh == apic.SH_ALL:
+            targets = list(range(n))
+        else:
+            targets = [q for q in range(n) if q != c]
+        for q in targets:
+            arrive = ts + self.cfg.apic.ipi_latency + self.mem.msg(self.mem.pkg(c), self.mem.pkg(q))
+            self._ipis.append(Ipi(c, q, vector, mode, ts, arrive))
+            self.pending[q].append(len(self._ipis) - 1)
+            self.wake_check(q)
+        self.stat(c, S_IPIS_SENT, len(targets))
+
+    def apply_ipi(self, q: int, i: int, t: int) -> None:
+        """An arrived IPI takes effect at core q (step 1)."""
+        p = self._ipis[i]
+
+        def outcome(o: int) -> None:
+            p.outcome, p.outcome_t = o, t
+
+        if p.mode == apic.INIT:
+            outcome(DELIVERED)
+            self.reset(q)
+        elif p.mode == apic.STARTUP:
+            if self.state[q] != WFS:
+                outcome(IGNORED)
+                return
+            outcome(DELIVERED)
+            self.mode[q] = isa.REAL
+            pc = self.op_at.get(p.vector << 12, -1)
+            if pc < 0:
+                self.fault(q, FK_NO_CODE, p.vector << 12, t, pc=-1)
+                return
+            self.pc[q], self.state[q] = pc, RUN
+        elif p.mode in (apic.NMI, apic.FIXED, apic.LOWEST):
+            if self.state[q] in (WFS, HALTED, FAULTED):
+                outcome(IGNORED)
+            elif p.mode == apic.NMI:
+                if self.nmi[q] >= 0:
+                    outcome(COALESCED)
+                else:
+                    self.nmi[q] = i
+            elif p.vector in self.irr[q]:
+                outcome(COALESCED)
+            else:
+                self.irr[q][p.vector] = i
+        else:                                       # SMI, reserved modes
+            outcome(IGNORED)
+
+    def reset(self, q: int) -> None:
+        """INIT: back to wait-for-SIPI."""
+        self.state[q] = WFS
+        self.iflag[q] = 0
+        self.irr[q] = {}
+        self.isr[q] = set()
+        self.nmi[q] = -1
+        self.rstack[q] = []
+        self.flush_tlb(q)
+        self.regs[q] = [0] * isa.NREGS
+        self.mode[q] = isa.REAL
+        self.cr3[q] = 0
+        self.last_fetch[q] = -1
+
+    # ------------------------------------------------------------ TLB and page walks
+    def flush_tlb(self, c: int) -> None:
+        self.tlb[c] = [[None] * self.k.tlb_ways for _ in range(self.tlb_sets)]
+
+    def tlb_find(self, c: int, big: bool, vpn: int) -> TlbEntry | None:
+        for e in self.tlb[c][vpn & (self.tlb_sets - 1)]:
+            if e is not None and e.big == big and e.vpn == vpn:
+                return e
+        return None
+
+    def tlb_fill(self, c: int, big: bool, vpn: int, frame: int, writable: bool) -> TlbEntry:
+        """Fill the lowest empty way of the set, else the least recently used."""
+        ways = self.tlb[c][vpn & (self.tlb_sets - 1)]
+        empty = [w for w, e in enumerate(ways) if e is None]
+        w = empty[0] if empty else min(range(len(ways)), key=lambda x: ways[x].stamp)
+        self.tlb_stamp += 1
+        ways[w] = TlbEntry(big, vpn, frame, writable, self.tlb_stamp)
+        return ways[w]
+
+    def invlpg(self, c: int, va: int) -> None:
+        for big, vpn in ((False, va >> 12), (True, va >> 21)):
+            ways = self.tlb[c][vpn & (self.tlb_sets - 1)]
+            for w, e in enumerate(ways):
+                if e is not None and e.big == big and e.vpn == vpn:
+                    ways[w] = None
+
+    def read_value(self, pa: int, n: int) -> int:
+        return int.from_bytes(self.read(pa, n), "little")
+
+    def translate(self, c: int, va: int, write: bool, t: int) -> tuple[int, int]:
+        """(physical address, walk cycles) of virtual va; the walk starts at t."""
+        top = va >> 47
+        if top not in (0, (1 << 17) - 1):
+            raise Fault(FK_NONCANONICAL, va, t)
+        e = self.tlb_find(c, False, va >> 12) or self.tlb_find(c, True, va >> 21)
+        cycles = 0
+        if e is not None:
+            self.tlb_stamp += 1
+            e.stamp = self.tlb_stamp
+            self.stat(c, S_TLB_HITS)
+        else:
+            self.stat(c, S_TLB_MISSES)
+            table = self.cr3[c] & ADDR_BITS
+            writable = True
+            for level, shift in enumerate((39, 30, 21, 12)):
+                ea = table + ((va >> shift) & 511) * 8
+                lat = self.mem.access(c, KIND_L, ea, 8, t + cycles)
+                cycles += lat
+                self.stat(c, S_WALK_CYCLES, lat)
+                entry = self.read_value(ea, 8)
+                if not entry & 1:
+                    raise Fault(FK_NOT_PRESENT, va, t + cycles)
+                writable = writable and bool(entry & 2)
+                if level == 1 and entry & 0x80:
+                    raise Fault(FK_UNSUPPORTED, va, t + cycles)
+                if level == 2 and entry & 0x80:
+                    e = self.tlb_fill(c, True, va >> 21, entry & ADDR_BITS_2M, writable)
+                    break
+                if level == 3:
+                    e = self.tlb_fill(c, False, va >> 12, entry & ADDR_BITS, writable)
+                table = entry & ADDR_BITS
+        if write and not e.writable:
+            raise Fault(FK_NOT_WRITABLE, va, t + cycles)
+        offset = va & ((1 << 21) - 1) if e.big else va & (PAGE - 1)
+        return e.frame | offset, cycles
+
+    # ------------------------------------------------------------ partitions and the APIC page
+    def check_partition(self, c: int, pa: int, t: int) -> None:
+        if not self.regions or self.kernel[c] < 0:
+            return
+        k = self.kernel[c]
+        owner = next((o for lo, hi, o in self.regions if lo <= pa < hi), -1)
+        if owner == k or any(lo <= pa < hi and g == k for lo, hi, g in self.grants):
+            return
+        raise Fault(FK_PARTITION, pa, t, owner)
+
+    def in_apic_page(self, pa: int) -> bool:
+        return not self.x2apic and apic.APIC_BASE <= pa < apic.APIC_BASE + apic.APIC_PAGE
+
+    def apic_read(self, c: int, off: int) -> int:
+        if off == apic.ID:
+            return c << 24
+        if off == apic.ICR_LOW:
+            return self.icr_low[c]
+        if off == apic.ICR_HIGH:
+            return self.icr_high[c]
+        return 0
+
+    def apic_write(self, c: int, off: int, value: int, t1: int, pa: int, fault_t: int) -> None:
+        if off == apic.ICR_HIGH:
+            self.icr_high[c] = value
+        elif off == apic.ICR_LOW:
+            self.icr_low[c] = value
+            self.send_ipi(c, value, (self.icr_high[c] >> 24) & 0xFF, t1 + self.k.mmio_latency, pa, fault_t)
+        elif off == apic.EOI:
+            self.eoi(c)
+
+    # ------------------------------------------------------------ memory ops
+    def chunks(self, va: int, n: int) -> list[Chunk]:
+        """The access split at 4 KiB boundaries."""
+        first = min(n, PAGE - (va & (PAGE - 1)))
+        out = [Chunk(va, va, first, 0)]
+        if first < n:
+            out.append(Chunk((va + first) & MASK64, (va + first) & MASK64, n - first, first))
+        return out
+
+    def memory_op(self, c: int, row: list[int], t1: int) -> int:
+        """Perform LOAD/STORE/FADD/XCHG/CAS/SPIN; returns the clock after it."""
+        op, a, b, off, n, e, f, g = row
+        r = self.regs[c]
+        va = ((r[b] if b >= 0 else 0) + off) & MASK64
+        imm = bool(e & isa.F_IMM)
+        write = op in (isa.STORE, isa.FADD, isa.XCHG, isa.CAS)
+        if op == isa.SPIN and va % n:
+            raise Fault(FK_MISALIGNED, va, t1)
+        chunks = self.chunks(va, n)
+        walk = 0
+        if e & isa.F_VIRT:
+            if self.mode[c] != isa.LONG:
+                raise Fault(FK_NOT_PAGING, va, t1)
+            for ch in chunks:
+                ch.pa, cycles = self.translate(c, ch.va, write, t1 + walk)
+                walk += cycles
+        for ch in chunks:
+            ch.apic = self.in_apic_page(ch.pa)
+            if not ch.apic:
+                self.check_partition(c, ch.pa, t1 + walk)
+
+        # the value(s) the op writes, from the old value
+        def new_value(old: int) -> int:
+            if op == isa.STORE:
+                return a if imm else r[a]
+            if op == isa.FADD:
+                return old + (f if imm else r[f])
+            if op == isa.XCHG:
+                return f if imm else r[f]
+            return r[g] if old == r[f] & mask(n) else old       # CAS
+
+        # perform: read all chunks, then write all chunks, each through the memory system in order
+        kind = KIND_S if write else KIND_L
+        lat = 0
+        old = 0
+        done: list[int] = []            # completion time of each chunk's access
+        for ch in chunks:
+            tc = t1 + walk + lat
+            if ch.apic:
+                part = self.apic_read(c, ch.pa - apic.APIC_BASE) & mask(ch.n) if op != isa.STORE else 0
+                lat += self.k.mmio_latency
+            else:
+                part = self.read_value(ch.pa, ch.n)
+                lat += self.mem.access(c, kind, ch.pa, ch.n, tc)
+            old |= part << (8 * ch.off)
+            done.append(t1 + walk + lat)
+        if write:
+            value = new_value(old) & mask(n)
+            for ch, d in zip(chunks, done):
+                part = (value >> (8 * ch.off)) & mask(ch.n)
+                if ch.apic:
+                    self.apic_write(c, ch.pa - apic.APIC_BASE, part, t1, ch.pa, t1 + walk)
+                else:
+                    self.write(ch.pa, part.to_bytes(ch.n, "little"))
+                    self.wake_spinners(c, ch.pa, ch.n, d)
+        # performed without a fault: count it
+        self.stat(c, S_LOADS if op in (isa.LOAD, isa.SPIN) else S_STORES if op == isa.STORE else S_ATOMICS)
+        cost = walk + lat + (self.k.atomic_latency if op in (isa.FADD, isa.XCHG, isa.CAS) else 0)
+        if op == isa.SPIN:
+            r[a] = isa.wrap64(old)
+            if cond(e >> 2, old, f if imm else r[f]):
+                self.pc[c] += 1
+            else:
+                self.state[c] = SPIN
+                self.spin_line[c] = chunks[0].pa >> self.line_bits
+                self.stat(c, S_SPIN_SLEEPS)
+                self.clock[c] = t1 + cost
+                self.sleep_check(c)
+            return t1 + cost
+        if op != isa.STORE:
+            r[a] = isa.wrap64(old)
+        self.pc[c] += 1
+        return t1 + cost
+
+    def wake_spinners(self, c: int, pa: int, n: int, d: int) -> None:
+        """A write to the lines of [pa, pa+n) completed at d: other cores spinning on them wake."""
+        for line in range((pa >> self.line_bits), ((pa + n - 1) >> self.line_bits) + 1):
+            for q in range(self.ncores):
+                if q != c and self.state[q] == SPIN and self.spin_line[q] == line:
+                    self.state[q] = RUN
+                    self.schedule(q, max(d, self.clock[q]))
+
+    # ------------------------------------------------------------ one op
+    def execute_op(self, c: int, row: list[int], t1: int) -> None:
+        """Execute op ``row`` at t1: registers, pc and clock of core c."""
+        op, a, b, cc, d, e, f, g = row
+        r = self.regs[c]
+        k = self.k
+        cost = k.alu_latency
+        nxt = self.pc[c] + 1
+
+        def operand(field: int, is_imm: int) -> int:
+            return field if is_imm else r[field]
+
+        if op == isa.NOP:
+            pass
+        elif op == isa.MOVI:
+            r[a] = isa.wrap64(b)
+        elif op == isa.MOV:
+            r[a] = r[b]
+        elif isa.ADD <= op <= isa.SHR:
+            x, y = r[b], operand(cc, d)
+            if op == isa.ADD:
+                v = x + y
+            elif op == isa.SUB:
+                v = x - y
+            elif op == isa.MUL:
+                v = x * y
+            elif op == isa.AND:
+                v = x & y
+            elif op == isa.OR:
+                v = x | y
+            elif op == isa.XOR:
+                v = x ^ y
+            elif op == isa.SHL:
+                v = x << (y & 63)
+            else:
+                v = (x & MASK64) >> (y & 63)
+            r[a] = isa.wrap64(v)
+        elif op == isa.BR:
+            if cond(a, r[b], operand(cc, d)):
+                nxt = e
+        elif op == isa.JMP:
+            nxt = a
+        elif op == isa.COMPUTE:
+            cost = max(0, operand(a, d))
+        elif op in (isa.LOAD, isa.STORE, isa.FADD, isa.XCHG, isa.CAS, isa.SPIN):
+            self.clock[c] = self.memory_op(c, row, t1)     # sets pc itself
+            return
+        elif op == isa.WRMSR:
+            self.wrmsr(c, a, operand(b, d), t1)
+            cost = k.msr_latency
+        elif op == isa.WFI:
+            self.iflag[c] = 1
+            self.pc[c] = nxt
+            self.clock[c] = t1 + cost
+            if self.deliverable(c) < 0:
+                self.state[c] = WFI
+                self.sleep_check(c)
+            return
+        elif op == isa.STI:
+            self.iflag[c] = 1
+        elif op == isa.CLI:
+            self.iflag[c] = 0
+        elif op == isa.IRET:
+            if not self.rstack[c]:
+                raise Fault(FK_STACK, 0, t1)
+            nxt, self.iflag[c] = self.rstack[c].pop()
+            cost = k.iret_latency
+        elif op == isa.SETVEC:
+            self.handlers[c][a] = b
+        elif op == isa.INVLPG:
+            self.invlpg(c, ((r[b] if b >= 0 else 0) + cc) & MASK64)
+            cost = k.invlpg_latency
+        elif op == isa.WRCR3:
+            self.cr3[c] = operand(a, d)
+            self.flush_tlb(c)
+            cost = k.cr3_latency
+        elif op == isa.MODE:
+            self.mode[c] = a
+            self.flush_tlb(c)
+            cost = k.cr3_latency
+        elif op == isa.RDTSC:
+            r[a] = isa.wrap64(t1)
+            cost = k.rdtsc_latency
+        elif op == isa.MARK:
+            self._timeline.append((c, t1, a, operand(b, d)))
+        elif op == isa.HALT:
+            self.state[c] = HALTED
+            cost = 0
+        self.pc[c] = nxt
+        self.clock[c] = t1 + cost
+
+    def wrmsr(self, c: int, msr: int, value: int, t1: int) -> None:
+        if self.x2apic and msr == isa.MSR_X2APIC_ICR:
+            u = value & MASK64
+            self.send_ipi(c, u & 0xFFFFFFFF, u >> 32, t1 + self.k.msr_latency, msr, t1)
+        elif self.x2apic and msr == isa.MSR_X2APIC_EOI:
+            self.eoi(c)
+        else:
+            raise Fault(FK_BAD_MSR, msr, t1)
