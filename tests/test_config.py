@@ -82,7 +82,8 @@ def test_preset_loads_and_matches_hardware(name):
     assert all(a.latency < b.latency for a, b in zip(data, data[1:]))
     assert all(c.latency > 0 for c in cfg.caches)
     assert cfg.memory.latency > 0 and cfg.memory.occupancy > 0
-    assert cfg.interconnect.hop_latency > 0 and cfg.coherence.directory_latency > 0
+    ic = cfg.interconnect
+    assert (ic.link_latency + ic.hop_latency > 0 or cfg.packages == 1) and cfg.coherence.directory_latency > 0
 
 
 def test_preset_specifics():
@@ -106,14 +107,16 @@ def test_preset_specifics():
 
 
 @pytest.mark.parametrize("name", ["amd-2x2", "amd-4x4", "amd-8x4"])
-def test_amd_directory_latency_follows_the_broadcast_recipe(name):
-    """README: directory = probe round trip to the farthest node + one L2 tag lookup."""
+def test_amd_directory_latency_covers_the_broadcast(name):
+    """No probe filter: the home waits for a probe round trip to the farthest node, so the fitted
+    directory latency can be no less than that round trip plus one cache lookup there."""
     cfg = load_machine(name)
-    diameter = int(hop_matrix(cfg.interconnect, cfg.packages).max())
+    ic = cfg.interconnect
+    diameter = int(hop_matrix(ic, cfg.packages).max())
     l2 = next(c for c in cfg.caches if c.level == 2)
-    assert cfg.coherence.directory_latency == 2 * diameter * cfg.interconnect.hop_latency + l2.latency
-    # hop ~ 10 ns at the core clock
-    assert cfg.interconnect.hop_latency == round(10 * cfg.clock_ghz)
+    assert cfg.coherence.directory_latency >= 2 * (ic.link_latency + diameter * ic.hop_latency) + l2.latency
+    # leaving a package costs more than each further hop (Table 2: the first hop costs most)
+    assert ic.link_latency >= ic.hop_latency
 
 
 def _tables(doc: dict):
@@ -122,6 +125,9 @@ def _tables(doc: dict):
         yield f"cache[{i}]", c
     for k in ("coherence", "interconnect", "memory"):
         yield k, doc.get(k)
+    for k in ("core", "apic"):
+        if k in doc:
+            yield k, doc[k]
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
