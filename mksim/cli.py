@@ -8,6 +8,10 @@
                                            replay a (multi-core) trace on a machine model
     mksim demo [--machine NAME|FILE] [--out DIR]
                                            synthetic multi-core run, writes a report folder
+    mksim bench shm-vs-msg --machine M [--max-cores N] [--iters N] [--json] [--plot F.png]
+                                           shared memory vs messages (Barrelfish Figure 3)
+    mksim bench urpc --machine M [--json] [--plot F.png]
+                                           URPC latency and throughput per path (Table 2)
 
 Every bad input ends in one line on stderr, ``mksim: error: <message>``, and exit
 status 2; result files are written atomically (see :mod:`mksim.report`).
@@ -29,6 +33,12 @@ EXIT_ERROR = 2
 
 DEMO_ACCESSES = 100_000
 DEMO_MACHINE = "amd-4x4"
+
+BENCH_ITERS = 40
+BENCH_MAX_ITERS = 1_000_000
+SHM_VS_MSG_KEYS = ("series", "cores", "cycles_per_update")
+URPC_KEYS = ("machine", "path", "hops", "shared_cache", "latency_cycles", "msgs_per_kcycle")
+PLOT_NEEDS = "--plot needs matplotlib (pip install 'mksim[plot]')"
 
 
 def _version() -> str:
@@ -145,6 +155,61 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--seed", type=_seed, default=0, help="seed of the trace and the machine (default 0)")
     pd.add_argument("--accesses", type=int, default=DEMO_ACCESSES,
                     help=f"number of accesses in the trace (default {DEMO_ACCESSES})")
+
+    # bench ------------------------------------------------------------------
+    pb = sub.add_parser(
+        "bench", help="coherence-versus-message microbenchmarks (Barrelfish Figure 3, Table 2)",
+        formatter_class=_Formatter,
+        description=(
+            "Microbenchmarks of the Barrelfish paper (Baumann et al., The Multikernel,\n"
+            "SOSP 2009), run as core programs on a machine model."),
+        epilog="examples:\n  mksim bench shm-vs-msg --machine amd-4x4 --plot fig3.png\n"
+               "  mksim bench urpc --machine amd-8x4 --json")
+    bsub = pb.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    bsub.required = True
+    pbs = bsub.add_parser(
+        "shm-vs-msg", help="cycles per update: shared memory (SHMn) vs URPC to a server (MSGn)",
+        formatter_class=_Formatter,
+        description=(
+            "Figure 3 of the paper: the cost of one update of n shared cache lines by k\n"
+            "cores, directly through shared memory (SHM1, SHM2, SHM4, SHM8: every core\n"
+            "updates the lines itself), or by a lightweight RPC over URPC to a server on\n"
+            "core 0 that owns the lines (MSG1, MSG8: k-1 clients), and the server's own\n"
+            "cycles per update (SERVER, with MSG8's clients); for k = 1 .. --max-cores.\n"
+            "Timed after the first quarter of the iterations."),
+        epilog="examples:\n  mksim bench shm-vs-msg --machine amd-4x4\n"
+               "  mksim bench shm-vs-msg --machine amd-2x2 --max-cores 3 --iters 8 --json\n"
+               "  mksim bench shm-vs-msg --machine amd-4x4 --plot fig3.png")
+    pbs.add_argument("--machine", "-m", metavar="PRESET|FILE.toml", required=True,
+                     help="machine preset or TOML file")
+    pbs.add_argument("--max-cores", type=int, default=None, metavar="N",
+                     help="largest core count (default: all cores of the machine)")
+    pbs.add_argument("--iters", type=int, default=BENCH_ITERS, metavar="N",
+                     help=f"updates per core (default {BENCH_ITERS}); the first quarter warms the "
+                          f"caches and is not timed")
+    pbs.add_argument("--json", action="store_true",
+                     help='print {"rows": [{"series", "cores", "cycles_per_update"}, ...]}')
+    pbs.add_argument("--plot", metavar="FILE.png",
+                     help="also draw cycles per update vs cores, one line per series (needs matplotlib)")
+    pbu = bsub.add_parser(
+        "urpc", help="URPC one-way latency and throughput between core 0 and each path kind",
+        formatter_class=_Formatter,
+        description=(
+            "Table 2 of the paper: one-way URPC latency (ping-pong, cycles) and pipelined\n"
+            "throughput (messages per kilocycle) between core 0 and one core of every\n"
+            "kind of path the machine has (shared cache, same package, one hop, ...).\n"
+            "For the paper's machines (intel-2x4, amd-2x2, amd-4x4, amd-8x4) the table\n"
+            "also shows the published numbers and the model's error."),
+        epilog="examples:\n  mksim bench urpc --machine amd-4x4\n"
+               "  mksim bench urpc --machine amd-2x2 --json\n"
+               "  mksim bench urpc --machine amd-8x4 --plot urpc.png")
+    pbu.add_argument("--machine", "-m", metavar="PRESET|FILE.toml", required=True,
+                     help="machine preset or TOML file")
+    pbu.add_argument("--json", action="store_true",
+                     help='print {"rows": [{"machine", "path", "hops", "shared_cache", "latency_cycles", '
+                          '"msgs_per_kcycle"}, ...]}')
+    pbu.add_argument("--plot", metavar="FILE.png",
+                     help="also draw latency and throughput per path (needs matplotlib)")
     return p
 
 
@@ -508,8 +573,143 @@ def cmd_demo(args) -> int:
     return EXIT_OK
 
 
+# ----------------------------------------------------------------------------- bench
+class _PlotUnavailable(Exception):
+    """--plot given, but matplotlib cannot be imported."""
+
+
+def _pyplot():
+    """matplotlib.pyplot on the Agg backend, or _PlotUnavailable."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except Exception:  # missing or broken
+        raise _PlotUnavailable() from None
+    return plt
+
+
+def _save_png(fig, plt, path: str) -> None:
+    """Render ``fig`` to PNG bytes and write them atomically (temporary file, rename)."""
+    import io
+
+    from mksim.report import write_bytes
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=100)
+    finally:
+        plt.close(fig)
+    write_bytes(path, buf.getvalue())
+
+
+def plot_shm_vs_msg(rows: list[dict], cfg, path: str, iters: int) -> None:
+    """Figure 3 style: cycles per update vs cores, one line per series."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    series = list(dict.fromkeys(r["series"] for r in rows))
+    styles = {"SHM1": "o-", "SHM2": "s-", "SHM4": "^-", "SHM8": "v-", "MSG1": "o--", "MSG8": "v--",
+              "SERVER": "x:"}
+    for name in series:
+        pts = sorted((r["cores"], r["cycles_per_update"]) for r in rows if r["series"] == name)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], styles.get(name, "o-"), label=name, markersize=4)
+    ax.set_xlabel("cores")
+    ax.set_ylabel("cycles per update")
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"SHM vs MSG on {cfg.name} ({iters} iterations per core)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", ncol=2, fontsize="small")
+    fig.tight_layout()
+    _save_png(fig, plt, path)
+
+
+def plot_urpc(rows: list[dict], cfg, path: str) -> None:
+    """Bars of one-way latency per path (left) and of throughput (right); the paper's
+    Table 2 numbers beside them where it has them."""
+    plt = _pyplot()
+    paper = any(r.get("paper_latency_cycles") is not None for r in rows)
+    n = len(rows)
+    if n <= 5:   # side by side
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(max(8.0, 2.2 * n + 3), 4))
+    else:        # many paths (a mesh): one above the other
+        fig, (a1, a2) = plt.subplots(2, 1, figsize=(min(16.0, 0.8 * n + 3), 7))
+    x = list(range(len(rows)))
+    w = 0.4 if paper else 0.7
+    dx = -w / 2 if paper else 0.0
+    for ax, key, pkey, label in ((a1, "latency_cycles", "paper_latency_cycles", "one-way latency (cycles)"),
+                                 (a2, "msgs_per_kcycle", "paper_msgs_per_kcycle", "throughput (msgs/kcycle)")):
+        ax.bar([i + dx for i in x], [r[key] for r in rows], w, label="model", color="#4c72b0")
+        if paper:
+            ax.bar([i + w / 2 for i in x], [r[pkey] or 0 for r in rows], w, label="paper (Table 2)",
+                   color="#dd8452")
+            ax.legend(loc="lower right", fontsize="small")
+        ax.set_xticks(x)
+        ax.set_xticklabels([r["path"] for r in rows], rotation=20)
+        ax.set_ylabel(label)
+        ax.grid(True, axis="y", alpha=0.3)
+    fig.suptitle(f"URPC on {cfg.name}")
+    fig.tight_layout()
+    _save_png(fig, plt, path)
+
+
+def _check_plot(args) -> None:
+    """Before a long run: matplotlib importable, the PNG's folder writable."""
+    if args.plot is None:
+        return
+    _pyplot()
+    from mksim.report import check_writable_file
+    check_writable_file(args.plot)
+
+
+def cmd_bench(args) -> int:
+    from kernels import microbench as mb
+    from mksim import paper
+
+    cfg = _load_machine(args.machine)
+    if args.action == "shm-vs-msg":
+        if args.max_cores is not None and not 1 <= args.max_cores <= cfg.cores:
+            raise MksimError(f"--max-cores {args.max_cores}: must be between 1 and {cfg.cores} "
+                             f"({cfg.name} has {cfg.cores} cores)")
+        if not 1 <= args.iters <= BENCH_MAX_ITERS:
+            raise MksimError(f"--iters {args.iters}: must be between 1 and {BENCH_MAX_ITERS}")
+    _check_plot(args)
+    try:
+        if args.action == "shm-vs-msg":
+            rows = [{k: r[k] for k in SHM_VS_MSG_KEYS}
+                    for r in mb.shm_vs_msg_rows(cfg, args.max_cores, args.iters)]
+        else:
+            rows = mb.urpc_rows(cfg)
+    except RuntimeError as e:   # a benchmark program that did not finish
+        raise MksimError(f"bench {args.action} on {cfg.name}: {e}") from None
+
+    if args.action == "shm-vs-msg":
+        if args.plot:
+            plot_shm_vs_msg(rows, cfg, args.plot, args.iters)
+        if args.json:
+            from mksim.report import to_json
+            sys.stdout.write(to_json({"rows": rows}))
+        else:
+            top = max(r["cores"] for r in rows)
+            _out(f"shm-vs-msg on {cfg.name} ({cfg.cores} cores), 1..{top} cores, {args.iters} "
+                 f"updates per core: cycles per update\n")
+            sys.stdout.write(paper.format_shm_vs_msg(rows))
+            _out("\nSHMn: every core updates n shared lines itself; MSGn: cores-1 clients call a server "
+                 "on core 0\nthat updates n lines it owns; SERVER: the server's cycles per update (MSG8).")
+    else:
+        cmp = paper.compare_urpc(rows)
+        if args.plot:
+            plot_urpc(cmp, cfg, args.plot)
+        if args.json:
+            from mksim.report import to_json
+            sys.stdout.write(to_json({"rows": [{k: r[k] for k in URPC_KEYS} for r in rows]}))
+        else:
+            _out(f"URPC on {cfg.name} ({cfg.cores} cores): one-way latency (ping-pong) and pipelined "
+                 f"throughput,\ncore 0 to one core of each path kind\n")
+            sys.stdout.write(paper.format_urpc(cmp, paper=paper.has_paper(cfg.name)))
+    return EXIT_OK
+
+
 # ----------------------------------------------------------------------------- main
-COMMANDS = {"machines": cmd_machines, "trace": cmd_trace, "demo": cmd_demo}
+COMMANDS = {"machines": cmd_machines, "trace": cmd_trace, "demo": cmd_demo, "bench": cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -526,6 +726,10 @@ def main(argv: list[str] | None = None) -> int:
         msg = " ".join(str(e).split())  # exactly one line
         sys.stdout.flush()
         sys.stderr.write(f"{PROG}: error: {msg}\n")
+        return EXIT_ERROR
+    except _PlotUnavailable:
+        sys.stdout.flush()
+        sys.stderr.write(f"{PROG}: error: {PLOT_NEEDS}\n")
         return EXIT_ERROR
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted\n")

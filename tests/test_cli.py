@@ -618,3 +618,210 @@ def test_console_script():
     p = subprocess.run([exe, "machines", "show", "nope"], capture_output=True, text=True,
                        timeout=300, stdin=subprocess.DEVNULL, env=_env())
     assert p.returncode == 2 and p.stderr.startswith("mksim: error: ") and p.stderr.count("\n") == 1
+
+
+# ------------------------------------------------------------------------- bench
+SHM_ARGS = ("bench", "shm-vs-msg", "--machine", "amd-2x2", "--max-cores", "3", "--iters", "8")
+URPC_KEYS = ["machine", "path", "hops", "shared_cache", "latency_cycles", "msgs_per_kcycle"]
+PLOT_MSG = "mksim: error: --plot needs matplotlib (pip install 'mksim[plot]')\n"
+
+
+@pytest.mark.parametrize("argv", [["bench"], ["bench", "shm-vs-msg"], ["bench", "urpc"]],
+                         ids=lambda a: " ".join(a))
+def test_bench_help(capsys, argv):
+    rc, out, err = run(capsys, *argv, "--help")
+    assert rc == 0 and out.startswith("usage: mksim bench") and err == ""
+
+
+def test_help_lists_bench(capsys):
+    _, out, _ = run(capsys, "--help")
+    assert "bench" in out
+    _, out, _ = run(capsys, "bench", "--help")
+    assert "shm-vs-msg" in out and "urpc" in out
+
+
+def test_bench_shm_vs_msg_json(capsys):
+    rc, out, err = run(capsys, *SHM_ARGS, "--json")
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert list(doc) == ["rows"]
+    rows = doc["rows"]
+    assert rows
+    for r in rows:
+        assert list(r) == ["series", "cores", "cycles_per_update"]
+        assert isinstance(r["series"], str) and type(r["cores"]) is int
+        assert isinstance(r["cycles_per_update"], (int, float)) and r["cycles_per_update"] > 0
+    v = {(r["series"], r["cores"]): r["cycles_per_update"] for r in rows}
+    assert len(v) == len(rows)                       # one row per (series, cores)
+    for s in ("SHM1", "SHM2", "SHM4", "SHM8"):
+        assert [k for (x, k) in v if x == s] == [1, 2, 3]
+        assert v[(s, 1)] < v[(s, 2)] < v[(s, 3)], s  # contention grows with the cores
+    for s in ("MSG1", "MSG8", "SERVER"):            # a server core and at least one client
+        assert sorted(k for (x, k) in v if x == s) == [2, 3], s
+    assert v[("SHM8", 1)] > v[("SHM1", 1)]          # more lines, more work
+
+
+def test_bench_shm_vs_msg_text(capsys):
+    rc, out, err = run(capsys, *SHM_ARGS)
+    assert rc == 0, err
+    assert "amd-2x2" in out
+    head = next(ln for ln in out.splitlines() if ln.startswith("cores"))
+    assert head.split() == ["cores", "SHM1", "SHM2", "SHM4", "SHM8", "MSG1", "MSG8", "SERVER"]
+    one = next(ln for ln in out.splitlines() if ln.split()[:1] == ["1"])
+    assert one.split()[5:] == ["-", "-", "-"]       # no MSG with one core
+    assert [ln.split()[0] for ln in out.splitlines() if ln.split() and ln.split()[0].isdigit()] == ["1", "2", "3"]
+
+
+def test_bench_urpc_json(capsys):
+    rc, out, err = run(capsys, "bench", "urpc", "--machine", "amd-2x2", "--json")
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert list(doc) == ["rows"]
+    rows = doc["rows"]
+    assert [r["path"] for r in rows] == ["same package", "one hop"]
+    for r in rows:
+        assert list(r) == URPC_KEYS
+        assert r["machine"] == "amd-2x2"
+        assert type(r["hops"]) is int and r["hops"] >= 0
+        assert type(r["shared_cache"]) is bool
+        assert r["latency_cycles"] > 0 and r["msgs_per_kcycle"] > 0
+    assert [r["hops"] for r in rows] == [0, 1]
+    assert [r["shared_cache"] for r in rows] == [False, False]
+    assert rows[1]["latency_cycles"] > rows[0]["latency_cycles"]   # a hop costs
+
+
+def test_bench_urpc_text_shows_the_paper(capsys):
+    rc, out, err = run(capsys, "bench", "urpc", "--machine", "amd-2x2")
+    assert rc == 0, err
+    assert "SOSP 2009" in out and "Table 2" in out
+    head = next(ln for ln in out.splitlines() if ln.startswith("path"))
+    assert "paper latency" in head and "paper msgs/kcycle" in head and "error" in head
+    same = next(ln for ln in out.splitlines() if ln.startswith("same package"))
+    hop = next(ln for ln in out.splitlines() if ln.startswith("one hop"))
+    assert "same die" in same and " 450 " in same and "3.42" in same and "%" in same
+    assert " 532 " in hop and "3.19" in hop and "%" in hop
+
+
+def test_bench_urpc_text_without_paper(capsys):
+    rc, out, err = run(capsys, "bench", "urpc", "--machine", "mesh-64")
+    assert rc == 0, err
+    assert "paper" not in out and "one hop" in out
+
+
+def test_table2_data_file():
+    from mksim import paper
+    t = paper.load_table2()
+    assert len(t) == 10
+    got = {(r["machine"], r["path"]): (r["latency_cycles"], r["msgs_per_kcycle"]) for r in t}
+    assert got[("intel-2x4", "shared L2")] == (180, 11.97)
+    assert got[("intel-2x4", "non-shared")] == (570, 3.78)
+    assert got[("amd-2x2", "same die")] == (450, 3.42)
+    assert got[("amd-4x4", "two hops")] == (558, 3.51)
+    assert got[("amd-8x4", "one hop")] == (613, 2.79)
+    assert {r["machine"] for r in t} == set(paper.BARRELFISH_MACHINES)
+    assert all(r["source"] == paper.SOURCE for r in t)
+
+
+def test_compare_urpc_maps_the_paths():
+    from mksim import paper
+
+    def row(machine, path, lat=100.0, thr=2.0):
+        return {"machine": machine, "path": path, "cores": [0, 1], "hops": 0, "shared_cache": False,
+                "latency_cycles": lat, "msgs_per_kcycle": thr}
+    rows = [row("intel-2x4", "shared L2", 198.0, 11.97), row("intel-2x4", "same package"),
+            row("intel-2x4", "one hop"), row("amd-2x2", "same package", 450.0, 3.42),
+            row("amd-2x2", "one hop"), row("amd-8x4", "three hops"), row("amd-8x4", "shared L3"),
+            row("mesh-64", "one hop")]
+    c = paper.compare_urpc(rows)
+    assert [r["paper_path"] for r in c] == ["shared L2", "non-shared", "non-shared", "same die", "one hop",
+                                            None, "shared L3", None]
+    assert c[0]["paper_latency_cycles"] == 180 and c[0]["latency_error_pct"] == 10.0
+    assert c[0]["msgs_error_pct"] == 0.0
+    assert c[1]["paper_latency_cycles"] == c[2]["paper_latency_cycles"] == 570
+    assert c[3]["latency_error_pct"] == 0.0
+    assert c[5]["paper_latency_cycles"] is None and c[5]["latency_error_pct"] is None
+    assert "paper_path" not in rows[0]                 # the input rows are left as they were
+    text = paper.format_urpc(c[5:7])
+    three = next(ln for ln in text.splitlines() if ln.startswith("three hops"))
+    assert three.split()[-5:] == ["-"] * 5
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (("bench", "urpc", "--machine", "nope"), "nope"),
+    (("bench", "shm-vs-msg", "--machine", "nope"), "nope"),
+    (("bench", "shm-vs-msg", "--machine", "amd-2x2", "--max-cores", "0"), "--max-cores"),
+    (("bench", "shm-vs-msg", "--machine", "amd-2x2", "--max-cores", "5"), "--max-cores"),
+    (("bench", "shm-vs-msg", "--machine", "amd-2x2", "--max-cores", "two"), "--max-cores"),
+    (("bench", "shm-vs-msg", "--machine", "amd-2x2", "--iters", "0"), "--iters"),
+    (("bench", "urpc"), "--machine"),
+    (("bench",), "ACTION"),
+    (("bench", "nope", "--machine", "amd-2x2"), "nope"),
+], ids=lambda a: " ".join(a) if isinstance(a, tuple) else None)
+def test_bench_bad_input(capsys, argv, fragment):
+    rc, out, err = run(capsys, *argv)
+    assert_one_line_error(rc, err, fragment)
+    assert out == ""
+
+
+def test_bench_benchmark_failure_is_one_line(capsys, monkeypatch):
+    from kernels import microbench
+
+    def boom(*a, **k):
+        raise RuntimeError("URPC ping-pong on amd-2x2 cores 0,1 ended deadlock")
+    monkeypatch.setattr(microbench, "urpc_rows", boom)
+    rc, out, err = run(capsys, "bench", "urpc", "--machine", "amd-2x2")
+    assert_one_line_error(rc, err, "deadlock")
+    assert out == ""
+
+
+@pytest.mark.parametrize("argv", [SHM_ARGS, ("bench", "urpc", "--machine", "amd-2x2")],
+                         ids=["shm-vs-msg", "urpc"])
+def test_bench_plot_without_matplotlib(capsys, tmp_path, monkeypatch, argv):
+    from kernels import microbench
+    for mod in ("matplotlib", "matplotlib.pyplot"):
+        monkeypatch.setitem(sys.modules, mod, None)     # import fails as when it is not installed
+
+    def not_called(*a, **k):
+        raise AssertionError("the benchmark ran before the plot was refused")
+    monkeypatch.setattr(microbench, "shm_vs_msg_rows", not_called)
+    monkeypatch.setattr(microbench, "urpc_rows", not_called)
+    rc, out, err = run(capsys, *argv, "--plot", tmp_path / "f.png")
+    assert rc == 2
+    assert err == PLOT_MSG
+    assert out == ""
+    assert listing(tmp_path) == []
+
+
+@pytest.mark.parametrize("argv", [SHM_ARGS, ("bench", "urpc", "--machine", "amd-2x2")],
+                         ids=["shm-vs-msg", "urpc"])
+def test_bench_plot_writes_png(capsys, tmp_path, argv):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "f.png"
+    png.write_bytes(b"old")
+    rc, out, err = run(capsys, *argv, "--json", "--plot", png)
+    assert rc == 0, err
+    assert json.loads(out)["rows"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert listing(tmp_path) == ["f.png"]              # replaced whole, no temporary file left
+
+
+def test_bench_plot_into_missing_folder(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    rc, _, err = run(capsys, "bench", "urpc", "--machine", "amd-2x2", "--plot", tmp_path / "no" / "f.png")
+    assert_one_line_error(rc, err, "does not exist")
+    assert listing(tmp_path) == []
+
+
+def test_subprocess_bench_urpc():
+    p = _py("bench", "urpc", "--machine", "amd-2x2", "--json")
+    assert p.returncode == 0, p.stderr
+    assert [list(r) for r in json.loads(p.stdout)["rows"]] == [URPC_KEYS] * 2
+    p = _py("bench", "urpc", "--machine", "nope")
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+
+
+def test_figure3_points_match_shm_vs_msg_rows():
+    from kernels import microbench
+    from mksim import paper
+    full = microbench.shm_vs_msg_rows("amd-2x2", 3, 8)
+    assert paper.figure3_points("amd-2x2", [1, 3], 8) == [r for r in full if r["cores"] in (1, 3)]
