@@ -76,7 +76,7 @@ def _phash(page, mask):
     return np.int64((np.uint64(page) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(24)) & mask
 
 
-@njit(_nrt=False)
+@njit(forceinline=True, _nrt=False)
 def page_slot(cs, page, create):
     """Pool slot of physical page ``page`` (unsigned page number), or -1 if never written."""
     keys, slots = cs[C_PKEYS], cs[C_PSLOT]
@@ -95,7 +95,7 @@ def page_slot(cs, page, create):
     return n
 
 
-@njit(_nrt=False)
+@njit(forceinline=True, _nrt=False)
 def read_bytes(cs, pa, n):
     """n (<= 8) bytes at physical pa, within one page, little-endian."""
     s = page_slot(cs, np.int64(np.uint64(pa) >> np.uint64(12)), False)
@@ -109,7 +109,7 @@ def read_bytes(cs, pa, n):
     return np.int64(v)
 
 
-@njit(_nrt=False)
+@njit(forceinline=True, _nrt=False)
 def write_bytes(cs, pa, n, v):
     s = page_slot(cs, np.int64(np.uint64(pa) >> np.uint64(12)), True)
     pool = cs[C_POOL]
@@ -128,7 +128,7 @@ def size_mask(n):
 
 # ------------------------------------------------------------------ logs and scheduling
 
-@njit(_nrt=False)
+@njit(forceinline=True, _nrt=False)
 def heap_push(cs, key):
     heap = cs[C_HEAP]
     i = cs[C_HEAPN][0]
@@ -142,7 +142,7 @@ def heap_push(cs, key):
         i = p
 
 
-@njit(_nrt=False)
+@njit(forceinline=True, _nrt=False)
 def heap_pop(cs):
     heap = cs[C_HEAP]
     n = cs[C_HEAPN][0] - 1
@@ -163,7 +163,7 @@ def heap_pop(cs):
     return top
 
 
-@njit(_nrt=False)
+@njit(forceinline=True, _nrt=False)
 def schedule(cs, q, w):
     """Schedule core q at time w, keeping an earlier time it already has."""
     sched = cs[C_SCHED]
@@ -195,7 +195,7 @@ def log_fault(st, cs, c, pc, addr, kind, owner, t):
     st[CLOCK][c] = t + cs[C_CPAR][K_ENTRY]
 
 
-@njit(_nrt=False)
+@njit(forceinline=True, _nrt=False)
 def wakes(cs, q, mode):
     s = cs[C_STATE][q]
     if mode == INIT:
@@ -209,7 +209,7 @@ def wakes(cs, q, mode):
     return False
 
 
-@njit(_nrt=False)
+@njit(forceinline=True, _nrt=False)
 def wake_check(st, cs, q):
     """A core that is not running: schedule it at the earliest pending IPI that wakes it."""
     if cs[C_STATE][q] == RUN:
@@ -359,7 +359,7 @@ def highest(words, q):
     return -1
 
 
-@njit(_nrt=False)
+@njit(forceinline=True, _nrt=False)
 def deliverable(cs, q):
     """The vector core q would take now, or -1 (NMI first, then IRR above the in-service class)."""
     if cs[C_NMIP][q] >= 0:
@@ -407,7 +407,7 @@ def take_interrupt(st, cs, q, code, t):
     st[CLOCK][q] = t + cs[C_CPAR][K_ENTRY]
 
 
-@njit(_nrt=False)
+@njit(forceinline=True, _nrt=False)
 def eoi(cs, q):
     s = highest(cs[C_ISR], q)
     if s >= 0:
@@ -422,7 +422,7 @@ def maccess(st, c, kind, addr, n, t):
     return access(st, c, kind, addr, n, t)
 
 
-@njit(_nrt=False)
+@njit(forceinline=True, _nrt=False)
 def tlb_find(cs, c, key, vpn):
     sets, ways = cs[C_CPAR][K_TLBSETS], cs[C_CPAR][K_TLBWAYS]
     b = (vpn & (sets - 1)) * ways
@@ -538,7 +538,7 @@ def tlb_flush(cs, c):
         cs[C_TLB][c, e, 0] = 0
 
 
-@njit(_nrt=False)
+@njit(forceinline=True, _nrt=False)
 def partition_owner_ok(cs, c, pa):
     """(allowed, owner of pa) for core c's kernel."""
     regions = cs[C_REGIONS]
@@ -558,7 +558,7 @@ def partition_owner_ok(cs, c, pa):
     return False, owner
 
 
-@njit(_nrt=False)
+@njit(forceinline=True, _nrt=False)
 def is_apic(cs, pa):
     return cs[C_CPAR][K_X2APIC] == 0 and (pa & ~np.int64(0xFFF)) == APIC_BASE
 
@@ -586,7 +586,7 @@ M_LOAD, M_STORE, M_FADD, M_XCHG, M_CAS, M_SPIN = range(6)
 F_T, F_N, F_PA0, F_PA1, F_LEN0, F_LEN1, F_MM0, F_MM1, F_HIT, F_ALU = range(10)
 
 
-@njit(_nrt=False)
+@njit(forceinline=True, _nrt=False)
 def would_hit(st, c, line, write):
     """Does a data access to ``line`` hit a private level with enough permission (no transaction)?"""
     params = st[PARAMS]
@@ -606,7 +606,7 @@ def would_hit(st, c, line, write):
     return st[DIRT][e, D_OWNER] == c and (st[DIRT][e, D_STATE] == E or st[DIRT][e, D_STATE] == M)
 
 
-@njit(_nrt=False)
+@njit(forceinline=True, _nrt=False)
 def request_delay(st, c, line):
     """When a miss takes effect: after the lookups of every level on the path and the message to the
     line's home, where its directory serializes it against other cores' requests."""
@@ -616,7 +616,7 @@ def request_delay(st, c, line):
     return st[GEO][last, LAT] + st[MSG][c // cpp, home_of(params, line)]
 
 
-@njit(_nrt=False)
+@njit(forceinline=True, _nrt=False)
 def mem_prepare(st, cs, c, pc, mk, addr, n, virt, t1):
     """Translate and check a memory op; record its chunks in the core's in-flight row.
 
@@ -668,7 +668,7 @@ def mem_prepare(st, cs, c, pc, mk, addr, n, virt, t1):
     return t + delay
 
 
-@njit(_nrt=False)
+@njit(forceinline=True, _nrt=False)
 def mem_perform(st, cs, c, pc, mk, val, expect, res):
     """Perform the chunks recorded by ``mem_prepare``, timed from their issue time.
     res[0] = old/loaded value, res[1] = completion, res[2] = first line, res[3] = 1 on a fault,
@@ -754,7 +754,7 @@ def cond_true(cond, a, b):
     return np.uint64(a) >= np.uint64(b)
 
 
-@njit(_nrt=False)
+@njit(forceinline=True, _nrt=False)
 def go_to_sleep(st, cs, c, state):
     cs[C_STATE][c] = state
     if state == SPIN:
@@ -762,7 +762,7 @@ def go_to_sleep(st, cs, c, state):
     wake_check(st, cs, c)
 
 
-@njit(_nrt=False)
+@njit(forceinline=True, _nrt=False)
 def alu_cost(cs, c):
     """Register ops and store hits issue ``issue_width`` to a cycle: every width-th one costs alu_latency."""
     n = cs[C_INF][c, F_ALU]
@@ -770,7 +770,7 @@ def alu_cost(cs, c):
     return cs[C_CPAR][K_ALU] if n % cs[C_CPAR][K_WIDTH] == 0 else 0
 
 
-@njit(_nrt=False)
+@njit(forceinline=True, _nrt=False)
 def complete_mem(st, cs, c, now, res):
     """Perform the memory op at pc whose chunks are in flight; ``now`` is the time it takes effect."""
     pc = cs[C_PC][c]
@@ -816,12 +816,13 @@ def complete_mem(st, cs, c, now, res):
     st[CLOCK][c] = end
 
 
-@njit(_nrt=False)
+@njit(forceinline=True, _nrt=False)
 def step(st, cs, c, res):
     """One step of core c at its clock (cpu_spec.md, 'One step').  Returns 1 if an op executed."""
     clock = st[CLOCK]
     t = clock[c]
-    accept_ipis(st, cs, c, t)
+    if cs[C_PENDN][c] > 0:
+        accept_ipis(st, cs, c, t)
     state = cs[C_STATE]
     s = state[c]
     if s == WFS or s == HALTED or s == FAULTED:
@@ -980,7 +981,7 @@ def step(st, cs, c, res):
 
 # ------------------------------------------------------------------ the loop
 
-@njit(_nrt=False)
+@njit(forceinline=True, _nrt=False)
 def room(st, cs):
     """0 if every log has room for one more step, else the G_* code of the one to grow (+1)."""
     ncores = st[CLOCK].shape[0]
