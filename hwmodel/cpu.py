@@ -184,8 +184,11 @@ def log_fault(st, cs, c, pc, addr, kind, owner, t):
     h = cs[C_HAND][c, vec]
     sp = cs[C_RSP][c]
     if kind == FK_NO_HANDLER or kind == FK_STACK or kind == FK_NO_CODE or h < 0 or sp >= RSTACK:
+        if cs[C_STATE][c] == SPIN:
+            cs[C_OUT][2] -= 1
         cs[C_STATE][c] = FAULTED
         st[CLOCK][c] = t
+        wake_check(st, cs, c)      # an INIT already on its way still revives it
         return
     cs[C_RSTK][c, sp, 0] = pc
     cs[C_RSTK][c, sp, 1] = cs[C_IF][c]
@@ -317,8 +320,9 @@ def accept_ipis(st, cs, q, t):
                 segs = cs[C_SEGS]
                 pc = -1
                 for k in range(segs.shape[0]):
-                    if segs[k, 0] == addr:
-                        pc = segs[k, 1]
+                    off = addr - segs[k, 0]
+                    if segs[k, 0] >= 0 and 0 <= off < segs[k, 2] * isa.OP_BYTES and off % isa.OP_BYTES == 0:
+                        pc = segs[k, 1] + off // isa.OP_BYTES
                         break
                 cs[C_MODE][q] = isa.REAL
                 if pc < 0:
@@ -522,6 +526,9 @@ def translate(st, cs, c, va, write, t, res):
 
 @njit(_nrt=False)
 def invlpg(cs, c, va):
+    top = va >> 47
+    if top != 0 and top != -1:
+        return                      # a non-canonical address maps nothing
     v4 = np.int64(np.uint64(va) >> np.uint64(12)) & np.int64(0xFFFFFFFFF)
     v2 = v4 >> 9
     e = tlb_find(cs, c, (v4 << 1) + 1, v4)
@@ -844,6 +851,9 @@ def step(st, cs, c, res):
     par = cs[C_CPAR]
     pst = cs[C_PST]
     pc = cs[C_PC][c]
+    if pc < 0 or pc >= cs[C_CODE].shape[0] or cs[C_CPAR][K_NSEG] == 0:
+        log_fault(st, cs, c, pc, 0, FK_NO_CODE, -1, t)     # ran off the end of the placed code
+        return 0
     # fetch
     opaddr = cs[C_OPADDR][pc]
     iline = np.int64(np.uint64(opaddr) >> np.uint64(st[PARAMS][P_LINEBITS]))
@@ -907,7 +917,7 @@ def step(st, cs, c, res):
         te = mem_prepare(st, cs, c, pc, mk, addr, d, (e & isa.F_VIRT) != 0, t1)
         if te < 0:
             return 1
-        if te > cs[C_INF][c, F_T]:
+        if cs[C_INF][c, F_HIT] == 0:
             clock[c] = te          # a miss: it takes effect when its request reaches the home
             return 1
         complete_mem(st, cs, c, te, res)
@@ -1062,7 +1072,7 @@ def build(machine_state, cfg, w: Workload) -> CpuState:
     cpar[K_CR3], cpar[K_TLBSETS], cpar[K_TLBWAYS] = cc.cr3_latency, cc.tlb_entries // cc.tlb_ways, cc.tlb_ways
     cpar[K_X2APIC], cpar[K_IPILAT] = int(cfg.apic.mode == "x2apic"), cfg.apic.ipi_latency
     cpar[K_WIDTH] = cc.issue_width
-    segs = np.array([(a, 0) for a, _, _ in w.segments] or [(-1, -1)], np.int64).reshape(-1, 2)
+    segs = np.array([(a, 0, len(o)) for a, o, _ in w.segments] or [(-1, -1, 0)], np.int64).reshape(-1, 3)
     pc0 = 0
     for k, (a, o, _) in enumerate(w.segments):
         segs[k, 1] = pc0

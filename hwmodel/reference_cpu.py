@@ -45,8 +45,17 @@ Readings of points the spec leaves open (the engine must match them):
   that revealed it (its cycles count in ``walk_cycles``).  A non-canonical
   chunk counts neither TLB hit nor miss.  PS in a PML4 entry is ignored.
   INVLPG of a non-canonical address drops nothing.
-* ``loads``/``stores``/``atomics`` count performed ops only (not ones that
-  fault).
+* Memory ops in flight (spec: "Misses take effect at the home"): the op is
+  in flight iff some line of a non-APIC chunk would miss, and its delay is
+  the ``request_delay`` of the first such line (chunk order, then line order),
+  even when that delay is 0.  The perform step does not count an op.  A STORE
+  retires into the store buffer only if it was not in flight and has no APIC
+  chunk.  ``loads``/``stores``/``atomics`` count performed ops only (not ones
+  that fault), when they are performed.
+* ``core.issue_width`` (not in the spec; as the engine does): register-class
+  ops (NOP, MOVI, MOV, ALU, BR, JMP, STI, CLI, SETVEC, MARK), WFI and store
+  hits draw from one per-core counter n (never reset, not even by INIT), and
+  cost ``alu_latency`` when ``n % issue_width == 0``, else 0.
 * STARTUP finds the op whose address is ``vector << 12``, wherever it lies in
   a placed program.
 * The store wake time d is the completion of the chunk's write access
@@ -56,9 +65,12 @@ Readings of points the spec leaves open (the engine must match them):
   ``value(off) & mask(k)``; a write gives the register the chunk's k bytes
   (only chunks that start at ID/EOI/ICR_* do anything).  Atomics on the APIC
   page read then write the register.  The send time is ``ts = t1 +
-  mmio_latency`` as the spec says, even when walk cycles or an earlier chunk
-  came first.  A fault raised while performing a chunk (logical IPI) stops
-  the later chunks.
+  mmio_latency`` as the spec says, even when walk cycles came first (a
+  virtual ICR address; the engine uses the chunk's completion ti +
+  mmio_latency, equal for physical ICR writes).  A logical-destination fault
+  is at ti = t1 + walk cycles ("t1 plus the walk cycles"; the engine uses
+  ti + mmio_latency), and at t1 for WRMSR (the engine: t1 + msr_latency).
+  It stops the later chunks.
 * ALU: MUL keeps the low 64 bits; SHL/SHR shift by ``rb & 63``; SHR is a
   logical (unsigned) shift.  COMPUTE costs ``max(0, n)`` with an immediate
   too.  HALT advances pc.  SPIN/BR comparands are full 64-bit (not masked
@@ -69,16 +81,54 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hwmodel import apic, isa
+from hwmodel.coherence import E, M
 from hwmodel.config import MachineConfig
 from hwmodel.reference import ReferenceMachine
 from hwmodel.trace import KIND_I, KIND_L, KIND_S
-from hwmodel.workload import (COALESCED, DELIVERED, FAULTED, FK_BAD_MSR, FK_MISALIGNED, FK_NO_CODE,
-                              FK_NO_HANDLER, FK_NONCANONICAL, FK_NOT_PAGING, FK_NOT_PRESENT, FK_NOT_WRITABLE,
-                              FK_PARTITION, FK_STACK, FK_UNSUPPORTED, HALTED, IGNORED, PENDING, PROG_STATS,
-                              RSTACK, RUN, S_ATOMICS, S_FAULTS, S_FETCH_STALL, S_INTERRUPTS, S_IPIS_SENT, S_LOADS,
-                              S_OPS, S_SLEEP_CYCLES, S_SPIN_SLEEPS, S_STORES, S_TLB_HITS, S_TLB_MISSES,
-                              S_WALK_CYCLES, SPIN, STATE_NAMES, STATUS_NAMES, DEADLOCK, DONE, LIMIT, WFI, WFS,
-                              Workload)
+from hwmodel.workload import (
+    COALESCED,
+    DEADLOCK,
+    DELIVERED,
+    DONE,
+    FAULTED,
+    FK_BAD_MSR,
+    FK_MISALIGNED,
+    FK_NO_CODE,
+    FK_NO_HANDLER,
+    FK_NONCANONICAL,
+    FK_NOT_PAGING,
+    FK_NOT_PRESENT,
+    FK_NOT_WRITABLE,
+    FK_PARTITION,
+    FK_STACK,
+    FK_UNSUPPORTED,
+    HALTED,
+    IGNORED,
+    LIMIT,
+    PENDING,
+    PROG_STATS,
+    RSTACK,
+    RUN,
+    S_ATOMICS,
+    S_FAULTS,
+    S_FETCH_STALL,
+    S_INTERRUPTS,
+    S_IPIS_SENT,
+    S_LOADS,
+    S_OPS,
+    S_SLEEP_CYCLES,
+    S_SPIN_SLEEPS,
+    S_STORES,
+    S_TLB_HITS,
+    S_TLB_MISSES,
+    S_WALK_CYCLES,
+    SPIN,
+    STATE_NAMES,
+    STATUS_NAMES,
+    WFI,
+    WFS,
+    Workload,
+)
 
 MASK64 = isa.MASK64
 PAGE = 4096
@@ -157,6 +207,15 @@ class Chunk:
     apic: bool = False
 
 
+@dataclass
+class InFlight:
+    """A memory op whose request is on its way to the home."""
+    t1: int              # when the op executed
+    ti: int              # issue time of the data access (t1 + walk cycles)
+    chunks: list[Chunk]
+    hit: bool            # no line missed: performed at once
+
+
 class ReferenceCpu:
     """Cores running the programs of a ``Workload`` on a ``ReferenceMachine``."""
 
@@ -189,6 +248,8 @@ class ReferenceCpu:
         self.icr_low = [0] * n
         self.icr_high = [0] * n
         self.pending: list[list[int]] = [[] for _ in range(n)]   # ids of IPIs not yet applied
+        self.inflight: list[InFlight | None] = [None] * n
+        self.alu_issued = [0] * n            # register-class ops so far (issue_width grouping)
         self.tlb = [[[None] * self.k.tlb_ways for _ in range(self.tlb_sets)] for _ in range(n)]
         self.tlb_stamp = 0
         self.regions: list[tuple[int, int, int]] = []
@@ -295,6 +356,13 @@ class ReferenceCpu:
             self.apply_ipi(c, i, t)
         # 2. not running at all
         if self.state[c] in (WFS, HALTED, FAULTED):
+            return
+        # a memory op in flight takes effect now, before anything else
+        if self.inflight[c] is not None:
+            try:
+                self.perform_memory_op(c, t)
+            except Fault as f:
+                self.fault(c, f.kind, f.addr, f.time, f.owner)
             return
         # 3. one interrupt
         v = self.deliverable(c)
@@ -474,6 +542,7 @@ class ReferenceCpu:
         self.mode[q] = isa.REAL
         self.cr3[q] = 0
         self.last_fetch[q] = -1
+        self.inflight[q] = None             # an op in flight is abandoned
 
     # ------------------------------------------------------------ TLB and page walks
     def flush_tlb(self, c: int) -> None:
@@ -563,12 +632,13 @@ class ReferenceCpu:
             return self.icr_high[c]
         return 0
 
-    def apic_write(self, c: int, off: int, value: int, t1: int, pa: int, fault_t: int) -> None:
+    def apic_write(self, c: int, off: int, value: int, ts: int, pa: int) -> None:
+        """A write to an xAPIC register completing at ts (the IPI's send time, or a fault's time)."""
         if off == apic.ICR_HIGH:
             self.icr_high[c] = value
         elif off == apic.ICR_LOW:
             self.icr_low[c] = value
-            self.send_ipi(c, value, (self.icr_high[c] >> 24) & 0xFF, t1 + self.k.mmio_latency, pa, fault_t)
+            self.send_ipi(c, value, (self.icr_high[c] >> 24) & 0xFF, ts, pa, ts)
         elif off == apic.EOI:
             self.eoi(c)
 
@@ -581,12 +651,12 @@ class ReferenceCpu:
             out.append(Chunk((va + first) & MASK64, (va + first) & MASK64, n - first, first))
         return out
 
-    def memory_op(self, c: int, row: list[int], t1: int) -> int:
-        """Perform LOAD/STORE/FADD/XCHG/CAS/SPIN; returns the clock after it."""
-        op, a, b, off, n, e, f, g = row
+    def issue_memory_op(self, c: int, row: list[int], t1: int) -> None:
+        """LOAD/STORE/FADD/XCHG/CAS/SPIN, first half: translate and check every chunk, then perform at
+        once if every line hits, else put the op in flight until its request reaches the home."""
+        op, _a, b, off, n, e, _f, _g = row
         r = self.regs[c]
         va = ((r[b] if b >= 0 else 0) + off) & MASK64
-        imm = bool(e & isa.F_IMM)
         write = op in (isa.STORE, isa.FADD, isa.XCHG, isa.CAS)
         if op == isa.SPIN and va % n:
             raise Fault(FK_MISALIGNED, va, t1)
@@ -598,63 +668,94 @@ class ReferenceCpu:
             for ch in chunks:
                 ch.pa, cycles = self.translate(c, ch.va, write, t1 + walk)
                 walk += cycles
+        ti = t1 + walk                          # the data access's issue time
         for ch in chunks:
             ch.apic = self.in_apic_page(ch.pa)
             if not ch.apic:
-                self.check_partition(c, ch.pa, t1 + walk)
+                self.check_partition(c, ch.pa, ti)
+        missing = next((line for ch in chunks if not ch.apic for line in self.lines(ch.pa, ch.n)
+                        if not self.would_hit(c, line, write)), None)
+        self.inflight[c] = InFlight(t1, ti, chunks, missing is None)
+        if missing is None:
+            self.perform_memory_op(c, ti)
+        else:
+            self.clock[c] = ti + self.request_delay(c, missing)
 
-        # the value(s) the op writes, from the old value
-        def new_value(old: int) -> int:
-            if op == isa.STORE:
-                return a if imm else r[a]
-            if op == isa.FADD:
-                return old + (f if imm else r[f])
-            if op == isa.XCHG:
-                return f if imm else r[f]
-            return r[g] if old == r[f] & mask(n) else old       # CAS
+    def lines(self, pa: int, n: int) -> range:
+        return range(pa >> self.line_bits, ((pa + n - 1) >> self.line_bits) + 1)
 
-        # perform: read all chunks, then write all chunks, each through the memory system in order
-        kind = KIND_S if write else KIND_L
-        lat = 0
+    def would_hit(self, c: int, line: int, write: bool) -> bool:
+        """A private level of c's data path holds the line, and for a write the core owns it in E or M."""
+        m = self.mem
+        if not any(m.caches[m.dpath[c][k]].find(line) >= 0 for k in range(m.npriv)):
+            return False
+        if not write:
+            return True
+        e = m.dir.get(line)
+        return e is not None and e.owner == c and e.state in (E, M)
+
+    def request_delay(self, c: int, line: int) -> int:
+        """Lookups down the whole data path, then the message to the line's home."""
+        m = self.mem
+        return m.lat(m.dpath[c][m.nlev - 1]) + m.msg(m.pkg(c), m.home(line))
+
+    def perform_memory_op(self, c: int, now: int) -> None:
+        """Second half: perform the in-flight chunks (timed from their issue time, values as of now)."""
+        fl, self.inflight[c] = self.inflight[c], None
+        op, a, _b, _off, n, e, f, g = self.code[self.pc[c]]
+        r = self.regs[c]
+        imm = bool(e & isa.F_IMM)
+        write = op in (isa.STORE, isa.FADD, isa.XCHG, isa.CAS)
+
+        # read the old value (all chunks), then write the new one chunk by chunk through the memory system
         old = 0
-        done: list[int] = []            # completion time of each chunk's access
-        for ch in chunks:
-            tc = t1 + walk + lat
+        for ch in fl.chunks:
             if ch.apic:
                 part = self.apic_read(c, ch.pa - apic.APIC_BASE) & mask(ch.n) if op != isa.STORE else 0
-                lat += self.k.mmio_latency
             else:
-                part = self.read_value(ch.pa, ch.n)
-                lat += self.mem.access(c, kind, ch.pa, ch.n, tc)
+                part = self.read_value(ch.pa, ch.n) if op != isa.STORE else 0
             old |= part << (8 * ch.off)
-            done.append(t1 + walk + lat)
-        if write:
-            value = new_value(old) & mask(n)
-            for ch, d in zip(chunks, done):
-                part = (value >> (8 * ch.off)) & mask(ch.n)
-                if ch.apic:
-                    self.apic_write(c, ch.pa - apic.APIC_BASE, part, t1, ch.pa, t1 + walk)
-                else:
+        if op == isa.STORE:
+            new = a if imm else r[a]
+        elif op == isa.FADD:
+            new = old + (f if imm else r[f])
+        elif op == isa.XCHG:
+            new = f if imm else r[f]
+        elif op == isa.CAS:
+            new = r[g] if old == r[f] & mask(n) else old
+        else:
+            new = 0
+        new &= mask(n)
+        t = fl.ti
+        for ch in fl.chunks:
+            part = (new >> (8 * ch.off)) & mask(ch.n)
+            if ch.apic:
+                t += self.k.mmio_latency
+                if write:
+                    self.apic_write(c, ch.pa - apic.APIC_BASE, part, t, ch.pa)
+            else:
+                t += self.mem.access(c, KIND_S if write else KIND_L, ch.pa, ch.n, t)
+                if write:
                     self.write(ch.pa, part.to_bytes(ch.n, "little"))
-                    self.wake_spinners(c, ch.pa, ch.n, d)
+                    self.wake_spinners(c, ch.pa, ch.n, t)
+        end = max(t, now)
         # performed without a fault: count it
         self.stat(c, S_LOADS if op in (isa.LOAD, isa.SPIN) else S_STORES if op == isa.STORE else S_ATOMICS)
-        cost = walk + lat + (self.k.atomic_latency if op in (isa.FADD, isa.XCHG, isa.CAS) else 0)
-        if op == isa.SPIN:
-            r[a] = isa.wrap64(old)
-            if cond(e >> 2, old, f if imm else r[f]):
-                self.pc[c] += 1
-            else:
-                self.state[c] = SPIN
-                self.spin_line[c] = chunks[0].pa >> self.line_bits
-                self.stat(c, S_SPIN_SLEEPS)
-                self.clock[c] = t1 + cost
-                self.sleep_check(c)
-            return t1 + cost
+        if op == isa.STORE:
+            if fl.hit and not any(ch.apic for ch in fl.chunks):      # retires into the store buffer
+                end = max(fl.ti + self.alu_cost(c), now)
+        elif op in (isa.FADD, isa.XCHG, isa.CAS):
+            end += self.k.atomic_latency
         if op != isa.STORE:
             r[a] = isa.wrap64(old)
+        self.clock[c] = end
+        if op == isa.SPIN and not cond(e >> 2, old, f if imm else r[f]):
+            self.state[c] = SPIN
+            self.spin_line[c] = fl.chunks[0].pa >> self.line_bits
+            self.stat(c, S_SPIN_SLEEPS)
+            self.sleep_check(c)
+            return
         self.pc[c] += 1
-        return t1 + cost
 
     def wake_spinners(self, c: int, pa: int, n: int, d: int) -> None:
         """A write to the lines of [pa, pa+n) completed at d: other cores spinning on them wake."""
@@ -667,10 +768,10 @@ class ReferenceCpu:
     # ------------------------------------------------------------ one op
     def execute_op(self, c: int, row: list[int], t1: int) -> None:
         """Execute op ``row`` at t1: registers, pc and clock of core c."""
-        op, a, b, cc, d, e, f, g = row
+        op, a, b, cc, d, e, _f, _g = row
         r = self.regs[c]
         k = self.k
-        cost = k.alu_latency
+        cost = None                     # register-class ops: alu_cost() at the end
         nxt = self.pc[c] + 1
 
         def operand(field: int, is_imm: int) -> int:
@@ -709,7 +810,7 @@ class ReferenceCpu:
         elif op == isa.COMPUTE:
             cost = max(0, operand(a, d))
         elif op in (isa.LOAD, isa.STORE, isa.FADD, isa.XCHG, isa.CAS, isa.SPIN):
-            self.clock[c] = self.memory_op(c, row, t1)     # sets pc itself
+            self.issue_memory_op(c, row, t1)     # sets pc and clock itself
             return
         elif op == isa.WRMSR:
             self.wrmsr(c, a, operand(b, d), t1)
@@ -717,7 +818,7 @@ class ReferenceCpu:
         elif op == isa.WFI:
             self.iflag[c] = 1
             self.pc[c] = nxt
-            self.clock[c] = t1 + cost
+            self.clock[c] = t1 + self.alu_cost(c)
             if self.deliverable(c) < 0:
                 self.state[c] = WFI
                 self.sleep_check(c)
@@ -753,12 +854,18 @@ class ReferenceCpu:
             self.state[c] = HALTED
             cost = 0
         self.pc[c] = nxt
-        self.clock[c] = t1 + cost
+        self.clock[c] = t1 + (self.alu_cost(c) if cost is None else cost)
+
+    def alu_cost(self, c: int) -> int:
+        """Register ops (and WFI, store hits) issue ``issue_width`` together: every width-th costs alu_latency."""
+        n = self.alu_issued[c]
+        self.alu_issued[c] = n + 1
+        return self.k.alu_latency if n % self.k.issue_width == 0 else 0
 
     def wrmsr(self, c: int, msr: int, value: int, t1: int) -> None:
         if self.x2apic and msr == isa.MSR_X2APIC_ICR:
             u = value & MASK64
-            self.send_ipi(c, u & 0xFFFFFFFF, u >> 32, t1 + self.k.msr_latency, msr, t1)
+            self.send_ipi(c, u & 0xFFFFFFFF, u >> 32, t1 + self.k.msr_latency, msr, t1 + self.k.msr_latency)
         elif self.x2apic and msr == isa.MSR_X2APIC_EOI:
             self.eoi(c)
         else:

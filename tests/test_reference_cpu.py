@@ -7,14 +7,48 @@ import struct
 import pytest
 
 from hwmodel import apic, isa
-from hwmodel.config import (ApicConfig, CacheConfig, CoherenceConfig, InterconnectConfig, MachineConfig,
-                            MemoryConfig, load_machine)
+from hwmodel.config import (
+    ApicConfig,
+    CacheConfig,
+    CoherenceConfig,
+    InterconnectConfig,
+    MachineConfig,
+    MemoryConfig,
+    load_machine,
+)
 from hwmodel.isa import Program
 from hwmodel.reference_cpu import ReferenceCpu
-from hwmodel.workload import (COALESCED, DELIVERED, FAULTED, FK_BAD_MSR, FK_NOT_PAGING, FK_NOT_PRESENT, FK_NOT_WRITABLE, FK_PARTITION,
-                              HALTED, IGNORED, PROG_STATS, RUN, S_ATOMICS, S_FAULTS, S_FETCH_STALL, S_INTERRUPTS, S_IPIS_SENT,
-                              S_LOADS, S_OPS, S_SLEEP_CYCLES, S_SPIN_SLEEPS, S_STORES, S_TLB_HITS, S_TLB_MISSES,
-                              S_WALK_CYCLES, SPIN, WFI, WFS, Workload)
+from hwmodel.workload import (
+    COALESCED,
+    DELIVERED,
+    FAULTED,
+    FK_BAD_MSR,
+    FK_NOT_PAGING,
+    FK_NOT_PRESENT,
+    FK_NOT_WRITABLE,
+    FK_PARTITION,
+    HALTED,
+    IGNORED,
+    PROG_STATS,
+    RUN,
+    S_ATOMICS,
+    S_FAULTS,
+    S_FETCH_STALL,
+    S_INTERRUPTS,
+    S_IPIS_SENT,
+    S_LOADS,
+    S_OPS,
+    S_SLEEP_CYCLES,
+    S_SPIN_SLEEPS,
+    S_STORES,
+    S_TLB_HITS,
+    S_TLB_MISSES,
+    S_WALK_CYCLES,
+    SPIN,
+    WFI,
+    WFS,
+    Workload,
+)
 
 FLAG, DATA, B = 0x10000, 0x10040, 0x10080
 
@@ -68,17 +102,61 @@ def test_store_wakes_spinner_on_other_core():
 
 
 def test_wake_time_is_store_completion():
-    """A sleeper wakes at max(store completion, its clock) and re-executes SPIN then."""
+    """The sleeper is scheduled at the completion of the store to its line, then re-executes SPIN."""
     cfg = small()
     w = Workload(cfg.cores)
     writer = Program("writer").compute(1000).store(FLAG, 1).rdtsc("r1").halt()
     waiter = Program("waiter").spin_until(FLAG, "ne", 0).rdtsc("r1").halt()
     w.start(0, w.place(writer, 0x1000).pc())
     w.start(1, w.place(waiter, 0x2000).pc())
+    cpu = ReferenceCpu(cfg)
+    cpu.load_workload(w)
+    slept_from = None
+    while slept_from is None or cpu.state[1] == SPIN:      # until the store wakes the spinner
+        assert cpu.execute(max_ops=1) == "limit"
+        if cpu.state[1] == SPIN:
+            slept_from = cpu.clock[1]
+    woke = cpu.sched[1]
+    assert cpu.execute() == "done"
+    # the store missed, so it ended at its completion, where the writer's RDTSC ran (same I-line)
+    assert woke == cpu.regs[0][1] > 1000 > slept_from
+    assert cpu.prog_stats[1][S_SLEEP_CYCLES] == woke - slept_from
+    assert cpu.regs[1][1] > woke                           # the second SPIN's miss came first
+
+
+def test_miss_takes_effect_at_the_home():
+    """A load that misses is in flight until its request reaches the home: last level + message."""
+    cfg = small()
+    w = Workload(cfg.cores)
+    w.write(DATA, (77).to_bytes(8, "little"))
+    w.start(2, w.place(Program("p").load("r1", DATA).halt(), 0x1000).pc())     # package 1; DATA's home is 0
+    cpu = ReferenceCpu(cfg)
+    cpu.load_workload(w)
+    assert cpu.execute(max_ops=1) == "limit"
+    t1 = cpu.prog_stats[2][S_FETCH_STALL]
+    assert cpu.pc[2] == 0 and cpu.regs[2][1] == 0 and cpu.inflight[2] is not None
+    assert cpu.clock[2] == t1 + 10 + (5 + 30)          # L2 latency + link + one hop
+    assert cpu.prog_stats[2][S_OPS] == 1 and cpu.prog_stats[2][S_LOADS] == 0
+    assert cpu.execute() == "done"
+    assert cpu.regs[2][1] == 77 and cpu.prog_stats[2][S_LOADS] == 1 and cpu.prog_stats[2][S_OPS] == 2
+
+
+def test_store_hit_retires_at_alu_cost():
+    cfg = small()
+    w = Workload(cfg.cores)
+    p = Program("p").store(DATA, 1).rdtsc("r1").store(DATA + 8, 2).rdtsc("r2").halt()   # the 2nd store hits (M)
+    w.start(0, w.place(p, 0x1000).pc())
     cpu = run(cfg, w)
-    store_done = cpu.regs[0][1]             # RDTSC right after the store: t1 = completion (same I-line)
-    assert cpu.regs[1][1] > store_done      # woke at store_done, then the SPIN's miss
-    assert cpu.prog_stats[1][S_SLEEP_CYCLES] > 0
+    assert cpu.regs[0][2] - cpu.regs[0][1] == cfg.core.rdtsc_latency + cfg.core.alu_latency
+    assert u64(cpu, DATA) == 1 and u64(cpu, DATA + 8) == 2
+
+
+def test_issue_width_groups_register_ops():
+    cfg = dataclasses.replace(small(), core=dataclasses.replace(small().core, alu_latency=3, issue_width=2))
+    w = Workload(cfg.cores)
+    w.start(0, w.place(Program("p").nop().nop().nop().rdtsc("r1").halt(), 0x1000).pc())
+    cpu = run(cfg, w)
+    assert cpu.regs[0][1] == cpu.prog_stats[0][S_FETCH_STALL] + 3 + 0 + 3
 
 
 def test_deadlock_two_cores_spinning_on_each_other():
@@ -279,7 +357,7 @@ PML4, PDPT, PD, PT = 0x100000, 0x101000, 0x102000, 0x103000
 
 
 def _page_tables(w: Workload) -> None:
-    ent = lambda addr, flags=3: (addr | flags).to_bytes(8, "little")  # noqa: E731 (present + writable)
+    ent = lambda addr, flags=3: (addr | flags).to_bytes(8, "little")
     w.write(PML4 + 0 * 8, ent(PDPT))
     w.write(PDPT + 0 * 8, ent(PD))
     w.write(PD + 2 * 8, ent(PT))                    # va 0x400000..: 4 KiB pages
@@ -312,7 +390,7 @@ def test_page_walk_tlb_and_invlpg():
     st = cpu.prog_stats[0]
     assert (st[S_TLB_MISSES], st[S_TLB_HITS]) == (4, 2)
     assert st[S_WALK_CYCLES] > 0
-    (core, pc, addr, kind, owner, _), = cpu.faults()
+    (core, _pc, addr, kind, owner, _), = cpu.faults()
     assert (core, addr, kind, owner) == (0, 0x401000, FK_NOT_WRITABLE, -1)
     assert cpu.state[0] == FAULTED and u64(cpu, 0x201000) == 0
 
