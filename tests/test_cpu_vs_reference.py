@@ -58,7 +58,7 @@ def run_both(cfg, w, words, chunks=None):
     return m
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.data())
 def test_engine_matches_reference_on_generated_programs(data):
     cfg = data.draw(cpu_machines())
