@@ -867,7 +867,7 @@ def step(st, cs, c, res):
         cs[C_LASTF][c] = iline
     code = cs[C_CODE]
     op = code[pc, 0]
-    a, b, cc, d, e, f, g = code[pc, 1], code[pc, 2], code[pc, 3], code[pc, 4], code[pc, 5], code[pc, 6], code[pc, 7]
+    a, b, cc, d, e = code[pc, 1], code[pc, 2], code[pc, 3], code[pc, 4], code[pc, 5]
     regs = cs[C_REGS]
     pst[c, S_OPS] += 1
     cs[C_OUT][1] += 1

@@ -9,7 +9,7 @@ from hwmodel import isa
 from hwmodel.apic import FIXED, LOWEST, NMI
 from hwmodel.config import load_machine
 from hwmodel.machine import Machine
-from hwmodel.workload import DELIVERED, FK_NO_HANDLER, FK_PARTITION, PENDING, Workload
+from hwmodel.workload import DELIVERED, FK_NO_HANDLER, PENDING, Workload
 from kernels import urpc
 from tests.harness import DATA_PAGES, cpu_machines, page_table_bytes, workloads
 

@@ -6,7 +6,6 @@ from hypothesis import strategies as st
 
 from hwmodel.machine import Machine
 from hwmodel.reference_cpu import ReferenceCpu
-from hwmodel.workload import STATUS_NAMES
 from tests.harness import cpu_machines, workloads
 
 MAX_OPS = 400
