@@ -92,6 +92,7 @@ class CoreConfig:
 
     alu_latency: int = 1        # register ops, branches, marks, store hits
     issue_width: int = 1        # that many of those issue together: every issue_width-th costs alu_latency
+    spin_wake_latency: int = 0  # a spinning core restarts this long after the write that wakes it (pipeline clear)
     atomic_latency: int = 20    # extra cycles of a locked read-modify-write
     rdtsc_latency: int = 25
     msr_latency: int = 40       # WRMSR (x2APIC ICR)

@@ -33,8 +33,8 @@ GROW = 3            # run() status: a log or the memory pool is full; grow and c
 
 # cpar: costs and modes
 (K_ALU, K_ATOMIC, K_RDTSC, K_MSR, K_MMIO, K_ENTRY, K_IRET, K_INVLPG, K_CR3, K_TLBSETS, K_TLBWAYS, K_X2APIC,
- K_IPILAT, K_NSEG, K_WIDTH) = range(15)
-NK = 15
+ K_IPILAT, K_NSEG, K_WIDTH, K_SPINWAKE) = range(16)
+NK = 16
 # what needs growing
 G_IPI, G_FAULT, G_TL, G_PAGES, G_PEND, G_HEAP = range(6)
 
@@ -583,7 +583,7 @@ def wake_spinners(st, cs, c, pa, n, d):
         if q != c and state[q] == SPIN and first <= wait[q] <= last:
             state[q] = RUN
             cs[C_OUT][2] -= 1
-            schedule(cs, q, max(d, st[CLOCK][q]))
+            schedule(cs, q, max(d, st[CLOCK][q]) + cs[C_CPAR][K_SPINWAKE])
 
 
 # memory-op kinds for mem_op
@@ -1072,6 +1072,7 @@ def build(machine_state, cfg, w: Workload) -> CpuState:
     cpar[K_CR3], cpar[K_TLBSETS], cpar[K_TLBWAYS] = cc.cr3_latency, cc.tlb_entries // cc.tlb_ways, cc.tlb_ways
     cpar[K_X2APIC], cpar[K_IPILAT] = int(cfg.apic.mode == "x2apic"), cfg.apic.ipi_latency
     cpar[K_WIDTH] = cc.issue_width
+    cpar[K_SPINWAKE] = cc.spin_wake_latency
     segs = np.array([(a, 0, len(o)) for a, o, _ in w.segments] or [(-1, -1, 0)], np.int64).reshape(-1, 3)
     pc0 = 0
     for k, (a, o, _) in enumerate(w.segments):

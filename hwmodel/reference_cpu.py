@@ -763,7 +763,7 @@ class ReferenceCpu:
             for q in range(self.ncores):
                 if q != c and self.state[q] == SPIN and self.spin_line[q] == line:
                     self.state[q] = RUN
-                    self.schedule(q, max(d, self.clock[q]))
+                    self.schedule(q, max(d, self.clock[q]) + self.k.spin_wake_latency)
 
     # ------------------------------------------------------------ one op
     def execute_op(self, c: int, row: list[int], t1: int) -> None:

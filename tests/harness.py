@@ -117,6 +117,7 @@ def cpu_machines(draw, max_cores: int = 8):
                       mmio_latency=draw(st.integers(0, 20)), interrupt_entry=draw(st.integers(0, 40)),
                       iret_latency=draw(st.integers(0, 20)), invlpg_latency=draw(st.integers(0, 9)),
                       cr3_latency=draw(st.integers(0, 9)), tlb_entries=ways * draw(st.sampled_from([1, 2])),
+                      issue_width=draw(st.integers(1, 4)), spin_wake_latency=draw(st.integers(0, 30)),
                       tlb_ways=ways)
     apic = ApicConfig(mode=draw(st.sampled_from(["xapic", "x2apic"])), ipi_latency=draw(st.integers(0, 60)))
     return replace(cfg, core=core, apic=apic).validate()
