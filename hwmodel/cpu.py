@@ -286,6 +286,7 @@ def reset_core(st, cs, q):
     cs[C_CR3][q] = 0
     cs[C_LASTF][q] = -1
     cs[C_INF][q, F_T] = -1          # an op in flight is abandoned
+    cs[C_INF][q, F_NMIB] = 0
 
 
 @njit(_nrt=False)
@@ -366,7 +367,7 @@ def highest(words, q):
 @njit(forceinline=True, _nrt=False)
 def deliverable(cs, q):
     """The vector core q would take now, or -1 (NMI first, then IRR above the in-service class)."""
-    if cs[C_NMIP][q] >= 0:
+    if cs[C_NMIP][q] >= 0 and cs[C_INF][q, F_NMIB] == 0:
         return NMI_VECTOR + 256
     if cs[C_IF][q] == 0:
         return -1
@@ -387,6 +388,7 @@ def take_interrupt(st, cs, q, code, t):
         v = code - 256
         i = cs[C_NMIP][q]
         cs[C_NMIP][q] = -1
+        cs[C_INF][q, F_NMIB] = 1          # further NMIs wait for the next IRET
     else:
         v = code
         cs[C_IRR][q, v >> 6] &= ~(np.int64(1) << (v & 63))
@@ -590,7 +592,8 @@ def wake_spinners(st, cs, c, pa, n, d):
 M_LOAD, M_STORE, M_FADD, M_XCHG, M_CAS, M_SPIN = range(6)
 # per-core in-flight record (C_INF columns): issue time of the data access (-1: none in flight),
 # chunks, physical address / length / is-APIC of each chunk
-F_T, F_N, F_PA0, F_PA1, F_LEN0, F_LEN1, F_MM0, F_MM1, F_HIT, F_ALU = range(10)
+F_T, F_N, F_PA0, F_PA1, F_LEN0, F_LEN1, F_MM0, F_MM1, F_HIT, F_ALU, F_NMIB = range(11)
+# (F_ALU: the issue-width counter; F_NMIB: an NMI was taken and no IRET followed yet, SDM 6.7.1)
 
 
 @njit(forceinline=True, _nrt=False)
@@ -954,6 +957,7 @@ def step(st, cs, c, res):
         cs[C_RSP][c] = sp
         npc = cs[C_RSTK][c, sp, 0]
         cs[C_IF][c] = cs[C_RSTK][c, sp, 1]
+        cs[C_INF][c, F_NMIB] = 0
         end = t1 + par[K_IRET]
     elif op == isa.SETVEC:
         cs[C_HAND][c, a] = b
@@ -1116,7 +1120,7 @@ def build(machine_state, cfg, w: Workload) -> CpuState:
         grants=np.array(w.grants or np.zeros((0, 3)), np.int64).reshape(-1, 3), kern=kern,
         pkeys=np.zeros(256, np.int64), pslot=np.zeros(256, np.int64), pool=np.zeros((64, 4096), np.uint8),
         npages=np.zeros(1, np.int64), cpar=cpar, pst=np.zeros((cores, 13), np.int64), heap=heap, heapn=heapn,
-        segs=segs, out=np.zeros(32, np.int64), inf=np.concatenate([np.full((cores, 9), -1, np.int64), np.zeros((cores, 1), np.int64)], axis=1))
+        segs=segs, out=np.zeros(32, np.int64), inf=np.concatenate([np.full((cores, 9), -1, np.int64), np.zeros((cores, 2), np.int64)], axis=1))
     for core in sorted(w.starts):
         sched[core] = clock[core]
     for core in range(cores):

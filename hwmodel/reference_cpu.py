@@ -242,6 +242,7 @@ class ReferenceCpu:
         self.irr: list[dict[int, int]] = [{} for _ in range(n)]   # vector -> id of the IPI that set it
         self.isr: list[set[int]] = [set() for _ in range(n)]
         self.nmi: list[int] = [-1] * n                            # id of the pending NMI, or -1
+        self.nmi_blocked: list[bool] = [False] * n                # taken an NMI, no IRET yet (SDM 6.7.1)
         self.rstack: list[list[tuple[int, int]]] = [[] for _ in range(n)]
         self.handlers = [[-1] * 256 for _ in range(n)]
         self.kernel = [-1] * n
@@ -396,7 +397,7 @@ class ReferenceCpu:
     # ------------------------------------------------------------ interrupts
     def deliverable(self, c: int) -> int:
         """The vector step 3 would take now, or -1."""
-        if self.nmi[c] >= 0:
+        if self.nmi[c] >= 0 and not self.nmi_blocked[c]:
             return apic.NMI_VECTOR
         if self.iflag[c] and self.irr[c]:
             v = max(self.irr[c])
@@ -407,8 +408,9 @@ class ReferenceCpu:
 
     def take_interrupt(self, c: int, v: int, t: int) -> None:
         """Step 3: the interrupt is accepted (IRR -> ISR, IPI DELIVERED), then the handler entered."""
-        if self.nmi[c] >= 0:                    # v is the NMI
+        if v == apic.NMI_VECTOR and self.nmi[c] >= 0 and not self.nmi_blocked[c]:   # v is the NMI
             ipi, self.nmi[c] = self.nmi[c], -1
+            self.nmi_blocked[c] = True          # further NMIs wait for the next IRET
         else:
             ipi = self.irr[c].pop(v)
             self.isr[c].add(v)
@@ -536,6 +538,7 @@ class ReferenceCpu:
         self.irr[q] = {}
         self.isr[q] = set()
         self.nmi[q] = -1
+        self.nmi_blocked[q] = False
         self.rstack[q] = []
         self.flush_tlb(q)
         self.regs[q] = [0] * isa.NREGS
@@ -831,6 +834,7 @@ class ReferenceCpu:
             if not self.rstack[c]:
                 raise Fault(FK_STACK, 0, t1)
             nxt, self.iflag[c] = self.rstack[c].pop()
+            self.nmi_blocked[c] = False
             cost = k.iret_latency
         elif op == isa.SETVEC:
             self.handlers[c][a] = b

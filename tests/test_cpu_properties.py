@@ -9,7 +9,7 @@ from hwmodel import isa
 from hwmodel.apic import FIXED, LOWEST, NMI
 from hwmodel.config import load_machine
 from hwmodel.machine import Machine
-from hwmodel.workload import DELIVERED, FK_NO_HANDLER, PENDING, Workload
+from hwmodel.workload import DELIVERED, FK_NO_HANDLER, FK_STACK, PENDING, Workload
 from kernels import urpc
 from tests.harness import DATA_PAGES, cpu_machines, page_table_bytes, workloads
 
@@ -63,6 +63,9 @@ def test_no_store_lands_outside_the_partition(case):
     m = Machine(cfg)
     m.load_workload(w)
     assert m.execute(2000) == "done"
+    if all(k is None for k in owner.values()):
+        assert not m.faults().size          # no partition table: nothing is checked
+        return
     for pg in PAGES:
         data = np.frombuffer(m.read(pg, 4096), np.uint8)
         for c in {int(b) - 1 for b in np.unique(data) if b}:
@@ -89,9 +92,10 @@ def test_every_ipi_has_one_outcome_and_each_delivery_is_one_interrupt(data):
         if r[6] != PENDING:
             assert r[7] >= r[5], "an IPI took effect before it arrived"
     taken = sum(s["interrupts"] for s in m.prog_stats())
-    no_handler = sum(1 for f in m.faults() if f[3] == FK_NO_HANDLER)
+    # accepted but not entered: no handler, or no room on the return stack (logged with the vector)
+    refused = sum(1 for f in m.faults() if f[3] == FK_NO_HANDLER or (f[3] == FK_STACK and f[2] > 0))
     delivered_ints = sum(1 for r in ipis if r[6] == DELIVERED and r[3] in (FIXED, LOWEST, NMI))
-    assert taken + no_handler == delivered_ints
+    assert taken + refused == delivered_ints
 
 
 def test_a_burst_of_ipis_to_a_waiting_core_is_taken_once_each():
