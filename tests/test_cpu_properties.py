@@ -169,3 +169,51 @@ def test_urpc_delivers_every_message_once_in_order(data):
     log = urpc.decode_log(m.read(0x400000, n * urpc.LOG_STRIDE), n)
     assert [words for words, _ in log] == urpc.expected_log(n)
     assert not m.faults().size
+
+
+def test_a_stale_tlb_entry_survives_a_pte_change_until_invlpg():
+    """Real 4-level tables in simulated memory; after the PTE is rewritten the old frame stays
+    visible through the TLB until INVLPG, then the walk finds the new one."""
+    from hwmodel.pagetable import PageTables, make_entry
+    m = Machine("amd-4x4")
+    w = m.workload()
+    pt = PageTables(0x200000, 0x220000)
+    va, old, new = 0x7000_0000, 0x300000, 0x301000
+    pt.map(va, old)
+    pt.map(0x4000_0000, 0x400000, size=2 << 20)          # and a 2 MiB page
+    pt.apply(w)
+    w.write(old, (111).to_bytes(8, "little"))
+    w.write(new, (222).to_bytes(8, "little"))
+    w.write(0x400000 + 0x1234 * 8, (333).to_bytes(8, "little"))
+    p = isa.Program("remap")
+    p.wrcr3(pt.cr3).mode(isa.LONG)
+    p.load("r1", va, virt=True)                          # walk: old frame
+    p.store(pt.pte_address(va, 1), make_entry(new))      # rewrite the PTE in memory
+    p.load("r2", va, virt=True)                          # TLB hit: still the old frame
+    p.invlpg(va)
+    p.load("r3", va, virt=True)                          # walk again: new frame
+    p.load("r4", 0x4000_0000 + 0x1234 * 8, virt=True)
+    p.halt()
+    w.start(0, w.place(p, 0x100000).pc())
+    m.load_workload(w)
+    assert m.execute() == "done"
+    assert m.cpu.regs[0, 1:5].tolist() == [111, 111, 222, 333]
+    st = m.prog_stats()[0]
+    assert st["tlb_misses"] == 3 and st["tlb_hits"] == 1 and st["walk_cycles"] > 0
+
+
+def test_deadlock_is_reported_with_what_each_core_waits_on():
+    m = Machine("amd-4x4")
+    w = m.workload()
+    a = isa.Program("a")
+    a.spin_until(0x9000, "eq", 1).store(0x9040, 1).halt()
+    b = isa.Program("b")
+    b.spin_until(0x9040, "eq", 1).store(0x9000, 1).halt()
+    c = isa.Program("c")
+    c.sti().wfi().halt()
+    w.start(0, w.place(a, 0x100000).pc())
+    w.start(5, w.place(b, 0x101000).pc())
+    w.start(9, w.place(c, 0x102000).pc())
+    m.load_workload(w)
+    assert m.execute() == "deadlock"
+    assert m.waits() == [(0, "spin", "line 0x9000"), (5, "spin", "line 0x9040"), (9, "wfi", "interrupt")]
