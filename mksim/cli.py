@@ -12,6 +12,8 @@
                                            shared memory vs messages (Barrelfish Figure 3)
     mksim bench urpc --machine M [--json] [--plot F.png]
                                            URPC latency and throughput per path (Table 2)
+    mksim inspect FILE [--json]            headers of a kernel image (bzImage, Multiboot1/2,
+                                           ELF; gzip/xz) or a grub.cfg
 
 Every bad input ends in one line on stderr, ``mksim: error: <message>``, and exit
 status 2; result files are written atomically (see :mod:`mksim.report`).
@@ -210,6 +212,20 @@ def build_parser() -> argparse.ArgumentParser:
                           '"msgs_per_kcycle"}, ...]}')
     pbu.add_argument("--plot", metavar="FILE.png",
                      help="also draw latency and throughput per path (needs matplotlib)")
+
+    # inspect ----------------------------------------------------------------
+    pi = sub.add_parser(
+        "inspect", help="show the headers of a kernel image or a grub.cfg",
+        formatter_class=_Formatter,
+        description=(
+            "Show what a boot loader reads from a kernel image: the Linux x86 boot protocol\n"
+            "setup header (bzImage), Multiboot1 and Multiboot2 headers, ELF headers and\n"
+            "program headers; gzip and xz images are decompressed first. A grub.cfg (a\n"
+            "file named *.cfg, or text that is no image) is inspected as a GRUB configuration."),
+        epilog="examples:\n  mksim inspect /boot/vmlinuz-6.1.0-50-amd64\n"
+               "  mksim inspect /boot/xen-4.17-amd64.gz --json\n  mksim inspect /boot/grub/grub.cfg")
+    pi.add_argument("file", metavar="FILE", help="kernel image (plain, .gz or .xz) or grub.cfg")
+    pi.add_argument("--json", action="store_true", help="print the inspection as JSON")
     return p
 
 
@@ -708,8 +724,77 @@ def cmd_bench(args) -> int:
     return EXIT_OK
 
 
+# ----------------------------------------------------------------------------- inspect
+def _looks_like_text(data: bytes) -> bool:
+    if b"\0" in data[:65536]:
+        return False
+    try:
+        data[:65536].decode("utf-8")
+    except UnicodeDecodeError as e:
+        return e.start >= 65536 - 4   # a character cut at the end of the sample
+    return True
+
+
+def _inspect_grubcfg(path: str) -> dict:
+    import importlib
+    try:
+        grubcfg = importlib.import_module("boot.grubcfg")
+    except ModuleNotFoundError as e:
+        if e.name != "boot.grubcfg":   # boot.grubcfg is there but lacks something it needs
+            raise
+        raise MksimError("cannot inspect a grub.cfg: grub.cfg support (boot.grubcfg) is not "
+                         "available in this mksim", where=path) from None
+    return grubcfg.inspect(path)
+
+
+def _format_grubcfg(path: str, result) -> str:
+    """Readable text of a grub.cfg inspection: the dict's items, nested values as
+    indented JSON."""
+    import json
+    lines = [f"{path}: grub.cfg"]
+    items = result.items() if isinstance(result, dict) else [("result", result)]
+    for k, v in items:
+        if isinstance(v, (dict, list)):
+            body = json.dumps(v, indent=2, default=str).replace("\n", "\n  ")
+            lines.append(f"  {k}: {body}")
+        else:
+            lines.append(f"  {k}: {v}")
+    return "\n".join(lines) + "\n"
+
+
+def cmd_inspect(args) -> int:
+    from boot import images
+    from mksim.report import to_json
+
+    path = args.file
+    if os.path.isdir(path):
+        raise MksimError("is a directory, not an image file", where=path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise MksimError(f"cannot read: {e.strerror or e}", where=path) from None
+    if path.endswith(".cfg"):
+        result, is_image = _inspect_grubcfg(path), False
+    else:
+        try:
+            result, is_image = images.inspect_image(data, path), True
+        except images.NoImageHeader:
+            if not (data and _looks_like_text(data)):
+                raise
+            result, is_image = _inspect_grubcfg(path), False
+    if args.json:
+        sys.stdout.write(to_json(result))
+    elif is_image:
+        sys.stdout.write(images.format_inspection(result, path))
+    else:
+        sys.stdout.write(_format_grubcfg(path, result))
+    return EXIT_OK
+
+
 # ----------------------------------------------------------------------------- main
-COMMANDS = {"machines": cmd_machines, "trace": cmd_trace, "demo": cmd_demo, "bench": cmd_bench}
+COMMANDS = {"machines": cmd_machines, "trace": cmd_trace, "demo": cmd_demo, "bench": cmd_bench,
+            "inspect": cmd_inspect}
 
 
 def main(argv: list[str] | None = None) -> int:
