@@ -40,12 +40,15 @@ def _elf64(entry: int, paddr: int, payload: bytes, header: bytes, header_at: int
     return bytes(body)
 
 
-def multiboot2_header(entry: int) -> bytes:
-    """Multiboot2 header: information request (1 cmdline, 3 modules, 6 memory map), entry address, end."""
+def multiboot2_header(entry: int, relocatable: bool = True) -> bytes:
+    """Multiboot2 header: information request (1 cmdline, 3 modules, 6 memory map), entry address,
+    relocatable (the loader may move the image, as Barrelfish's per-core CPU drivers need), end."""
     tags = b""
     req = struct.pack("<HHI", 1, 0, 8 + 12) + struct.pack("<III", 1, 3, 6)
     tags += req + bytes(-len(req) % 8)
     tags += struct.pack("<HHII", 3, 0, 12, entry) + bytes(4)
+    if relocatable:   # tag 10: min_addr, max_addr, align, preference (1: lowest address)
+        tags += struct.pack("<HHIIIII", 10, 0, 24, 0x100000, 0xFFFFFFFF, PAGE, 1)
     tags += struct.pack("<HHI", 0, 0, 8)
     length = 16 + len(tags)
     magic, arch = 0xE85250D6, 0
@@ -99,10 +102,38 @@ def bzimage(version: str = "6.1.0-mksim (mksim) #1 SMP", payload: int = 64 * 102
     return bytes(setup) + bytes([0xF4]) * payload
 
 
+def elf_module(size: int = 8 * 1024, load: int = 0x400000) -> bytes:
+    """A plain ELF64 executable (no Multiboot header): what a Multiboot module such as Barrelfish's
+    monitor is."""
+    return _elf64(load + PAGE, load, bytes([0x90]) * size, b"", 0x100)
+
+
+def initrd_cpio(files: dict[str, bytes] | None = None) -> bytes:
+    """An initramfs: a cpio archive in the 'newc' format (what the kernel unpacks), mtime 0."""
+    files = files if files is not None else {"init": b"#!/bin/sh\necho mksim\n"}
+    out = bytearray()
+
+    def entry(name: str, data: bytes, mode: int, ino: int) -> None:
+        nm = name.encode() + b"\0"
+        fields = [ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(nm), 0]
+        out.extend(b"070701" + b"".join(b"%08X" % f for f in fields) + nm)
+        out.extend(bytes(-len(out) % 4))
+        out.extend(data)
+        out.extend(bytes(-len(out) % 4))
+
+    for ino, (name, data) in enumerate(sorted(files.items()), start=1):
+        entry(name, data, 0o100755, ino)
+    entry("TRAILER!!!", b"", 0, 0)
+    out.extend(bytes(-len(out) % 512))
+    return bytes(out)
+
+
 IMAGES = {
     "mini-mb2.elf": multiboot2_elf,
     "mini-mb1.elf": multiboot1_elf,
     "mini-bzImage": bzimage,
+    "mini-monitor.elf": elf_module,
+    "mini-initrd.cpio": initrd_cpio,
 }
 
 

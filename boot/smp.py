@@ -64,13 +64,13 @@ def _cycles(us: float, clock_ghz: float) -> int:
 
 
 def trampoline(cfg, vector: int, ap_init: Callable[[isa.Program], None] | None = None,
-               cr3: int = TRAMP_PT[0]) -> isa.Program:
+               cr3: int = TRAMP_PT[0], mailbox: int = MAILBOX) -> isa.Program:
     """The AP's first code: real mode -> protected mode -> long mode, then alive, then ``ap_init``.
 
     r1 holds the AP's own id (read from the mailbox the BSP fills before the SIPI)."""
     p = isa.Program(f"ap-trampoline-{vector:#04x}")
     tl.begin(p, "ap real mode")
-    p.load("r1", MAILBOX, 4, comment="which AP am I (the BSP wrote it before the SIPI)")
+    p.load("r1", mailbox, 4, comment="which AP am I (the BSP wrote it before the SIPI)")
     p.load("r2", GDT, 8, comment="lgdt: the GDT descriptor")
     tl.end(p, "ap real mode")
     tl.begin(p, "ap protected mode")
@@ -90,14 +90,16 @@ def trampoline(cfg, vector: int, ap_init: Callable[[isa.Program], None] | None =
     return p
 
 
-def bsp_program(cfg, layout: SmpLayout) -> isa.Program:
-    """The BSP's start-up loop: one AP after another, each INIT, waits, SIPI(s), wait until alive."""
+def bsp_program(cfg, layout: SmpLayout, p: isa.Program | None = None, mailbox: int = MAILBOX) -> isa.Program:
+    """The BSP's start-up loop: one AP after another, each INIT, waits, SIPI(s), wait until alive.
+    Appends to ``p`` (then no HALT) or builds a program of its own."""
     v = layout.variant
     x2 = cfg.apic.mode == "x2apic"
-    p = isa.Program(f"bsp-smp-{v.name}")
+    own = p is None
+    p = p if p is not None else isa.Program(f"bsp-smp-{v.name}")
     tl.begin(p, "smp boot")
     for ap in layout.aps:
-        p.store(MAILBOX, ap, 4, comment=f"mailbox: AP {ap}")
+        p.store(mailbox, ap, 4, comment=f"mailbox: AP {ap}")
         tl.begin(p, "init ipi", ap)
         p.ipi(ap, 0, "init", x2apic=x2)
         tl.end(p, "init ipi", ap)
@@ -117,7 +119,8 @@ def bsp_program(cfg, layout: SmpLayout) -> isa.Program:
         p.spin_until(ALIVE + 8 * ap, "eq", 1, comment=f"AP {ap} alive?")
         tl.end(p, "wait for ap", ap)
     tl.end(p, "smp boot")
-    p.halt()
+    if own:
+        p.halt()
     return p
 
 

@@ -1,0 +1,229 @@
+"""Boot flows: a plan of kernels becomes one workload whose core programs do the booting.
+
+* ``grub``: GRUB runs on core 0 and copies every grub-flow kernel's bytes into
+  memory (a store per line: the copy costs what the memory system says).  The
+  first kernel runs on core 0; GRUB starts each other grub-flow kernel's boot
+  core with INIT-SIPI and a trampoline (Twin-Linux style).
+* ``kexec``: the parent kernel's boot core copies the child's segments
+  (``kexec_load`` rules), runs the purgatory's SHA-256 walk, then starts the
+  child's boot core (Popcorn's secondaries, the 2025 multikernel RFC).
+* ``trampoline``: RainForest's two-stage trampoline: the parent copies the
+  child's bytes, writes the second stage's page tables (built in the child's
+  own partition, mapping the child's virtual base onto its partition), then
+  starts the child's boot core, which loads that CR3.
+
+Each kernel's boot core then runs its init program (``init`` callback; the
+default touches its boot information and marks the kernel up) and starts its
+other cores with ``boot.smp``.  Partitions are enforced: each core belongs to
+its kernel, and the first MiB (trampolines, mailboxes) is granted to all.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from boot import kexec, loader, smp
+from boot import timeline as tl
+from hwmodel import isa
+from hwmodel.errors import MksimError
+from hwmodel.pagetable import PageTables
+from hwmodel.workload import Workload
+
+LOW = 1 << 20                 # the shared first MiB
+UP = 0xA000                   # kernel k stores 1 at UP + 8*k when its init is done
+KERNEL_VIRT = 0xFFFF_8000_0000_0000   # where the trampoline flow maps a sub-OS's partition
+FLOWS = ("grub", "kexec", "trampoline")
+
+
+@dataclass
+class BootPlanRun:
+    workload: Workload
+    records: list[loader.BootRecord]
+    kernel_ids: dict[str, int]
+    page_tables: dict[str, PageTables] = field(default_factory=dict)
+
+
+def _copy(p: isa.Program, rec: loader.BootRecord, line: int, step: str) -> None:
+    """Copy a record's bytes into place: one store per line, as a loader's memcpy touches them."""
+    tl.begin(p, step)
+    for k, (a, b) in enumerate(rec.segments):
+        if not b:
+            continue
+        p.movi("r10", a)
+        p.movi("r11", a + len(b))
+        lab = f"{step}#{k}@{len(p.ops)}"
+        p.label(lab)
+        p.store(0, "r12", base="r10")
+        p.add("r10", "r10", line)
+        p.br("ltu", "r10", "r11", lab)
+    tl.end(p, step)
+
+
+def default_init(rec: loader.BootRecord, kid: int) -> Callable[[isa.Program], None]:
+    def init(p: isa.Program) -> None:
+        tl.begin(p, f"{rec.name} init")
+        p.load("r5", rec.bootinfo_addr, comment="read the boot information")
+        p.load("r5", rec.bootinfo_addr + 64)
+        tl.end(p, f"{rec.name} init")
+    return init
+
+
+def build(cfg, plans: list, base_dir: str = ".", variant: str = "linux",
+          init: Callable[[loader.BootRecord, int], Callable[[isa.Program], None]] = default_init) -> BootPlanRun:
+    """Load every kernel of ``plans`` and build the boot as core programs."""
+    if not plans:
+        raise MksimError("boot plan: no kernels")
+    records = [loader.place(p, cfg, base_dir) for p in plans]
+    kid = {r.name: i for i, r in enumerate(records)}
+    used: dict[int, str] = {}
+    for r in records:
+        for c in r.cores:
+            if c in used:
+                raise MksimError(f"boot plan: core {c} is given to {used[c]} and to {r.name}")
+            used[c] = r.name
+    spans = sorted((a, b, r.name) for r in records for a, b in r.partition)
+    for (a0, b0, n0), (a1, b1, n1) in zip(spans, spans[1:]):
+        if a1 < b0:
+            raise MksimError(f"boot plan: partitions of {n0} [{a0:#x}, {b0:#x}) and {n1} [{a1:#x}, {b1:#x}) overlap")
+    if records[0].cores[0] != 0 and 0 in used:
+        raise MksimError("boot plan: GRUB runs on core 0, which must belong to the first kernel")
+    w = Workload(cfg.cores)
+    line = cfg.line
+    x2 = cfg.apic.mode == "x2apic"
+    for r in records:
+        k = kid[r.name]
+        for a, b in r.partition:
+            if b > LOW:
+                w.partition(k, max(a, LOW), b)
+        w.grant(k, 0, LOW)
+        for c in r.cores:
+            # core 0 runs GRUB, which may write anywhere, and then the first kernel: it stays unrestricted
+            w.assign(c, -1 if c == records[0].cores[0] else k)
+        loader.write(r, w)
+    run = BootPlanRun(w, records, kid)
+    by_parent: dict[str | None, list[loader.BootRecord]] = {}
+    for p, r in zip(plans, records):
+        if p.flow not in FLOWS:
+            raise MksimError(f"kernel {r.name}: flow {p.flow!r} must be one of {', '.join(FLOWS)}", where=p.where)
+        parent = p.parent if p.flow != "grub" else None
+        if parent is not None and parent not in kid:
+            raise MksimError(f"kernel {r.name}: parent {parent!r} is not in the plan", where=p.where)
+        by_parent.setdefault(parent, []).append(r)
+        if parent is not None:            # a parent loads its child: an explicit grant on the child's memory
+            for a, b in r.partition:
+                if b > LOW:
+                    w.grant(kid[parent], max(a, LOW), b)
+    flow_of = {r.name: p.flow for p, r in zip(plans, records)}
+    # one start-up vector page (below 1 MiB) per kernel: its boot core's and its APs' trampolines
+    vec = {r.name: 0x10 + 2 * kid[r.name] for r in records}
+    if max(vec.values()) + 1 >= 0xA0:
+        raise MksimError(f"boot plan: {len(records)} kernels need more start-up pages than the first MiB has")
+    programs: dict[str, isa.Program] = {}
+
+    def kernel_program(r: loader.BootRecord, p: isa.Program) -> None:
+        """What a kernel's boot core does: init, start its children, start its own APs, mark up."""
+        k = kid[r.name]
+        init(r, k)(p)
+        for child in by_parent.get(r.name, []):
+            start_child(p, r, child)
+        aps = r.cores[1:]
+        if aps:
+            lay = smp.SmpLayout(vec[r.name] + 1, (vec[r.name] + 1) << 12, r.cores[0], aps, smp.VARIANTS[variant],
+                                smp.TRAMP_PT[0])
+            smp.bsp_program(cfg, lay, p, mailbox=smp.MAILBOX + 0x40 * k)
+        p.store(UP + 8 * k, 1, comment=f"kernel {r.name} is up")
+        p.halt()
+
+    def start_core(p: isa.Program, who: loader.BootRecord, target: loader.BootRecord) -> None:
+        core = target.cores[0]
+        tl.begin(p, f"start {target.name}", core)
+        p.store(smp.MAILBOX + 0x40 * kid[target.name], core, 4)
+        p.ipi(core, 0, "init", x2apic=x2)
+        p.ipi(core, vec[target.name], "startup", x2apic=x2)
+        p.spin_until(smp.ALIVE + 8 * core, "eq", 1, comment=f"{target.name}'s boot core is alive")
+        tl.end(p, f"start {target.name}", core)
+
+    def start_child(p: isa.Program, parent: loader.BootRecord, child: loader.BootRecord) -> None:
+        flow = flow_of[child.name]
+        if flow == "kexec":
+            segs = [kexec.Segment(b, a & ~0xFFF, loader._align((a & 0xFFF) + len(b), 4096))
+                    for a, b in child.segments]
+            segs = _merge_pages(segs)
+            kexec.validate(segs, None)
+            _copy(p, child, line, f"kexec load {child.name}")
+            pg = kexec.purgatory(segs, line)
+            _append(p, pg, f"purgatory-{child.name}")
+        else:   # trampoline: copy, then the second stage's page tables in the child's own partition
+            _copy(p, child, line, f"load {child.name}")
+            lo, hi = child.partition[0]
+            pt = PageTables(lo, min(hi, lo + 64 * 4096))
+            size = min(hi - lo, 1 << 30) // (2 << 20) * (2 << 20)
+            if size:
+                pt.map_range(KERNEL_VIRT, lo, size, size=2 << 20)
+            run.page_tables[child.name] = pt
+            tl.begin(p, f"second stage {child.name}")
+            for a, b in pt.writes():
+                for off in range(0, len(b), line):
+                    p.store(a + off, int.from_bytes(b[off:off + 8], "little"))
+            tl.end(p, f"second stage {child.name}")
+        start_core(p, parent, child)
+
+    # GRUB on core 0: copy the grub-flow kernels, start the other grub-flow kernels, run the first
+    first = records[0]
+    g = isa.Program("grub")
+    tl.begin(g, "grub")
+    for r in by_parent.get(None, []):
+        _copy(g, r, line, f"grub load {r.name}")
+    tl.end(g, "grub")
+    for r in by_parent.get(None, [])[1:]:
+        start_core(g, first, r)
+    kernel_program(first, g)
+    w.start(first.cores[0], w.place(g, 0x80000).pc())
+    # every other kernel: its boot core's trampoline (real -> long mode), then its kernel program
+    for r in records[1:]:
+        p = smp.trampoline(cfg, vec[r.name], None, run.page_tables[r.name].cr3 if r.name in run.page_tables
+                           else smp.TRAMP_PT[0], mailbox=smp.MAILBOX + 0x40 * kid[r.name])
+        p.ops.pop()                                    # drop its HALT: the kernel program follows
+        kernel_program(r, p)
+        w.place(p, vec[r.name] << 12)
+    for r in records:                                  # the kernels' AP trampolines
+        if r.cores[1:]:
+            w.place(smp.trampoline(cfg, vec[r.name] + 1, None, smp.TRAMP_PT[0],
+                                   mailbox=smp.MAILBOX + 0x40 * kid[r.name]), (vec[r.name] + 1) << 12)
+    pt0 = PageTables(*smp.TRAMP_PT)
+    pt0.map_range(0, 0, 4 << 20, size=2 << 20)
+    pt0.apply(w)
+    w.write(smp.GDT, (0x17).to_bytes(8, "little"))
+    programs["grub"] = g
+    return run
+
+
+def _merge_pages(segs: list[kexec.Segment]) -> list[kexec.Segment]:
+    """Page-rounded segments that share a page become one (kexec_load wants them disjoint)."""
+    segs = sorted(segs, key=lambda s: s.mem)
+    out: list[kexec.Segment] = []
+    for s in segs:
+        if out and s.mem < out[-1].mem + out[-1].memsz:
+            prev = out.pop()
+            end = max(prev.mem + prev.memsz, s.mem + s.memsz)
+            buf = bytearray(prev.buf.ljust(prev.memsz, b"\0"))
+            buf.extend(bytes(end - prev.mem - len(buf)))
+            buf[s.mem - prev.mem:s.mem - prev.mem + len(s.buf)] = s.buf
+            out.append(kexec.Segment(bytes(buf), prev.mem, end - prev.mem))
+        else:
+            out.append(s)
+    return out
+
+
+def _append(p: isa.Program, q: isa.Program, prefix: str) -> None:
+    """Append program q's ops to p, its labels renamed under ``prefix``."""
+    base = len(p.ops)
+    fix = {(i, f): lab for i, f, lab in q._fix}
+    for i, row in enumerate(q.ops):
+        p.ops.append(list(row))
+        if i in q.comments:
+            p.comments[base + i] = q.comments[i]
+    for lab, at in q.labels.items():
+        p.labels[f"{prefix}.{lab}"] = base + at
+    for (i, f), lab in fix.items():
+        p._fix.append((base + i, f, f"{prefix}.{lab}"))

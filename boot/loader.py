@@ -1,0 +1,252 @@
+"""Loaders: place real kernel images, modules, command lines and boot information in simulated memory.
+
+``place`` reads an image (gzip/xz are decompressed), picks the boot protocol
+the plan names (or the one the image has), and returns a ``BootRecord``: the
+plain record of what was loaded where, which ``kernels/base.py`` wraps as a
+kernel instance.  Nothing is written yet; ``write`` puts the record's bytes
+into a workload.  Every byte must land inside the kernel's partition.
+
+* Multiboot (GRUB's ``multiboot``/``multiboot2``): ELF PT_LOAD segments at
+  their physical addresses, or the Multiboot1 address fields when flag bit 16
+  is set (a.out kludge); modules page-aligned after the kernel; the boot
+  information structure after the modules.  Magic in EAX, address in EBX.
+* Linux (GRUB's ``linux``, the 64-bit boot protocol): the protected-mode
+  kernel at ``pref_address`` when it lies in the partition, otherwise at the
+  partition's start rounded up to ``kernel_alignment`` (relocatable images) or
+  at ``code32_start``; the zero page with the setup header copy and an E820
+  map of the partition; the command line; the initrd placed as GRUB does.
+"""
+from __future__ import annotations
+
+import gzip
+import lzma
+import os
+import struct
+from dataclasses import dataclass, field
+
+from boot import bootinfo as bi
+from boot import images
+from hwmodel.errors import MksimError
+
+PAGE = 4096
+
+
+@dataclass
+class BootRecord:
+    name: str
+    cores: list[int]
+    partition: list[tuple[int, int]]
+    image: str
+    protocol: str                       # multiboot | multiboot2 | linux
+    entry: int
+    cmdline: str
+    bootinfo_addr: int
+    magic: int                          # EAX at entry (Multiboot), 0 for Linux (RSI = zero page)
+    segments: list[tuple[int, bytes]] = field(default_factory=list)   # (physical address, bytes)
+    modules: list[tuple[int, int, str]] = field(default_factory=list)  # (start, end, cmdline)
+    info: dict = field(default_factory=dict)
+
+    @property
+    def loaded_bytes(self) -> int:
+        return sum(len(b) for _, b in self.segments)
+
+
+def read_image(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise MksimError(f"cannot read kernel image: {e.strerror or e}", where=path) from None
+    try:
+        if data[:2] == b"\x1f\x8b":
+            return gzip.decompress(data)
+        if data[:6] == b"\xfd7zXZ\x00":
+            return lzma.decompress(data)
+    except (OSError, EOFError, lzma.LZMAError) as e:
+        raise MksimError(f"corrupt compressed image: {e}", where=path) from None
+    return data
+
+
+def _inside(rng: list[tuple[int, int]], lo: int, hi: int) -> bool:
+    return any(a <= lo and hi <= b for a, b in rng)
+
+
+def _check_inside(name: str, what: str, lo: int, hi: int, partition: list[tuple[int, int]]) -> None:
+    if not _inside(partition, lo, hi):
+        parts = ", ".join(f"[{a:#x}, {b:#x})" for a, b in partition)
+        raise MksimError(f"kernel {name}: {what} at [{lo:#x}, {hi:#x}) lies outside its partition {parts}")
+
+
+def _mmap(partition: list[tuple[int, int]]) -> tuple[bi.Region, ...]:
+    return tuple(bi.Region(a, b - a, bi.E820_RAM) for a, b in partition)
+
+
+def _align(x: int, a: int) -> int:
+    return (x + a - 1) // a * a
+
+
+def place_multiboot(name: str, path: str, data: bytes, info: dict, protocol: str, cores: list[int],
+                    partition: list[tuple[int, int]], cmdline: str, modules: list[tuple[str, str]],
+                    base_dir: str) -> BootRecord:
+    segs: list[tuple[int, bytes]] = []
+    mb1 = info.get("multiboot1")
+    entry = None
+    if protocol == "multiboot" and mb1 and "load_addr" in mb1:        # a.out kludge: the header's addresses
+        off = mb1["offset"] - (mb1["header_addr"] - mb1["load_addr"])
+        end = mb1.get("load_end_addr") or (mb1["load_addr"] + len(data) - off)
+        segs.append((mb1["load_addr"], data[off:off + end - mb1["load_addr"]]))
+        bss_end = mb1.get("bss_end_addr") or 0
+        if bss_end > end:
+            segs.append((end, bytes(bss_end - end)))
+        entry = mb1["entry_addr"]
+    else:
+        elf = info.get("elf")
+        if not elf:
+            raise MksimError(f"kernel {name}: a {protocol} kernel must be ELF (or Multiboot1 with address fields)",
+                             where=path)
+        for s in elf["segments"]:
+            if s["type"] != 1 or s["memsz"] == 0:
+                continue
+            body = data[s["offset"]:s["offset"] + s["filesz"]]
+            segs.append((s["paddr"], body + bytes(s["memsz"] - len(body))))
+        entry = elf["entry"]
+        mb2 = info.get("multiboot2") or {}
+        reloc = None
+        for t in mb2.get("tags", []):
+            if t.get("type") == 3 and "entry_addr" in t:
+                entry = t["entry_addr"]
+            if t.get("type") == 10:
+                reloc = t
+        lo_l = min(a for a, _ in segs)
+        hi_l = max(a + len(b) for a, b in segs)
+        if protocol == "multiboot2" and reloc is not None and not _inside(partition, lo_l, hi_l):
+            # Multiboot2 relocatable tag: move the whole image to the lowest (or highest) aligned place
+            al = max(reloc.get("align", PAGE), 1)
+            size = hi_l - lo_l
+            spots = []
+            for a, b in partition:
+                first = max(_align(a, al), reloc.get("min_addr", 0))
+                last = min(b, reloc.get("max_addr", 2**32 - 1) + 1) - size
+                if first <= last:
+                    spots.append(first if reloc.get("preference") != 2 else last // al * al)
+            if not spots:
+                raise MksimError(f"kernel {name}: no room to relocate its {size} bytes inside its partition",
+                                 where=path)
+            base = min(spots) if reloc.get("preference") != 2 else max(spots)
+            delta = base - lo_l
+            segs = [(a + delta, b) for a, b in segs]
+            entry += delta
+    if not segs:
+        raise MksimError(f"kernel {name}: no loadable segment", where=path)
+    for a, b in segs:
+        _check_inside(name, "a segment", a, a + len(b), partition)
+    top = _align(max(a + len(b) for a, b in segs), PAGE)
+    mods = []
+    for mpath, mcmd in modules:
+        full = mpath if os.path.isabs(mpath) else os.path.join(base_dir, mpath)
+        body = read_image(full)
+        _check_inside(name, f"module {mpath}", top, top + len(body), partition)
+        segs.append((top, body))
+        mods.append((top, top + len(body), mcmd or mpath))
+        top = _align(top + len(body), PAGE)
+    binfo = bi.BootInfo(cmdline, "mksim (GRUB-style)", tuple(bi.Module(*m) for m in mods), _mmap(partition),
+                        640, max(0, (max(b for _, b in partition) - (1 << 20)) // 1024) & 0xFFFFFFFF)
+    raw = bi.mb2_info(binfo) if protocol == "multiboot2" else bi.mb1_info(binfo, top)
+    _check_inside(name, "the boot information", top, top + len(raw), partition)
+    segs.append((top, raw))
+    magic = bi.MB2_MAGIC if protocol == "multiboot2" else bi.MB1_MAGIC
+    return BootRecord(name, cores, partition, path, protocol, entry, cmdline, top, magic, segs, mods, info)
+
+
+def place_linux(name: str, path: str, data: bytes, info: dict, cores: list[int], partition: list[tuple[int, int]],
+                cmdline: str, initrd: list[str], base_dir: str) -> BootRecord:
+    h = info.get("linux_setup_header")
+    if not h or "version" not in h or h["version"] < 0x0206:
+        raise MksimError(f"kernel {name}: the Linux boot protocol needs a bzImage of protocol 2.06 or later",
+                         where=path)
+    setup_size = 512 * (1 + (h["setup_sects"] or 4))
+    kernel = data[setup_size:]
+    lo = min(a for a, _ in partition)
+    align = h.get("kernel_alignment", 0x200000) or 0x200000
+    need = max(len(kernel), h.get("init_size", 0))
+    pref = h.get("pref_address", 0x100000)
+    if _inside(partition, pref, pref + need):
+        at = pref
+    elif h.get("relocatable_kernel"):
+        at = next((_align(a, align) for a, b in partition if _align(a, align) + need <= b), -1)
+        if at < 0:
+            raise MksimError(f"kernel {name}: no {align:#x}-aligned room for {need} bytes in its partition",
+                             where=path)
+    else:
+        at = h.get("code32_start", 0x100000)
+    _check_inside(name, "the kernel", at, at + need, partition)
+    segs = [(at, kernel)]
+    zp_at = _align(lo, PAGE) if lo >= 0x1000 else 0x1000
+    if _inside([(at, at + need)], zp_at, zp_at + 2 * PAGE):
+        zp_at = _align(at + need, PAGE)
+    cmd_at = zp_at + PAGE
+    cmd = cmdline.encode() + b"\0"
+    if len(cmd) > h.get("cmdline_size", 255) + 1:
+        raise MksimError(f"kernel {name}: command line of {len(cmd) - 1} bytes exceeds cmdline_size "
+                         f"{h.get('cmdline_size', 255)}", where=path)
+    rd_at, rd_size = 0, 0
+    if initrd:
+        bodies = []
+        for p in initrd:
+            bodies.append(read_image(p if os.path.isabs(p) else os.path.join(base_dir, p)))
+        rd = b"".join(bodies)
+        rd_size = len(rd)
+        # XLF_CAN_BE_LOADED_ABOVE_4G: the 64-bit protocol takes an initrd anywhere (ext_ramdisk_image)
+        limit = 2**64 - 1 if h.get("xloadflags", 0) & 2 else h.get("initrd_addr_max", 0x37FFFFFF)
+        rd_at = bi.place_initrd(rd_size, limit, list(_mmap(partition)),
+                                [(at, at + need), (zp_at, cmd_at + PAGE)])
+        segs.append((rd_at, rd))
+    zp = bi.zero_page(data[:setup_size], bi.LinuxParams(cmd_at, rd_at, rd_size, list(_mmap(partition)), 0x72))
+    for a, b in ((zp_at, zp), (cmd_at, cmd)):
+        _check_inside(name, "the zero page and command line", a, a + len(b), partition)
+        segs.append((a, b))
+    entry = at + 0x200 if h.get("xloadflags", 0) & 1 else at      # 64-bit entry: startup_64 at +0x200
+    return BootRecord(name, cores, partition, path, "linux", entry, cmdline, zp_at, 0, segs, [], info)
+
+
+def place(plan, cfg, base_dir: str = ".") -> BootRecord:
+    """Load ``plan`` (a ``boot.grubcfg.KernelPlan``) on machine ``cfg``."""
+    if not plan.image:
+        raise MksimError(f"kernel {plan.name}: no image to load", where=plan.where)
+    path = plan.image if os.path.isabs(plan.image) else os.path.join(base_dir, plan.image)
+    data = read_image(path)
+    info = images.inspect_image(data, path)
+    partition = plan.memory or [(0, cfg.memory.size)]
+    cores = plan.cores or list(range(cfg.cores))
+    for a, b in partition:
+        if b > cfg.memory.size:
+            raise MksimError(f"kernel {plan.name}: partition [{a:#x}, {b:#x}) runs past the machine's "
+                             f"{cfg.memory.size:#x} bytes of memory", where=plan.where)
+    if any(c >= cfg.cores for c in cores):
+        raise MksimError(f"kernel {plan.name}: cores {cores} but {cfg.name} has {cfg.cores}", where=plan.where)
+    proto = plan.loader or ("multiboot2" if info.get("multiboot2") else "multiboot" if info.get("multiboot1")
+                            else "linux")
+    if proto in ("multiboot", "multiboot2"):
+        if not info.get(proto if proto == "multiboot2" else "multiboot1"):
+            raise MksimError(f"kernel {plan.name}: {proto} asked for, but the image has no such header", where=path)
+        return place_multiboot(plan.name, path, data, info, proto, cores, partition, plan.cmdline,
+                               list(plan.modules), base_dir)
+    if plan.modules:
+        raise MksimError(f"kernel {plan.name}: modules need a Multiboot kernel", where=plan.where)
+    return place_linux(plan.name, path, data, info, cores, partition, plan.cmdline, list(plan.initrd), base_dir)
+
+
+def write(rec: BootRecord, w) -> None:
+    """Put the record's bytes into the workload's memory."""
+    for a, b in rec.segments:
+        w.write(a, b)
+
+
+def entry_regs(rec: BootRecord) -> dict[str, int]:
+    """What the boot core's registers hold at the kernel's entry (EAX/EBX or RSI), as r0/r1."""
+    if rec.protocol == "linux":
+        return {"r1": rec.bootinfo_addr}
+    return {"r0": rec.magic, "r1": rec.bootinfo_addr}
+
+
+_ = struct   # (struct kept for readers extending the loaders)

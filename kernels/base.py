@@ -1,0 +1,65 @@
+"""Kernel instances: what boot yields, wrapped for the personalities.
+
+``boot`` returns plain records (``boot.loader.BootRecord``: cores, partition,
+image, command line, boot information); a personality turns each into a
+``KernelInstance`` and hands boot the init program its boot core runs
+(``init_for``).  Personalities (one module per system) build on this.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from boot import timeline as tl
+from boot.loader import BootRecord
+from hwmodel import isa
+
+
+@dataclass
+class KernelInstance:
+    record: BootRecord
+    kernel_id: int
+    personality: str = "minimal"
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def cores(self) -> list[int]:
+        return self.record.cores
+
+    @property
+    def boot_core(self) -> int:
+        return self.record.cores[0]
+
+    @property
+    def partition(self) -> list[tuple[int, int]]:
+        return self.record.partition
+
+    def owns(self, addr: int) -> bool:
+        return any(a <= addr < b for a, b in self.record.partition)
+
+
+def minimal_init(inst: KernelInstance, p: isa.Program) -> None:
+    """The smallest kernel init: read its boot information (command line, memory map) and its entry
+    page, as a kernel's early code does before it brings up its other cores."""
+    r = inst.record
+    tl.begin(p, f"{r.name} init")
+    for off in range(0, 256, 64):
+        p.load("r5", r.bootinfo_addr + off, comment="parse the boot information")
+    p.load("r5", r.entry & ~0x7, comment="first touch of the kernel's own text")
+    tl.end(p, f"{r.name} init")
+
+
+PERSONALITIES: dict[str, Callable[[KernelInstance, isa.Program], None]] = {"minimal": minimal_init}
+
+
+def init_for(personality: str = "minimal") -> Callable[[BootRecord, int], Callable[[isa.Program], None]]:
+    """The ``init`` parameter of ``boot.flows.build``: each kernel's init ops, by personality."""
+    fn = PERSONALITIES.get(personality, minimal_init)
+
+    def make(rec: BootRecord, kid: int) -> Callable[[isa.Program], None]:
+        inst = KernelInstance(rec, kid, personality)
+        return lambda p: fn(inst, p)
+    return make

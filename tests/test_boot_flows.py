@@ -1,0 +1,100 @@
+"""Boot plans on the engine: every kernel up, every core started once, isolation, bad plans refused."""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from boot import bootrun, flows, grubcfg
+from boot import timeline as tl
+from hwmodel.config import load_machine
+from hwmodel.errors import MksimError
+from hwmodel.machine import Machine
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = sorted(glob.glob(os.path.join(ROOT, "examples", "*.cfg")))
+
+
+def run_plan(path: str, machine: str = "amd-4x4"):
+    cfg = load_machine(machine)
+    with open(path) as f:
+        plans = grubcfg.plan(grubcfg.parse(f.read(), path)[0])
+    run = flows.build(cfg, plans, ROOT)
+    m = Machine(cfg)
+    m.load_workload(run.workload)
+    assert m.execute(50_000_000) == "done"
+    return cfg, plans, run, m, tl.events(m.timeline())
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[os.path.basename(p) for p in EXAMPLES])
+def test_example_plan_boots_every_kernel_and_core_once(path):
+    cfg, plans, run, m, evs = run_plan(path)
+    assert not m.fault_report()
+    for k, r in enumerate(run.records):
+        assert int.from_bytes(m.read(flows.UP + 8 * k, 8), "little") == 1, f"{r.name} never came up"
+        assert f"{r.name} init" in {e.name for e in evs if e.core == r.cores[0]}
+    first = run.records[0].cores[0]
+    for c in range(cfg.cores):
+        n = sum(1 for e in evs if e.core == c and e.name == "ap long mode")
+        owned = any(c in r.cores for r in run.records)
+        assert n == (0 if c == first or not owned else 1), f"core {c} entered long mode {n} times"
+    # partitions disjoint and inside memory
+    spans = sorted((a, b) for r in run.records for a, b in r.partition)
+    assert all(b0 <= a1 for (_, b0), (a1, _) in zip(spans, spans[1:]))
+    assert all(0 <= a < b <= cfg.memory.size for a, b in spans)
+    # every loaded byte lies in its kernel's partition
+    for r in run.records:
+        for a, b in r.segments:
+            assert any(lo <= a and a + len(b) <= hi for lo, hi in r.partition)
+    # the two-stage trampoline's page tables map each sub-OS only onto its own partition
+    for name, pt in run.page_tables.items():
+        rec = next(r for r in run.records if r.name == name)
+        for va in range(flows.KERNEL_VIRT, flows.KERNEL_VIRT + (1 << 30), 2 << 20):
+            hit = pt.translate(va)
+            if hit is not None:
+                assert any(lo <= hit[0] < hi for lo, hi in rec.partition)
+        assert all(any(lo <= a < hi for lo, hi in rec.partition) for a, _ in pt.writes())
+
+
+def test_kexec_children_are_hashed_before_they_start():
+    _, plans, run, m, evs = run_plan(os.path.join(ROOT, "examples", "popcorn.cfg"))
+    kids = [p.name for p in plans if p.flow == "kexec"]
+    assert kids
+    for name in kids:
+        start = next(e for e in evs if e.name == f"start {name}")
+        load = next(e for e in evs if e.name == f"kexec load {name}")
+        hashed = [e for e in evs if e.name == "purgatory sha256" and load.end <= e.start <= start.start]
+        assert hashed and hashed[0].end <= start.start
+
+
+@pytest.mark.parametrize("bad, msg", [
+    ("--cores 0 --memory 0x1000000-0x2000000", "core 0"),
+    ("--cores 1 --memory 0x1800000-0x3000000", "overlap"),
+])
+def test_bad_plans_are_refused_with_one_error(tmp_path, bad, msg):
+    img = os.path.join(ROOT, "examples", "images", "mini-mb2.elf")
+    cfgtext = (f"menuentry 'x' {{\n mksim_kernel --name a --cores 0 --memory 0x1000000-0x2000000\n"
+               f" multiboot2 {img}\n mksim_kernel --name b {bad} --flow trampoline\n multiboot2 {img}\n}}\n")
+    p = tmp_path / "bad.cfg"
+    p.write_text(cfgtext)
+    with pytest.raises(MksimError, match=msg):
+        bootrun.boot_plan_file(str(p), load_machine("amd-4x4"))
+    r = subprocess.run([sys.executable, "-m", "mksim", "boot", str(p), "--machine", "amd-4x4"],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and r.stderr.startswith("mksim: error:") and "Traceback" not in r.stderr
+
+
+def test_cli_boot_json_and_trace(tmp_path):
+    out = tmp_path / "boot.json"
+    r = subprocess.run([sys.executable, "-m", "mksim", "boot", "examples/twin-linux.cfg", "--machine", "amd-2x2",
+                        "--json", "--trace", str(out)], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["status"] == "done" and [k["name"] for k in res["kernels"]] == ["linux0", "linux1"]
+    assert all(k["up"] for k in res["kernels"]) and res["all_up_cycle"] > 0
+    trace = json.loads(out.read_text())
+    assert {e["tid"] for e in trace["traceEvents"] if e["ph"] == "X"} == {0, 1}
