@@ -98,3 +98,28 @@ def test_cli_boot_json_and_trace(tmp_path):
     assert all(k["up"] for k in res["kernels"]) and res["all_up_cycle"] > 0
     trace = json.loads(out.read_text())
     assert {e["tid"] for e in trace["traceEvents"] if e["ph"] == "X"} == {0, 1}
+
+
+@pytest.mark.parametrize("flow", ["grub", "kexec", "trampoline"])
+def test_bench_boot_rows_every_kernel_count(flow):
+    from boot.bench import boot_rows
+    cfg = load_machine("amd-2x2")
+    rows = boot_rows(cfg, flow)
+    assert [r["kernels"] for r in rows] == [1, 2, 3, 4]
+    assert all(r["all_up_cycles"] > 0 and r["steps"] for r in rows)
+    if flow == "kexec":     # every secondary is loaded and hashed by the primary, one after another
+        ups = [r["all_up_cycles"] for r in rows]
+        assert ups == sorted(ups) and ups[-1] > ups[0]
+        assert rows[-1]["steps"]["purgatory sha256"] > rows[1]["steps"]["purgatory sha256"] > 0
+
+
+def test_cli_bench_boot_json():
+    r = subprocess.run([sys.executable, "-m", "mksim", "bench", "boot", "--machine", "amd-2x2", "--flow",
+                        "trampoline", "--max-kernels", "2", "--json"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)["rows"]
+    assert [(x["flow"], x["kernels"]) for x in rows] == [("trampoline", 1), ("trampoline", 2)]
+    assert "second stage" in rows[1]["steps"]
+    bad = subprocess.run([sys.executable, "-m", "mksim", "bench", "boot", "--machine", "amd-2x2", "--flow", "grub",
+                          "--max-kernels", "9"], capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 2 and "--max-kernels" in bad.stderr

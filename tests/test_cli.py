@@ -295,7 +295,8 @@ def test_demo_report_folder(capsys, tmp_path):
         has_mpl = True
     except ImportError:
         has_mpl = False
-    assert files == {"report.json", "trace.mksim", "summary.txt"} | ({"cycles.png"} if has_mpl else set())
+    assert files == ({"report.json", "trace.mksim", "summary.txt", "boot-trace.json", "boot"}
+                     | ({"cycles.png", "shm-vs-msg.png"} if has_mpl else set()))
     if has_mpl:
         assert (dest / "cycles.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rep = json.loads((dest / "report.json").read_text())
@@ -312,8 +313,16 @@ def test_demo_report_folder(capsys, tmp_path):
     # the printed summary is summary.txt, followed by where the report went
     assert out.startswith((dest / "summary.txt").read_text())
     assert "total cycles" in out and str(dest) in out
+    # the boot part: every kernel up, a trace Perfetto opens, a plan mksim boot reruns
+    assert len(rep["boot"]["kernels"]) == 16 and all(k["up"] for k in rep["boot"]["kernels"])
+    bt = json.loads((dest / "boot-trace.json").read_text())
+    assert {e["tid"] for e in bt["traceEvents"] if e["ph"] == "X"} == set(range(16))
+    assert (dest / "boot" / "plan.cfg").is_file() and "boot:" in out
+    series = {r["series"] for r in rep["shm_vs_msg"]["rows"]}
+    assert series == {"SHM1", "SHM2", "SHM4", "SHM8", "MSG1", "MSG8", "SERVER"}
     # nothing left beside the report folder
-    assert listing(tmp_path) == ["rep"] + sorted(f"rep/{f}" for f in files)
+    assert [p for p in listing(tmp_path) if not p.startswith("rep/boot/")] == (
+        ["rep"] + sorted(f"rep/{f}" for f in files))
 
 
 def test_demo_is_deterministic_and_replays_the_same(capsys, tmp_path):
@@ -345,7 +354,7 @@ def test_demo_default_folder_and_replace(capsys, tmp_path, monkeypatch):
     assert rc == 0, err
     assert not (dest / "stale.txt").exists()
     assert json.loads((dest / "report.json").read_text())["trace"]["accesses"] == 600
-    assert listing(tmp_path / "reports") == sorted(
+    assert [p for p in listing(tmp_path / "reports") if not p.startswith("demo-amd-2x2/boot/")] == sorted(
         ["demo-amd-2x2"] + [f"demo-amd-2x2/{p.name}" for p in dest.iterdir()])
 
 
@@ -526,7 +535,9 @@ def test_demo_failure_leaves_old_report(capsys, tmp_path, monkeypatch):
     dest = tmp_path / "rep"
     rc, _, err = run(capsys, "demo", "--machine", "amd-2x2", "--accesses", "200", "--out", dest)
     assert rc == 0, err
-    old = {p.name: p.read_bytes() for p in dest.iterdir()}
+    def snapshot():
+        return {str(p.relative_to(dest)): p.read_bytes() for p in sorted(dest.rglob("*")) if p.is_file()}
+    old = snapshot()
 
     from hwmodel.errors import MksimError
 
@@ -536,8 +547,9 @@ def test_demo_failure_leaves_old_report(capsys, tmp_path, monkeypatch):
     monkeypatch.setattr("mksim.cli.summarize_stats", fail)
     rc, _, err = run(capsys, "demo", "--machine", "amd-2x2", "--accesses", "300", "--out", dest)
     assert_one_line_error(rc, err, "half way")
-    assert {p.name: p.read_bytes() for p in dest.iterdir()} == old
-    assert listing(tmp_path) == ["rep"] + sorted(f"rep/{n}" for n in old)
+    assert snapshot() == old
+    assert [p for p in listing(tmp_path) if p.count("/") <= 1] == ["rep"] + sorted(
+        f"rep/{n}" for n in {k.split("/")[0] for k in old})
 
 
 def test_report_folder_unit(tmp_path):
