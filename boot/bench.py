@@ -21,7 +21,8 @@ def generic(step: str) -> str:
 def boot_rows(cfg, flow: str, max_kernels: int | None = None, smp_variant: str = "linux") -> list[dict]:
     """One row per kernel count: cycles until all kernels are up, and cycles spent per step (summed over
     cores and kernels)."""
-    top = min(max_kernels or cfg.cores, cfg.cores)
+    from boot.flows import MAX_KERNELS
+    top = min(max_kernels or cfg.cores, cfg.cores, MAX_KERNELS)
     rows = []
     with tempfile.TemporaryDirectory(prefix="mksim-boot-") as d:
         plans.write_images(d)

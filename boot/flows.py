@@ -30,7 +30,8 @@ from hwmodel.pagetable import PageTables
 from hwmodel.workload import Workload
 
 LOW = 1 << 20                 # the shared first MiB
-UP = 0xA000                   # kernel k stores 1 at UP + 8*k when its init is done
+UP = 0x6A000                  # kernel k stores 1 at UP + 8*k when its init is done
+MAX_KERNELS = 40              # two start-up pages each, vectors 0x10..0x5F below the trampolines' data
 KERNEL_VIRT = 0xFFFF_8000_0000_0000   # where the trampoline flow maps a sub-OS's partition
 FLOWS = ("grub", "kexec", "trampoline")
 
@@ -115,9 +116,10 @@ def build(cfg, plans: list, base_dir: str = ".", variant: str = "linux",
                     w.grant(kid[parent], max(a, LOW), b)
     flow_of = {r.name: p.flow for p, r in zip(plans, records)}
     # one start-up vector page (below 1 MiB) per kernel: its boot core's and its APs' trampolines
+    if len(records) > MAX_KERNELS:
+        raise MksimError(f"boot plan: {len(records)} kernels; at most {MAX_KERNELS} (each needs two start-up "
+                         "pages below 1 MiB)")
     vec = {r.name: 0x10 + 2 * kid[r.name] for r in records}
-    if max(vec.values()) + 1 >= 0xA0:
-        raise MksimError(f"boot plan: {len(records)} kernels need more start-up pages than the first MiB has")
     programs: dict[str, isa.Program] = {}
 
     def kernel_program(r: loader.BootRecord, p: isa.Program) -> None:

@@ -71,10 +71,11 @@ def _inside(rng: list[tuple[int, int]], lo: int, hi: int) -> bool:
     return any(a <= lo and hi <= b for a, b in rng)
 
 
-def _check_inside(name: str, what: str, lo: int, hi: int, partition: list[tuple[int, int]]) -> None:
+def _check_inside(name: str, what: str, lo: int, hi: int, partition: list[tuple[int, int]], where: str = "") -> None:
     if not _inside(partition, lo, hi):
         parts = ", ".join(f"[{a:#x}, {b:#x})" for a, b in partition)
-        raise MksimError(f"kernel {name}: {what} at [{lo:#x}, {hi:#x}) lies outside its partition {parts}")
+        raise MksimError(f"kernel {name}: {what} at [{lo:#x}, {hi:#x}) lies outside its partition {parts}"
+                         + (" (the image is not relocatable)" if what == "a segment" else ""), where=where or None)
 
 
 def _mmap(partition: list[tuple[int, int]]) -> tuple[bi.Region, ...]:
@@ -139,7 +140,7 @@ def place_multiboot(name: str, path: str, data: bytes, info: dict, protocol: str
     if not segs:
         raise MksimError(f"kernel {name}: no loadable segment", where=path)
     for a, b in segs:
-        _check_inside(name, "a segment", a, a + len(b), partition)
+        _check_inside(name, "a segment", a, a + len(b), partition, path)
     top = _align(max(a + len(b) for a, b in segs), PAGE)
     mods = []
     for mpath, mcmd in modules:
@@ -156,6 +157,26 @@ def place_multiboot(name: str, path: str, data: bytes, info: dict, protocol: str
     segs.append((top, raw))
     magic = bi.MB2_MAGIC if protocol == "multiboot2" else bi.MB1_MAGIC
     return BootRecord(name, cores, partition, path, protocol, entry, cmdline, top, magic, segs, mods, info)
+
+
+def _size_arg(n: int) -> str:
+    for unit, k in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if n % k == 0:
+            return f"{n // k}{unit}"
+    return str(n)
+
+
+def mpart_args(partition: list[tuple[int, int]]) -> str:
+    """Kernel command-line reservations that keep a Linux kernel inside its partition, as Popcorn's mpart
+    writes them: ``memmap=SIZE$START`` for every hole between 1 MiB and the partition's end, and
+    ``mem=END``."""
+    holes, at = [], 1 << 20
+    for a, b in sorted(partition):
+        if a > at:
+            holes.append((at, a))
+        at = max(at, b)
+    args = [f"memmap={_size_arg(b - a)}${a:#x}" for a, b in holes]
+    return " ".join(args + [f"mem={_size_arg(at)}"])
 
 
 def place_linux(name: str, path: str, data: bytes, info: dict, cores: list[int], partition: list[tuple[int, int]],
@@ -179,12 +200,14 @@ def place_linux(name: str, path: str, data: bytes, info: dict, cores: list[int],
                              where=path)
     else:
         at = h.get("code32_start", 0x100000)
-    _check_inside(name, "the kernel", at, at + need, partition)
+    _check_inside(name, "the kernel", at, at + need, partition, path)
     segs = [(at, kernel)]
     zp_at = _align(lo, PAGE) if lo >= 0x1000 else 0x1000
     if _inside([(at, at + need)], zp_at, zp_at + 2 * PAGE):
         zp_at = _align(at + need, PAGE)
     cmd_at = zp_at + PAGE
+    if "mem=" not in cmdline and "memmap=" not in cmdline:
+        cmdline = f"{cmdline} {mpart_args(partition)}".strip()
     cmd = cmdline.encode() + b"\0"
     if len(cmd) > h.get("cmdline_size", 255) + 1:
         raise MksimError(f"kernel {name}: command line of {len(cmd) - 1} bytes exceeds cmdline_size "

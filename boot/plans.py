@@ -29,8 +29,11 @@ def make_plan(cfg, kernels: int, flow: str = "grub", title: str | None = None) -
     trampoline: a Multiboot2 supervisor that starts Linux sub-OSes (RainForest style)."""
     if flow not in FLOWS:
         raise MksimError(f"flow {flow!r}: must be one of {', '.join(FLOWS)}")
-    if not 1 <= kernels <= cfg.cores:
-        raise MksimError(f"{kernels} kernels: {cfg.name} has {cfg.cores} cores (1..{cfg.cores} kernels)")
+    from boot.flows import MAX_KERNELS
+    top = min(cfg.cores, MAX_KERNELS)
+    if not 1 <= kernels <= top:
+        raise MksimError(f"{kernels} kernels: between 1 and {top} on {cfg.name} ({cfg.cores} cores, at most "
+                         f"{MAX_KERNELS} kernels)")
     per = cfg.cores // kernels
     # Multiboot loads below 4 GiB (32-bit addresses; the images' relocatable tag says so): share that
     mem = (min(cfg.memory.size, 1 << 32) - MEM_BASE) // kernels // (2 << 20) * (2 << 20)

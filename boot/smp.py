@@ -43,10 +43,11 @@ VARIANTS = {
 }
 
 # where the trampoline keeps its data (all below 1 MiB)
-MAILBOX = 0x9000          # BSP -> AP: the id of the AP being started (sequential start)
-ALIVE = 0x9100            # AP c stores 1 at ALIVE + 8 * c
+# Below 1 MiB: start-up pages (vectors 0x01..0x5F) first, then the trampolines' data.
+MAILBOX = 0x60000         # BSP -> AP: the id of the AP being started (kernel k's at MAILBOX + 0x40 * k)
+ALIVE = 0x61000           # AP c stores 1 at ALIVE + 8 * c (up to 4096 cores)
 TRAMP_PT = (0x70000, 0x80000)   # the trampoline's page tables: identity map of the first 4 MiB
-GDT = 0x9800
+GDT = 0x6F000
 
 
 @dataclass

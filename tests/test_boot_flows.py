@@ -123,3 +123,32 @@ def test_cli_bench_boot_json():
     bad = subprocess.run([sys.executable, "-m", "mksim", "bench", "boot", "--machine", "amd-2x2", "--flow", "grub",
                           "--max-kernels", "9"], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 2 and "--max-kernels" in bad.stderr
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(name=st.sampled_from(["amd-2x2", "amd-4x4", "intel-2x4", "amd-8x4", "mesh-64"]), flow=st.sampled_from(["grub", "kexec",
+       "trampoline"]), smp_variant=st.sampled_from(["linux", "barrelfish", "mp-spec"]), data=st.data())
+def test_generated_plans_boot_every_core_once_inside_disjoint_partitions(tmp_path_factory, name, flow, smp_variant,
+                                                                         data):
+    from boot import plans
+    cfg = load_machine(name)
+    n = data.draw(st.integers(1, min(cfg.cores, flows.MAX_KERNELS)))
+    d = str(tmp_path_factory.mktemp("plan"))
+    path = plans.write_plan(d, cfg, n, flow)
+    res = bootrun.boot_plan_file(path, cfg, smp_variant=smp_variant, base_dir=d)
+    assert res["status"] == "done" and all(k["up"] for k in res["kernels"])
+    cores = [c for k in res["kernels"] for c in k["cores"]]
+    assert sorted(cores) == list(range(cfg.cores))                   # every core in exactly one kernel
+    spans = sorted((a, b) for k in res["kernels"] for a, b in k["partition"])
+    assert all(b0 <= a1 for (_, b0), (a1, _) in zip(spans, spans[1:]))
+    assert all(0 <= a < b <= cfg.memory.size for a, b in spans)
+    long_mode = {}
+    for e in res["trace"]["traceEvents"]:
+        if e.get("ph") == "X" and e["name"] == "ap long mode":
+            long_mode[e["tid"]] = long_mode.get(e["tid"], 0) + 1
+    assert all(v == 1 for v in long_mode.values())                   # nobody starts twice
+    assert set(long_mode) == set(range(1, cfg.cores))                # everyone but GRUB's core starts

@@ -112,3 +112,11 @@ def test_loaded_segments_lie_inside_the_reservation_and_hash_as_loaded(raw):
     if segs[0].buf[:1] != b"\xff":
         with pytest.raises(MksimError, match="overwritten"):
             kexec.check(m.read, segs, expected)
+
+
+def test_mpart_reservations_keep_linux_inside_its_partition():
+    from boot.loader import mpart_args
+    assert mpart_args([(0x40000000, 0x80000000)]) == "memmap=1023M$0x100000 mem=2G"
+    assert mpart_args([(0x0, 0x40000000)]) == "mem=1G"
+    assert mpart_args([(0x1000000, 0x2000000), (0x3000000, 0x4000000)]) == (
+        "memmap=15M$0x100000 memmap=16M$0x2000000 mem=64M")

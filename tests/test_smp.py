@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from boot import timeline as tl
+from boot import smp
 from boot.smp import VARIANTS, smp_workload
 from hwmodel import isa
 from hwmodel.apic import INIT, STARTUP
@@ -43,7 +44,7 @@ def test_every_ap_starts_exactly_once_in_real_mode_and_reaches_long_mode(name, v
         assert [int(r[3]) for r in ipis][:2] == [INIT, STARTUP]
         assert int(ipis[0][6]) == DELIVERED and int(ipis[1][6]) == DELIVERED
         assert all(int(r[6]) == IGNORED for r in ipis[2:])       # a second SIPI finds the AP running
-        assert int.from_bytes(m.read(0x9100 + 8 * ap, 8), "little") == 1
+        assert int.from_bytes(m.read(smp.ALIVE + 8 * ap, 8), "little") == 1
     idle = [c for c in range(cfg.cores) if c != bsp and c not in aps]
     assert all(int(m.cpu.state[c]) != HALTED for c in idle)      # nobody else was started
     # the trampoline's first op is at vector << 12, below 1 MiB
