@@ -50,6 +50,9 @@ def boot_plan_file(path: str, cfg, entry: str = "0", smp_variant: str = "linux",
         f0 = faults[0]
         raise MksimError(f"boot faulted: core {f0['core']} {f0['kind']} at {f0['address']:#x} "
                          f"(owner {f0['owner']})", where=path)
+    from boot import kexec
+    for name, (segs, want) in run.kexec.items():      # the purgatory's verdict on what it hashed
+        kexec.check(m.read, segs, want)
     evs = tl.events(m.timeline())
     kernels = []
     for r in run.records:

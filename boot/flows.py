@@ -42,10 +42,12 @@ class BootPlanRun:
     records: list[loader.BootRecord]
     kernel_ids: dict[str, int]
     page_tables: dict[str, PageTables] = field(default_factory=dict)
+    kexec: dict[str, tuple[list, bytes]] = field(default_factory=dict)   # child: (segments, SHA-256 at load)
 
 
 def _copy(p: isa.Program, rec: loader.BootRecord, line: int, step: str) -> None:
-    """Copy a record's bytes into place: one store per line, as a loader's memcpy touches them."""
+    """Copy a record's bytes into place: every destination line is filled and written, as a loader's
+    memcpy touches them."""
     tl.begin(p, step)
     for k, (a, b) in enumerate(rec.segments):
         if not b:
@@ -54,6 +56,9 @@ def _copy(p: isa.Program, rec: loader.BootRecord, line: int, step: str) -> None:
         p.movi("r11", a + len(b))
         lab = f"{step}#{k}@{len(p.ops)}"
         p.label(lab)
+        # the loaded bytes are already in memory (values and timing are separate): the copy's cost is
+        # one line fill per destination line, modelled by reading and writing back the line's first word
+        p.load("r12", 0, base="r10")
         p.store(0, "r12", base="r10")
         p.add("r10", "r10", line)
         p.br("ltu", "r10", "r11", lab)
@@ -151,7 +156,9 @@ def build(cfg, plans: list, base_dir: str = ".", variant: str = "linux",
             segs = [kexec.Segment(b, a & ~0xFFF, loader._align((a & 0xFFF) + len(b), 4096))
                     for a, b in child.segments]
             segs = _merge_pages(segs)
-            kexec.validate(segs, None)
+            kexec.validate(segs, [(lo, hi) for lo, hi in child.partition][0] if len(child.partition) == 1
+                           else None)
+            run.kexec[child.name] = (segs, kexec.digest(segs))
             _copy(p, child, line, f"kexec load {child.name}")
             pg = kexec.purgatory(segs, line)
             _append(p, pg, f"purgatory-{child.name}")

@@ -109,6 +109,9 @@ def place_multiboot(name: str, path: str, data: bytes, info: dict, protocol: str
             if s["type"] != 1 or s["memsz"] == 0:
                 continue
             body = data[s["offset"]:s["offset"] + s["filesz"]]
+            if len(body) < s["filesz"]:
+                raise MksimError(f"kernel {name}: truncated image: a segment needs bytes {s['offset']:#x}.."
+                                 f"{s['offset'] + s['filesz']:#x}, the file has {len(data):#x}", where=path)
             segs.append((s["paddr"], body + bytes(s["memsz"] - len(body))))
         entry = elf["entry"]
         mb2 = info.get("multiboot2") or {}
@@ -187,6 +190,9 @@ def place_linux(name: str, path: str, data: bytes, info: dict, cores: list[int],
                          where=path)
     setup_size = 512 * (1 + (h["setup_sects"] or 4))
     kernel = data[setup_size:]
+    if "syssize" in h and len(kernel) < 16 * h["syssize"]:
+        raise MksimError(f"kernel {name}: truncated bzImage: syssize says {16 * h['syssize']} bytes of "
+                         f"protected-mode kernel, the file has {len(kernel)}", where=path)
     lo = min(a for a, _ in partition)
     align = h.get("kernel_alignment", 0x200000) or 0x200000
     need = max(len(kernel), h.get("init_size", 0))

@@ -152,3 +152,27 @@ def test_generated_plans_boot_every_core_once_inside_disjoint_partitions(tmp_pat
             long_mode[e["tid"]] = long_mode.get(e["tid"], 0) + 1
     assert all(v == 1 for v in long_mode.values())                   # nobody starts twice
     assert set(long_mode) == set(range(1, cfg.cores))                # everyone but GRUB's core starts
+
+
+def test_boot_information_in_memory_parses_back_after_the_boot():
+    from boot import bootinfo as bi
+    cfg, plans, run, m, _ = run_plan(os.path.join(ROOT, "examples", "barrelfish.cfg"))
+    for p, r in zip(plans, run.records):
+        info = bi.parse_mb2_info(m.read(r.bootinfo_addr, 4096))
+        assert info.cmdline == p.cmdline and len(info.modules) == len(p.modules)
+        assert all(mod.start % 4096 == 0 and any(lo <= mod.start < mod.end <= hi for lo, hi in r.partition)
+                   for mod in info.modules)
+        assert [(x.base, x.base + x.length) for x in info.mmap] == list(r.partition)
+
+
+@pytest.mark.parametrize("image, cut", [("mini-mb2.elf", 6000), ("mini-bzImage", 9000)])
+def test_truncated_images_are_refused(tmp_path, image, cut):
+    data = open(os.path.join(ROOT, "examples", "images", image), "rb").read()[:cut]
+    img = tmp_path / image
+    img.write_bytes(data)
+    cmd = "multiboot2" if image.endswith(".elf") else "linux"
+    p = tmp_path / "plan.cfg"
+    p.write_text(f"menuentry 'x' {{\n mksim_kernel --name a --cores 0 --memory 0x1000000-0x40000000\n"
+                 f" {cmd} {img}\n}}\n")
+    with pytest.raises(MksimError, match="truncated"):
+        bootrun.boot_plan_file(str(p), load_machine("amd-2x2"))
