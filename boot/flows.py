@@ -130,6 +130,14 @@ def build(cfg, plans: list, base_dir: str = ".", variant: str = "linux",
     def kernel_program(r: loader.BootRecord, p: isa.Program) -> None:
         """What a kernel's boot core does: init, start its children, start its own APs, mark up."""
         k = kid[r.name]
+        if r.name in run.page_tables:
+            # a sub-OS started through the two-stage trampoline runs on its own page tables: its first
+            # access goes through KERNEL_VIRT, which they map onto its partition
+            lo = r.partition[0][0]
+            tl.begin(p, f"{r.name} virtual")
+            off = 0x1F0 if r.protocol == "linux" else 0       # the setup header copy / total_size
+            p.load("r6", KERNEL_VIRT + (r.bootinfo_addr + off - lo), virt=True, comment="boot info, through the map")
+            tl.end(p, f"{r.name} virtual")
         init(r, k)(p)
         for child in by_parent.get(r.name, []):
             start_child(p, r, child)

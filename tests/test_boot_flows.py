@@ -176,3 +176,26 @@ def test_truncated_images_are_refused(tmp_path, image, cut):
                  f" {cmd} {img}\n}}\n")
     with pytest.raises(MksimError, match="truncated"):
         bootrun.boot_plan_file(str(p), load_machine("amd-2x2"))
+
+
+def test_sub_os_reads_its_boot_information_through_its_own_page_tables():
+    from boot import bootinfo as bi
+    _, plans, run, m, evs = run_plan(os.path.join(ROOT, "examples", "rainforest.cfg"))
+    subs = [r for r in run.records if r.name in run.page_tables]
+    assert subs
+    for r in subs:
+        assert any(e.name == f"{r.name} virtual" and e.core == r.cores[0] for e in evs)
+        off = 0x1F0 if r.protocol == "linux" else 0
+        word = int.from_bytes(m.read(r.bootinfo_addr + off, 8), "little", signed=True)
+        assert int(m.cpu.regs[r.cores[0], 6]) == word != 0        # the setup header copy, read via the map
+        assert m.prog_stats()[r.cores[0]]["tlb_misses"] >= 1
+    del bi
+
+
+def test_missing_image_is_one_error(tmp_path):
+    p = tmp_path / "plan.cfg"
+    p.write_text("menuentry 'x' {\n mksim_kernel --name a --cores 0 --memory 0x1000000-0x40000000\n"
+                 " multiboot2 /nonexistent/kernel.elf\n}\n")
+    r = subprocess.run([sys.executable, "-m", "mksim", "boot", str(p), "--machine", "amd-2x2"],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and "cannot read kernel image" in r.stderr and len(r.stderr.splitlines()) == 1
