@@ -95,7 +95,6 @@ def build(cfg, plans: list, base_dir: str = ".", variant: str = "linux",
         raise MksimError("boot plan: GRUB runs on core 0, which must belong to the first kernel")
     w = Workload(cfg.cores)
     line = cfg.line
-    x2 = cfg.apic.mode == "x2apic"
     for r in records:
         k = kid[r.name]
         for a, b in r.partition:
@@ -150,12 +149,10 @@ def build(cfg, plans: list, base_dir: str = ".", variant: str = "linux",
         p.halt()
 
     def start_core(p: isa.Program, who: loader.BootRecord, target: loader.BootRecord) -> None:
+        """Start another kernel's boot core the way the plan's SMP variant starts a core."""
         core = target.cores[0]
         tl.begin(p, f"start {target.name}", core)
-        p.store(smp.MAILBOX + 0x40 * kid[target.name], core, 4)
-        p.ipi(core, 0, "init", x2apic=x2)
-        p.ipi(core, vec[target.name], "startup", x2apic=x2)
-        p.spin_until(smp.ALIVE + 8 * core, "eq", 1, comment=f"{target.name}'s boot core is alive")
+        smp.emit_start(p, cfg, core, vec[target.name], smp.VARIANTS[variant], smp.MAILBOX + 0x40 * kid[target.name])
         tl.end(p, f"start {target.name}", core)
 
     def start_child(p: isa.Program, parent: loader.BootRecord, child: loader.BootRecord) -> None:

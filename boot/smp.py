@@ -91,34 +91,39 @@ def trampoline(cfg, vector: int, ap_init: Callable[[isa.Program], None] | None =
     return p
 
 
+def emit_start(p: isa.Program, cfg, ap: int, vector: int, v: Variant, mailbox: int = MAILBOX) -> None:
+    """Start one core: mailbox, INIT, the variant's waits, its SIPIs, then wait until it is alive."""
+    x2 = cfg.apic.mode == "x2apic"
+    p.store(mailbox, ap, 4, comment=f"mailbox: AP {ap}")
+    tl.begin(p, "init ipi", ap)
+    p.ipi(ap, 0, "init", x2apic=x2)
+    tl.end(p, "init ipi", ap)
+    if v.init_wait_us:
+        tl.begin(p, "init wait", ap)
+        p.compute(_cycles(v.init_wait_us, cfg.clock_ghz), comment=f"wait {v.init_wait_us} us")
+        tl.end(p, "init wait", ap)
+    for wait in v.sipi_waits_us:
+        tl.begin(p, "startup ipi", ap)
+        p.ipi(ap, vector, "startup", x2apic=x2)
+        tl.end(p, "startup ipi", ap)
+        if wait:
+            tl.begin(p, "startup wait", ap)
+            p.compute(_cycles(wait, cfg.clock_ghz), comment=f"wait {wait} us")
+            tl.end(p, "startup wait", ap)
+    tl.begin(p, "wait for ap", ap)
+    p.spin_until(ALIVE + 8 * ap, "eq", 1, comment=f"AP {ap} alive?")
+    tl.end(p, "wait for ap", ap)
+
+
 def bsp_program(cfg, layout: SmpLayout, p: isa.Program | None = None, mailbox: int = MAILBOX) -> isa.Program:
     """The BSP's start-up loop: one AP after another, each INIT, waits, SIPI(s), wait until alive.
     Appends to ``p`` (then no HALT) or builds a program of its own."""
     v = layout.variant
-    x2 = cfg.apic.mode == "x2apic"
     own = p is None
     p = p if p is not None else isa.Program(f"bsp-smp-{v.name}")
     tl.begin(p, "smp boot")
     for ap in layout.aps:
-        p.store(mailbox, ap, 4, comment=f"mailbox: AP {ap}")
-        tl.begin(p, "init ipi", ap)
-        p.ipi(ap, 0, "init", x2apic=x2)
-        tl.end(p, "init ipi", ap)
-        if v.init_wait_us:
-            tl.begin(p, "init wait", ap)
-            p.compute(_cycles(v.init_wait_us, cfg.clock_ghz), comment=f"wait {v.init_wait_us} us")
-            tl.end(p, "init wait", ap)
-        for k, wait in enumerate(v.sipi_waits_us):
-            tl.begin(p, "startup ipi", ap)
-            p.ipi(ap, layout.vector, "startup", x2apic=x2)
-            tl.end(p, "startup ipi", ap)
-            if wait:
-                tl.begin(p, "startup wait", ap)
-                p.compute(_cycles(wait, cfg.clock_ghz), comment=f"wait {wait} us")
-                tl.end(p, "startup wait", ap)
-        tl.begin(p, "wait for ap", ap)
-        p.spin_until(ALIVE + 8 * ap, "eq", 1, comment=f"AP {ap} alive?")
-        tl.end(p, "wait for ap", ap)
+        emit_start(p, cfg, ap, layout.vector, v, mailbox)
     tl.end(p, "smp boot")
     if own:
         p.halt()
