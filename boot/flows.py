@@ -170,15 +170,25 @@ def build(cfg, plans: list, base_dir: str = ".", variant: str = "linux",
         else:   # trampoline: copy, then the second stage's page tables in the child's own partition
             _copy(p, child, line, f"load {child.name}")
             lo, hi = child.partition[0]
-            pt = PageTables(lo, min(hi, lo + 64 * 4096))
+            at = _free_range(child, 64 * 4096)
+            pt = PageTables(at, at + 64 * 4096)
             size = min(hi - lo, 1 << 30) // (2 << 20) * (2 << 20)
             if size:
                 pt.map_range(KERNEL_VIRT, lo, size, size=2 << 20)
             run.page_tables[child.name] = pt
             tl.begin(p, f"second stage {child.name}")
-            for a, b in pt.writes():
-                for off in range(0, len(b), line):
-                    p.store(a + off, int.from_bytes(b[off:off + 8], "little"))
+            for a, b in pt.writes():           # every table page, entry by entry (zero pages too)
+                p.movi("r10", a)
+                p.movi("r11", a + len(b))
+                lab = f"zero-{child.name}-{a:#x}"
+                p.label(lab)
+                p.store(0, 0, base="r10")
+                p.add("r10", "r10", 8)
+                p.br("ltu", "r10", "r11", lab)
+                for off in range(0, len(b), 8):
+                    e = int.from_bytes(b[off:off + 8], "little")
+                    if e:
+                        p.store(a + off, e)
             tl.end(p, f"second stage {child.name}")
         start_core(p, parent, child)
 
@@ -210,6 +220,19 @@ def build(cfg, plans: list, base_dir: str = ".", variant: str = "linux",
     w.write(smp.GDT, (0x17).to_bytes(8, "little"))
     programs["grub"] = g
     return run
+
+
+def _free_range(rec: loader.BootRecord, size: int) -> int:
+    """A page-aligned hole of ``size`` bytes in the kernel's partition that none of its segments use."""
+    used = sorted((a, a + len(b)) for a, b in rec.segments)
+    for lo, hi in rec.partition:
+        at = (max(lo, LOW) + 4095) // 4096 * 4096
+        for a, b in used + [(hi, hi)]:
+            if a >= at + size and at + size <= hi:
+                return at
+            if b > at:
+                at = (b + 4095) // 4096 * 4096
+    raise MksimError(f"kernel {rec.name}: no {size}-byte hole left in its partition for its page tables")
 
 
 def _merge_pages(segs: list[kexec.Segment]) -> list[kexec.Segment]:

@@ -189,6 +189,16 @@ def test_sub_os_reads_its_boot_information_through_its_own_page_tables():
         word = int.from_bytes(m.read(r.bootinfo_addr + off, 8), "little", signed=True)
         assert int(m.cpu.regs[r.cores[0], 6]) == word != 0        # the setup header copy, read via the map
         assert m.prog_stats()[r.cores[0]]["tlb_misses"] >= 1
+        # walk the tables as they stand in simulated memory: every mapped 2 MiB page lands in the partition
+        from hwmodel.pagetable import decode_entry, pte_address
+        pt = run.page_tables[r.name]
+        lo, hi = r.partition[0]
+
+        def read(a):
+            return int.from_bytes(m.read(a, 8), "little")
+        for k, va in enumerate(range(flows.KERNEL_VIRT, flows.KERNEL_VIRT + min(hi - lo, 1 << 30), 2 << 20)):
+            present, _w, large, pa = decode_entry(read(pte_address(pt.cr3, va, 2, read)))
+            assert present and large and pa == lo + k * (2 << 20) and lo <= pa < hi
     del bi
 
 
