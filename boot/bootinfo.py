@@ -249,6 +249,7 @@ def zero_page(setup: bytes, params: LinuxParams) -> bytes:
         struct.pack_into("<QQI", zp, E820_AT + 20 * k, r.base, r.length, r.type)
     zp[TYPE_OF_LOADER] = params.type_of_loader
     zp[LOADFLAGS] |= CAN_USE_HEAP
+    struct.pack_into("<H", zp, HEAP_END_PTR, 0xFE00)      # as GRUB sets it: the heap ends at 0xFE00
     for lo_at, hi_at, v in ((RAMDISK_IMAGE, EXT_RAMDISK_IMAGE, params.ramdisk_image),
                             (RAMDISK_SIZE, EXT_RAMDISK_SIZE, params.ramdisk_size),
                             (CMD_LINE_PTR, EXT_CMD_LINE_PTR, params.cmd_line_ptr)):

@@ -35,9 +35,9 @@ def boot_plan_file(path: str, cfg, entry: str = "0", smp_variant: str = "linux",
         raise MksimError(f"cannot read boot plan: {getattr(e, 'strerror', None) or e}", where=path) from None
     e = pick_entry(grubcfg.parse(text, path), entry, path)
     plans = grubcfg.plan(e)
-    # image paths are relative to the working directory, else to the plan's folder's parent (the repository)
-    base = base_dir or (os.getcwd() if all(os.path.exists(p.image or "") for p in plans if p.image)
-                        else os.path.dirname(os.path.dirname(os.path.abspath(path))))
+    # relative image, module and initrd paths: the working directory, the plan's folder, its parent
+    here = os.path.dirname(os.path.abspath(path))
+    base = [base_dir] if base_dir else [os.getcwd(), here, os.path.dirname(here)]
     run = flows.build(cfg, plans, base, smp_variant, init)
     m = Machine(cfg)
     m.load_workload(run.workload)

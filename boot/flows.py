@@ -74,7 +74,7 @@ def default_init(rec: loader.BootRecord, kid: int) -> Callable[[isa.Program], No
     return init
 
 
-def build(cfg, plans: list, base_dir: str = ".", variant: str = "linux",
+def build(cfg, plans: list, base_dir: str | list[str] = ".", variant: str = "linux",
           init: Callable[[loader.BootRecord, int], Callable[[isa.Program], None]] = default_init) -> BootPlanRun:
     """Load every kernel of ``plans`` and build the boot as core programs."""
     if not plans:
@@ -91,8 +91,9 @@ def build(cfg, plans: list, base_dir: str = ".", variant: str = "linux",
     for (a0, b0, n0), (a1, b1, n1) in zip(spans, spans[1:]):
         if a1 < b0:
             raise MksimError(f"boot plan: partitions of {n0} [{a0:#x}, {b0:#x}) and {n1} [{a1:#x}, {b1:#x}) overlap")
-    if records[0].cores[0] != 0 and 0 in used:
-        raise MksimError("boot plan: GRUB runs on core 0, which must belong to the first kernel")
+    if records[0].cores[0] != 0:
+        raise MksimError(f"boot plan: GRUB runs on core 0, so the first kernel ({records[0].name}) must list "
+                         f"core 0 first (it lists {records[0].cores})")
     w = Workload(cfg.cores)
     line = cfg.line
     for r in records:
@@ -102,8 +103,7 @@ def build(cfg, plans: list, base_dir: str = ".", variant: str = "linux",
                 w.partition(k, max(a, LOW), b)
         w.grant(k, 0, LOW)
         for c in r.cores:
-            # core 0 runs GRUB, which may write anywhere, and then the first kernel: it stays unrestricted
-            w.assign(c, -1 if c == records[0].cores[0] else k)
+            w.assign(c, k)
         loader.write(r, w)
     run = BootPlanRun(w, records, kid)
     by_parent: dict[str | None, list[loader.BootRecord]] = {}
@@ -119,12 +119,18 @@ def build(cfg, plans: list, base_dir: str = ".", variant: str = "linux",
                 if b > LOW:
                     w.grant(kid[parent], max(a, LOW), b)
     flow_of = {r.name: p.flow for p, r in zip(plans, records)}
+    # GRUB runs on the first kernel's boot core and writes every kernel it loads: grant it their memory
+    for r in by_parent.get(None, [])[1:]:
+        for a, b in r.partition:
+            if b > LOW:
+                w.grant(0, max(a, LOW), b)
     # one start-up vector page (below 1 MiB) per kernel: its boot core's and its APs' trampolines
     if len(records) > MAX_KERNELS:
         raise MksimError(f"boot plan: {len(records)} kernels; at most {MAX_KERNELS} (each needs two start-up "
                          "pages below 1 MiB)")
     vec = {r.name: 0x10 + 2 * kid[r.name] for r in records}
     programs: dict[str, isa.Program] = {}
+    used_holes: dict[str, list[tuple[int, int]]] = {}
 
     def kernel_program(r: loader.BootRecord, p: isa.Program) -> None:
         """What a kernel's boot core does: init, start its children, start its own APs, mark up."""
@@ -135,7 +141,8 @@ def build(cfg, plans: list, base_dir: str = ".", variant: str = "linux",
             lo = r.partition[0][0]
             tl.begin(p, f"{r.name} virtual")
             off = 0x1F0 if r.protocol == "linux" else 0       # the setup header copy / total_size
-            p.load("r6", KERNEL_VIRT + (r.bootinfo_addr + off - lo), virt=True, comment="boot info, through the map")
+            va = KERNEL_VIRT + lo % (2 << 20) + (r.bootinfo_addr + off - lo)
+            p.load("r6", va, virt=True, comment="boot info, through the map")
             tl.end(p, f"{r.name} virtual")
         init(r, k)(p)
         for child in by_parent.get(r.name, []):
@@ -144,23 +151,30 @@ def build(cfg, plans: list, base_dir: str = ".", variant: str = "linux",
         if aps:
             lay = smp.SmpLayout(vec[r.name] + 1, (vec[r.name] + 1) << 12, r.cores[0], aps, smp.VARIANTS[variant],
                                 smp.TRAMP_PT[0])
-            smp.bsp_program(cfg, lay, p, mailbox=smp.MAILBOX + 0x40 * k)
+            smp.bsp_program(cfg, lay, p, mailbox=smp.MAILBOX + 0x40 * k, table=table_for(r, aps))
         p.store(UP + 8 * k, 1, comment=f"kernel {r.name} is up")
         p.halt()
+
+    def table_for(r: loader.BootRecord, cores: list[int]) -> int:
+        """A table of core ids in kernel r's own memory, clear of everything loaded there."""
+        avoid = [(a, a + len(b)) for a, b in r.segments] + r.reserved + used_holes.get(r.name, [])
+        at = loader._hole(r.partition, max(8 * len(cores), 8), avoid)
+        used_holes.setdefault(r.name, []).append((at, at + 4096))
+        w.write(at, smp.core_table(cores))
+        return at
 
     def start_core(p: isa.Program, who: loader.BootRecord, target: loader.BootRecord) -> None:
         """Start another kernel's boot core the way the plan's SMP variant starts a core."""
         core = target.cores[0]
         tl.begin(p, f"start {target.name}", core)
-        smp.emit_start(p, cfg, core, vec[target.name], smp.VARIANTS[variant], smp.MAILBOX + 0x40 * kid[target.name])
+        smp.emit_start(p, cfg, table_for(who, [core]), 1, vec[target.name], smp.VARIANTS[variant],
+                       smp.MAILBOX + 0x40 * kid[target.name])
         tl.end(p, f"start {target.name}", core)
 
     def start_child(p: isa.Program, parent: loader.BootRecord, child: loader.BootRecord) -> None:
         flow = flow_of[child.name]
         if flow == "kexec":
-            segs = [kexec.Segment(b, a & ~0xFFF, loader._align((a & 0xFFF) + len(b), 4096))
-                    for a, b in child.segments]
-            segs = _merge_pages(segs)
+            segs = _page_segments(child.segments)
             kexec.validate(segs, [(lo, hi) for lo, hi in child.partition][0] if len(child.partition) == 1
                            else None)
             run.kexec[child.name] = (segs, kexec.digest(segs))
@@ -170,26 +184,17 @@ def build(cfg, plans: list, base_dir: str = ".", variant: str = "linux",
         else:   # trampoline: copy, then the second stage's page tables in the child's own partition
             _copy(p, child, line, f"load {child.name}")
             lo, hi = child.partition[0]
-            at = _free_range(child, 64 * 4096)
+            at = loader._hole(child.partition, 64 * 4096,
+                              [(a, a + len(b)) for a, b in child.segments] + child.reserved)
             pt = PageTables(at, at + 64 * 4096)
-            size = min(hi - lo, 1 << 30) // (2 << 20) * (2 << 20)
-            if size:
-                pt.map_range(KERNEL_VIRT, lo, size, size=2 << 20)
+            _map_partition(pt, KERNEL_VIRT, child.partition)
             run.page_tables[child.name] = pt
-            tl.begin(p, f"second stage {child.name}")
-            for a, b in pt.writes():           # every table page, entry by entry (zero pages too)
-                p.movi("r10", a)
-                p.movi("r11", a + len(b))
-                lab = f"zero-{child.name}-{a:#x}"
-                p.label(lab)
-                p.store(0, 0, base="r10")
-                p.add("r10", "r10", 8)
-                p.br("ltu", "r10", "r11", lab)
-                for off in range(0, len(b), 8):
-                    e = int.from_bytes(b[off:off + 8], "little")
-                    if e:
-                        p.store(a + off, e)
-            tl.end(p, f"second stage {child.name}")
+            for a, b in pt.writes():
+                w.write(a, b)
+            used_holes.setdefault(child.name, []).append((at, at + 64 * 4096))
+            stage = loader.BootRecord(child.name, child.cores, child.partition, "", "tables", 0, "", 0, 0,
+                                      pt.writes())
+            _copy(p, stage, line, f"second stage {child.name}")
         start_core(p, parent, child)
 
     # GRUB on core 0: copy the grub-flow kernels, start the other grub-flow kernels, run the first
@@ -209,6 +214,9 @@ def build(cfg, plans: list, base_dir: str = ".", variant: str = "linux",
                            else smp.TRAMP_PT[0], mailbox=smp.MAILBOX + 0x40 * kid[r.name])
         p.ops.pop()                                    # drop its HALT: the kernel program follows
         kernel_program(r, p)
+        if len(p) * isa.OP_BYTES > 4096:
+            raise MksimError(f"kernel {r.name}: its boot program needs {len(p)} ops, more than the 4 KiB "
+                             "start-up page holds (too many children for a kernel that is not the first)")
         w.place(p, vec[r.name] << 12)
     for r in records:                                  # the kernels' AP trampolines
         if r.cores[1:]:
@@ -222,34 +230,38 @@ def build(cfg, plans: list, base_dir: str = ".", variant: str = "linux",
     return run
 
 
-def _free_range(rec: loader.BootRecord, size: int) -> int:
-    """A page-aligned hole of ``size`` bytes in the kernel's partition that none of its segments use."""
-    used = sorted((a, a + len(b)) for a, b in rec.segments)
-    for lo, hi in rec.partition:
-        at = (max(lo, LOW) + 4095) // 4096 * 4096
-        for a, b in used + [(hi, hi)]:
-            if a >= at + size and at + size <= hi:
-                return at
-            if b > at:
-                at = (b + 4095) // 4096 * 4096
-    raise MksimError(f"kernel {rec.name}: no {size}-byte hole left in its partition for its page tables")
-
-
-def _merge_pages(segs: list[kexec.Segment]) -> list[kexec.Segment]:
-    """Page-rounded segments that share a page become one (kexec_load wants them disjoint)."""
-    segs = sorted(segs, key=lambda s: s.mem)
-    out: list[kexec.Segment] = []
-    for s in segs:
-        if out and s.mem < out[-1].mem + out[-1].memsz:
-            prev = out.pop()
-            end = max(prev.mem + prev.memsz, s.mem + s.memsz)
-            buf = bytearray(prev.buf.ljust(prev.memsz, b"\0"))
-            buf.extend(bytes(end - prev.mem - len(buf)))
-            buf[s.mem - prev.mem:s.mem - prev.mem + len(s.buf)] = s.buf
-            out.append(kexec.Segment(bytes(buf), prev.mem, end - prev.mem))
+def _page_segments(chunks: list[tuple[int, bytes]]) -> list[kexec.Segment]:
+    """kexec segments for bytes at arbitrary addresses: page-rounded spans, each buffer holding every
+    chunk at its exact offset (chunks sharing a page share a segment)."""
+    spans: list[list] = []
+    for a, b in sorted(chunks):
+        lo, hi = a & ~0xFFF, (a + len(b) + 0xFFF) & ~0xFFF
+        if spans and lo < spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], hi)
+            spans[-1][2].append((a, b))
         else:
-            out.append(s)
+            spans.append([lo, hi, [(a, b)]])
+    out = []
+    for lo, hi, parts in spans:
+        buf = bytearray(max(a + len(b) for a, b in parts) - lo)
+        for a, b in parts:
+            buf[a - lo:a - lo + len(b)] = b
+        out.append(kexec.Segment(bytes(buf), lo, hi - lo))
     return out
+
+
+def _map_partition(pt: PageTables, va: int, partition: list[tuple[int, int]], limit: int = 1 << 30) -> None:
+    """Map the partition's first ``limit`` bytes at ``va``, contiguously: 2 MiB pages where both sides
+    are aligned, 4 KiB pages for the unaligned head and tail of each range."""
+    left = limit
+    va += sorted(partition)[0][0] % (2 << 20)       # va and pa congruent mod 2 MiB: big pages line up
+    for lo, hi in sorted(partition):
+        at = lo
+        while at < hi and left > 0:
+            big = (at % (2 << 20) == 0 and va % (2 << 20) == 0 and at + (2 << 20) <= hi and left >= 2 << 20)
+            size = 2 << 20 if big else 4096
+            pt.map(va, at, size=size)
+            va, at, left = va + size, at + size, left - size
 
 
 def _append(p: isa.Program, q: isa.Program, prefix: str) -> None:

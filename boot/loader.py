@@ -45,10 +45,22 @@ class BootRecord:
     segments: list[tuple[int, bytes]] = field(default_factory=list)   # (physical address, bytes)
     modules: list[tuple[int, int, str]] = field(default_factory=list)  # (start, end, cmdline)
     info: dict = field(default_factory=dict)
+    reserved: list[tuple[int, int]] = field(default_factory=list)   # memory the kernel will use (init_size)
 
     @property
     def loaded_bytes(self) -> int:
         return sum(len(b) for _, b in self.segments)
+
+
+def resolve(path: str, base_dir) -> str:
+    """A relative image path against each base folder in turn (the first that has it; else the first)."""
+    if os.path.isabs(path):
+        return path
+    bases = [base_dir] if isinstance(base_dir, str) else list(base_dir)
+    for b in bases:
+        if os.path.exists(os.path.join(b, path)):
+            return os.path.join(b, path)
+    return os.path.join(bases[0], path)
 
 
 def read_image(path: str) -> bytes:
@@ -84,6 +96,23 @@ def _mmap(partition: list[tuple[int, int]]) -> tuple[bi.Region, ...]:
 
 def _align(x: int, a: int) -> int:
     return (x + a - 1) // a * a
+
+
+LOW_RESERVED = 1 << 20     # the first MiB: trampolines and their data (boot/smp.py); loaders keep out
+
+
+def _hole(partition: list[tuple[int, int]], size: int, avoid: list[tuple[int, int]]) -> int:
+    """The lowest page-aligned address in the partition (above the first MiB) where ``size`` bytes clear
+    every ``avoid`` range."""
+    avoid = [(lo // PAGE * PAGE, _align(hi, PAGE)) for lo, hi in avoid]      # whole pages: never share one
+    for a, b in sorted(partition):
+        at = _align(max(a, LOW_RESERVED), PAGE)
+        while at + size <= b:
+            clash = [hi for lo, hi in avoid if at < hi and lo < at + size]
+            if not clash:
+                return at
+            at = _align(max(clash), PAGE)
+    raise MksimError(f"no room for {size} bytes of boot data in the partition")
 
 
 def place_multiboot(name: str, path: str, data: bytes, info: dict, protocol: str, cores: list[int],
@@ -129,7 +158,7 @@ def place_multiboot(name: str, path: str, data: bytes, info: dict, protocol: str
             size = hi_l - lo_l
             spots = []
             for a, b in partition:
-                first = max(_align(a, al), reloc.get("min_addr", 0))
+                first = _align(max(a, reloc.get("min_addr", 0), LOW_RESERVED), al)
                 last = min(b, reloc.get("max_addr", 2**32 - 1) + 1) - size
                 if first <= last:
                     spots.append(first if reloc.get("preference") != 2 else last // al * al)
@@ -147,14 +176,16 @@ def place_multiboot(name: str, path: str, data: bytes, info: dict, protocol: str
     top = _align(max(a + len(b) for a, b in segs), PAGE)
     mods = []
     for mpath, mcmd in modules:
-        full = mpath if os.path.isabs(mpath) else os.path.join(base_dir, mpath)
+        full = resolve(mpath, base_dir)
         body = read_image(full)
         _check_inside(name, f"module {mpath}", top, top + len(body), partition)
         segs.append((top, body))
         mods.append((top, top + len(body), mcmd or mpath))
         top = _align(top + len(body), PAGE)
+    upper_kib = min(max(0, (max(b for _, b in partition) - (1 << 20)) // 1024), 0xFFFFFFFF)   # saturates
+    lower_kib = 640 if any(a == 0 for a, _ in partition) else 0
     binfo = bi.BootInfo(cmdline, "mksim (GRUB-style)", tuple(bi.Module(*m) for m in mods), _mmap(partition),
-                        640, max(0, (max(b for _, b in partition) - (1 << 20)) // 1024) & 0xFFFFFFFF)
+                        lower_kib, upper_kib)
     raw = bi.mb2_info(binfo) if protocol == "multiboot2" else bi.mb1_info(binfo, top)
     _check_inside(name, "the boot information", top, top + len(raw), partition)
     segs.append((top, raw))
@@ -193,14 +224,14 @@ def place_linux(name: str, path: str, data: bytes, info: dict, cores: list[int],
     if "syssize" in h and len(kernel) < 16 * h["syssize"]:
         raise MksimError(f"kernel {name}: truncated bzImage: syssize says {16 * h['syssize']} bytes of "
                          f"protected-mode kernel, the file has {len(kernel)}", where=path)
-    lo = min(a for a, _ in partition)
     align = h.get("kernel_alignment", 0x200000) or 0x200000
     need = max(len(kernel), h.get("init_size", 0))
     pref = h.get("pref_address", 0x100000)
     if _inside(partition, pref, pref + need):
         at = pref
     elif h.get("relocatable_kernel"):
-        at = next((_align(a, align) for a, b in partition if _align(a, align) + need <= b), -1)
+        at = next((_align(max(a, LOW_RESERVED), align) for a, b in partition
+                   if _align(max(a, LOW_RESERVED), align) + need <= b), -1)
         if at < 0:
             raise MksimError(f"kernel {name}: no {align:#x}-aligned room for {need} bytes in its partition",
                              where=path)
@@ -208,9 +239,7 @@ def place_linux(name: str, path: str, data: bytes, info: dict, cores: list[int],
         at = h.get("code32_start", 0x100000)
     _check_inside(name, "the kernel", at, at + need, partition, path)
     segs = [(at, kernel)]
-    zp_at = _align(lo, PAGE) if lo >= 0x1000 else 0x1000
-    if _inside([(at, at + need)], zp_at, zp_at + 2 * PAGE):
-        zp_at = _align(at + need, PAGE)
+    zp_at = _hole(partition, 2 * PAGE, [(at, at + need)])
     cmd_at = zp_at + PAGE
     if "mem=" not in cmdline and "memmap=" not in cmdline:
         cmdline = f"{cmdline} {mpart_args(partition)}".strip()
@@ -222,27 +251,29 @@ def place_linux(name: str, path: str, data: bytes, info: dict, cores: list[int],
     if initrd:
         bodies = []
         for p in initrd:
-            bodies.append(read_image(p if os.path.isabs(p) else os.path.join(base_dir, p)))
+            body = read_image(resolve(p, base_dir))
+            bodies.append(body + bytes(-len(body) % 4))     # GRUB aligns each initrd to 4 bytes
         rd = b"".join(bodies)
         rd_size = len(rd)
         # XLF_CAN_BE_LOADED_ABOVE_4G: the 64-bit protocol takes an initrd anywhere (ext_ramdisk_image)
         limit = 2**64 - 1 if h.get("xloadflags", 0) & 2 else h.get("initrd_addr_max", 0x37FFFFFF)
         rd_at = bi.place_initrd(rd_size, limit, list(_mmap(partition)),
-                                [(at, at + need), (zp_at, cmd_at + PAGE)])
+                                [(0, LOW_RESERVED), (at, at + need), (zp_at, cmd_at + PAGE)])
         segs.append((rd_at, rd))
     zp = bi.zero_page(data[:setup_size], bi.LinuxParams(cmd_at, rd_at, rd_size, list(_mmap(partition)), 0x72))
     for a, b in ((zp_at, zp), (cmd_at, cmd)):
         _check_inside(name, "the zero page and command line", a, a + len(b), partition)
         segs.append((a, b))
     entry = at + 0x200 if h.get("xloadflags", 0) & 1 else at      # 64-bit entry: startup_64 at +0x200
-    return BootRecord(name, cores, partition, path, "linux", entry, cmdline, zp_at, 0, segs, [], info)
+    return BootRecord(name, cores, partition, path, "linux", entry, cmdline, zp_at, 0, segs, [], info,
+                      [(at, at + need)])
 
 
 def place(plan, cfg, base_dir: str = ".") -> BootRecord:
     """Load ``plan`` (a ``boot.grubcfg.KernelPlan``) on machine ``cfg``."""
     if not plan.image:
         raise MksimError(f"kernel {plan.name}: no image to load", where=plan.where)
-    path = plan.image if os.path.isabs(plan.image) else os.path.join(base_dir, plan.image)
+    path = resolve(plan.image, base_dir)
     data = read_image(path)
     info = images.inspect_image(data, path)
     partition = plan.memory or [(0, cfg.memory.size)]

@@ -48,6 +48,7 @@ MAILBOX = 0x60000         # BSP -> AP: the id of the AP being started (kernel k'
 ALIVE = 0x61000           # AP c stores 1 at ALIVE + 8 * c (up to 4096 cores)
 TRAMP_PT = (0x70000, 0x80000)   # the trampoline's page tables: identity map of the first 4 MiB
 GDT = 0x6F000
+AP_TABLE = 0x200000       # smp_workload's table of AP ids (a kernel's own lies in its partition)
 
 
 @dataclass
@@ -91,39 +92,70 @@ def trampoline(cfg, vector: int, ap_init: Callable[[isa.Program], None] | None =
     return p
 
 
-def emit_start(p: isa.Program, cfg, ap: int, vector: int, v: Variant, mailbox: int = MAILBOX) -> None:
-    """Start one core: mailbox, INIT, the variant's waits, its SIPIs, then wait until it is alive."""
-    x2 = cfg.apic.mode == "x2apic"
-    p.store(mailbox, ap, 4, comment=f"mailbox: AP {ap}")
-    tl.begin(p, "init ipi", ap)
-    p.ipi(ap, 0, "init", x2apic=x2)
-    tl.end(p, "init ipi", ap)
+def _icr(p: isa.Program, cfg, dest_reg: str, mode: str, vector: int) -> None:
+    """Write the ICR for ``mode`` to the core whose id is in ``dest_reg`` (r11 is scratch)."""
+    from hwmodel import apic
+    if cfg.apic.mode == "x2apic":
+        low = apic.encode_x2apic(0, vector, mode)
+        p.alu("shl", "r11", dest_reg, 32)
+        p.alu("or", "r11", "r11", low)
+        p.wrmsr(isa.MSR_X2APIC_ICR, "r11", comment=f"x2APIC ICR: {mode}")
+    else:
+        low, _ = apic.encode_xapic(0, vector, mode)
+        p.alu("shl", "r11", dest_reg, 24)
+        p.store(apic.APIC_BASE + apic.ICR_HIGH, "r11", 4, comment="ICR high: destination")
+        p.store(apic.APIC_BASE + apic.ICR_LOW, low, 4, comment=f"ICR low: {mode}, sends")
+
+
+def emit_start(p: isa.Program, cfg, table: int, count: int, vector: int, v: Variant,
+               mailbox: int = MAILBOX) -> None:
+    """Start the ``count`` cores whose ids are the 8-byte words at ``table``, one after another: mailbox,
+    INIT, the variant's waits, its SIPIs, then wait until the core is alive.  A loop, so the code stays
+    small however many cores there are (registers r11-r14)."""
+    if count <= 0:
+        return
+    lab = f"start@{len(p.ops)}"
+    p.movi("r13", table)
+    p.movi("r14", table + 8 * count)
+    p.label(lab)
+    p.load("r12", 0, base="r13", comment="the next core to start")
+    p.store(mailbox, "r12", 4, comment="mailbox: its id")
+    tl.begin(p, "init ipi", "r12")
+    _icr(p, cfg, "r12", "init", 0)
+    tl.end(p, "init ipi", "r12")
     if v.init_wait_us:
-        tl.begin(p, "init wait", ap)
+        tl.begin(p, "init wait", "r12")
         p.compute(_cycles(v.init_wait_us, cfg.clock_ghz), comment=f"wait {v.init_wait_us} us")
-        tl.end(p, "init wait", ap)
+        tl.end(p, "init wait", "r12")
     for wait in v.sipi_waits_us:
-        tl.begin(p, "startup ipi", ap)
-        p.ipi(ap, vector, "startup", x2apic=x2)
-        tl.end(p, "startup ipi", ap)
+        tl.begin(p, "startup ipi", "r12")
+        _icr(p, cfg, "r12", "startup", vector)
+        tl.end(p, "startup ipi", "r12")
         if wait:
-            tl.begin(p, "startup wait", ap)
+            tl.begin(p, "startup wait", "r12")
             p.compute(_cycles(wait, cfg.clock_ghz), comment=f"wait {wait} us")
-            tl.end(p, "startup wait", ap)
-    tl.begin(p, "wait for ap", ap)
-    p.spin_until(ALIVE + 8 * ap, "eq", 1, comment=f"AP {ap} alive?")
-    tl.end(p, "wait for ap", ap)
+            tl.end(p, "startup wait", "r12")
+    tl.begin(p, "wait for ap", "r12")
+    p.alu("shl", "r11", "r12", 3)
+    p.spin_until(ALIVE, "eq", 1, base="r11", comment="alive?")
+    tl.end(p, "wait for ap", "r12")
+    p.add("r13", "r13", 8)
+    p.br("ltu", "r13", "r14", lab)
 
 
-def bsp_program(cfg, layout: SmpLayout, p: isa.Program | None = None, mailbox: int = MAILBOX) -> isa.Program:
-    """The BSP's start-up loop: one AP after another, each INIT, waits, SIPI(s), wait until alive.
+def core_table(cores: list[int]) -> bytes:
+    return b"".join(c.to_bytes(8, "little") for c in cores)
+
+
+def bsp_program(cfg, layout: SmpLayout, p: isa.Program | None = None, mailbox: int = MAILBOX,
+                table: int = 0x200000) -> isa.Program:
+    """The BSP's start-up loop over the AP table at ``table`` (write ``core_table(layout.aps)`` there).
     Appends to ``p`` (then no HALT) or builds a program of its own."""
     v = layout.variant
     own = p is None
     p = p if p is not None else isa.Program(f"bsp-smp-{v.name}")
     tl.begin(p, "smp boot")
-    for ap in layout.aps:
-        emit_start(p, cfg, ap, layout.vector, v, mailbox)
+    emit_start(p, cfg, table, len(layout.aps), layout.vector, v, mailbox)
     tl.end(p, "smp boot")
     if own:
         p.halt()
@@ -136,9 +168,9 @@ def smp_workload(cfg, bsp: int = 0, aps: list[int] | None = None, variant: str =
     """A workload that boots ``aps`` (default: every other core) from ``bsp``."""
     if variant not in VARIANTS:
         raise MksimError(f"SMP start-up variant {variant!r}: must be one of {', '.join(VARIANTS)}")
-    if not 0x01 <= vector <= 0xFF or 0xA0 <= vector <= 0xBF:
-        raise MksimError(f"start-up vector {vector:#x}: must be 0x01..0xFF outside the reserved 0xA0..0xBF "
-                         "(the trampoline must sit below 1 MiB, page aligned)")
+    if not 0x01 <= vector <= 0x5F:
+        raise MksimError(f"start-up vector {vector:#x}: must be 0x01..0x5F (0xVV000 must be below the "
+                         "trampolines' data at 0x60000; 0xA0..0xBF are reserved by the architecture)")
     if not 0 <= bsp < cfg.cores:
         raise MksimError(f"BSP {bsp}: {cfg.name} has cores 0..{cfg.cores - 1}")
     aps = [c for c in range(cfg.cores) if c != bsp] if aps is None else list(aps)
@@ -151,6 +183,7 @@ def smp_workload(cfg, bsp: int = 0, aps: list[int] | None = None, variant: str =
     w.write(GDT, (0x0000_0000_0000_0017).to_bytes(8, "little"))
     layout = SmpLayout(vector, vector << 12, bsp, aps, VARIANTS[variant], pt.cr3)
     w.place(trampoline(cfg, vector, ap_init, pt.cr3), layout.trampoline)
-    b = w.place(bsp_program(cfg, layout), 0x100000)
+    w.write(AP_TABLE, core_table(aps))
+    b = w.place(bsp_program(cfg, layout, table=AP_TABLE), 0x100000)
     w.start(bsp, b.pc())
     return w, layout

@@ -209,3 +209,72 @@ def test_missing_image_is_one_error(tmp_path):
     r = subprocess.run([sys.executable, "-m", "mksim", "boot", str(p), "--machine", "amd-2x2"],
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2 and "cannot read kernel image" in r.stderr and len(r.stderr.splitlines()) == 1
+
+
+def _plan_file(tmp_path, text: str) -> str:
+    p = tmp_path / "plan.cfg"
+    p.write_text("function mksim_kernel { true; }\n" + text)
+    return str(p)
+
+
+def test_kexec_child_with_unaligned_segments_hashes_what_was_loaded(tmp_path):
+    from boot import mkimage
+    img = tmp_path / "unal.elf"
+    img.write_bytes(mkimage._elf64(0x5001100, 0x5000100, bytes([0x90]) * 16384,
+                                   mkimage.multiboot2_header(0x5001100, relocatable=False), 0xF00))
+    plan = _plan_file(tmp_path, f"""menuentry 'x' {{
+ mksim_kernel --name a --cores 0-1 --memory 16M-64M
+ linux examples/images/mini-bzImage console=ttyS0
+ mksim_kernel --name b --cores 2-3 --memory 0x5000000-0x9000000 --flow kexec --by a
+ multiboot2 {img}
+ module2 examples/images/mini-monitor.elf mon
+}}""")
+    res = bootrun.boot_plan_file(plan, load_machine("amd-4x4"), base_dir=ROOT)
+    assert all(k["up"] for k in res["kernels"])
+
+
+@pytest.mark.parametrize("memory", ["0xFFF000-0x9000000", "0x11FF000-0x9000000"])
+def test_zero_page_and_command_line_never_overlap_the_kernel(tmp_path, memory):
+    from boot import loader
+    plan = _plan_file(tmp_path, f"menuentry 'x' {{\n mksim_kernel --name a --cores 0 --memory {memory}\n"
+                                f" linux examples/images/mini-bzImage console=ttyS0\n}}\n")
+    cfg = load_machine("amd-2x2")
+    p = grubcfg.plan(grubcfg.parse(open(plan).read(), plan)[0])[0]
+    rec = loader.place(p, cfg, ROOT)
+    spans = sorted([(a, a + len(b)) for a, b in rec.segments[1:]] + rec.reserved)   # [0] is the kernel itself
+    assert all(b0 <= a1 for (_, b0), (a1, _) in zip(spans, spans[1:])), spans
+    assert bootrun.boot_plan_file(plan, cfg, base_dir=ROOT)["kernels"][0]["up"]
+
+
+@pytest.mark.parametrize("memory", ["0x5000000-0x5100000,0x6000000-0x9000000", "0x5100000-0x9000000",
+                                    "0x5000000-0x5180000"])
+def test_trampoline_children_on_unaligned_or_split_partitions(tmp_path, memory):
+    plan = _plan_file(tmp_path, f"""menuentry 'x' {{
+ mksim_kernel --name sup --cores 0 --memory 16M-64M
+ multiboot2 examples/images/mini-mb2.elf
+ mksim_kernel --name c --cores 1-2 --memory {memory} --flow trampoline --by sup
+ linux examples/images/mini-bzImage
+}}""")
+    cfg = load_machine("amd-2x2")
+    res = bootrun.boot_plan_file(plan, cfg, base_dir=ROOT)
+    assert all(k["up"] for k in res["kernels"])
+    run = flows.build(cfg, grubcfg.plan(grubcfg.parse(open(plan).read(), plan)[0]), ROOT)
+    rec = next(r for r in run.records if r.name == "c")
+    lo_pt = min(a for a, _ in run.page_tables["c"].writes())
+    assert not any(a <= lo_pt < b for a, b in rec.reserved)           # tables clear of the kernel's memory
+
+
+def test_many_aps_and_children_fit_their_code(tmp_path):
+    from boot import plans
+    cfg = load_machine("mesh-1024")
+    d = str(tmp_path)
+    res = bootrun.boot_plan_file(plans.write_plan(d, cfg, 2, "trampoline"), cfg, base_dir=d)
+    assert all(k["up"] for k in res["kernels"]) and len(res["kernels"][1]["cores"]) == 512
+
+
+def test_a_written_plan_reruns_from_anywhere(tmp_path, monkeypatch):
+    from boot import plans
+    cfg = load_machine("amd-2x2")
+    path = plans.write_plan(str(tmp_path / "rep" / "boot"), cfg, 4, "grub")
+    monkeypatch.chdir(tmp_path)
+    assert all(k["up"] for k in bootrun.boot_plan_file(path, cfg)["kernels"])
