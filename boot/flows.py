@@ -29,7 +29,7 @@ from hwmodel.errors import MksimError
 from hwmodel.pagetable import PageTables
 from hwmodel.workload import Workload
 
-LOW = 1 << 20                 # the shared first MiB
+LOW = loader.LOW_RESERVED     # the shared first MiB
 UP = 0x6A000                  # kernel k stores 1 at UP + 8*k when its init is done
 MAX_KERNELS = 40              # two start-up pages each, vectors 0x10..0x5F below the trampolines' data
 KERNEL_VIRT = 0xFFFF_8000_0000_0000   # where the trampoline flow maps a sub-OS's partition
@@ -129,7 +129,6 @@ def build(cfg, plans: list, base_dir: str | list[str] = ".", variant: str = "lin
         raise MksimError(f"boot plan: {len(records)} kernels; at most {MAX_KERNELS} (each needs two start-up "
                          "pages below 1 MiB)")
     vec = {r.name: 0x10 + 2 * kid[r.name] for r in records}
-    programs: dict[str, isa.Program] = {}
     used_holes: dict[str, list[tuple[int, int]]] = {}
 
     def kernel_program(r: loader.BootRecord, p: isa.Program) -> None:
@@ -180,7 +179,7 @@ def build(cfg, plans: list, base_dir: str | list[str] = ".", variant: str = "lin
             run.kexec[child.name] = (segs, kexec.digest(segs))
             _copy(p, child, line, f"kexec load {child.name}")
             pg = kexec.purgatory(segs, line)
-            _append(p, pg, f"purgatory-{child.name}")
+            p.extend(pg, f"purgatory-{child.name}")
         else:   # trampoline: copy, then the second stage's page tables in the child's own partition
             _copy(p, child, line, f"load {child.name}")
             lo, hi = child.partition[0]
@@ -222,11 +221,7 @@ def build(cfg, plans: list, base_dir: str | list[str] = ".", variant: str = "lin
         if r.cores[1:]:
             w.place(smp.trampoline(cfg, vec[r.name] + 1, None, smp.TRAMP_PT[0],
                                    mailbox=smp.MAILBOX + 0x40 * kid[r.name]), (vec[r.name] + 1) << 12)
-    pt0 = PageTables(*smp.TRAMP_PT)
-    pt0.map_range(0, 0, 4 << 20, size=2 << 20)
-    pt0.apply(w)
-    w.write(smp.GDT, (0x17).to_bytes(8, "little"))
-    programs["grub"] = g
+    smp.write_trampoline_data(w)
     return run
 
 
@@ -262,17 +257,3 @@ def _map_partition(pt: PageTables, va: int, partition: list[tuple[int, int]], li
             size = 2 << 20 if big else 4096
             pt.map(va, at, size=size)
             va, at, left = va + size, at + size, left - size
-
-
-def _append(p: isa.Program, q: isa.Program, prefix: str) -> None:
-    """Append program q's ops to p, its labels renamed under ``prefix``."""
-    base = len(p.ops)
-    fix = {(i, f): lab for i, f, lab in q._fix}
-    for i, row in enumerate(q.ops):
-        p.ops.append(list(row))
-        if i in q.comments:
-            p.comments[base + i] = q.comments[i]
-    for lab, at in q.labels.items():
-        p.labels[f"{prefix}.{lab}"] = base + at
-    for (i, f), lab in fix.items():
-        p._fix.append((base + i, f, f"{prefix}.{lab}"))

@@ -21,7 +21,6 @@ from __future__ import annotations
 import gzip
 import lzma
 import os
-import struct
 from dataclasses import dataclass, field
 
 from boot import bootinfo as bi
@@ -300,13 +299,3 @@ def write(rec: BootRecord, w) -> None:
     """Put the record's bytes into the workload's memory."""
     for a, b in rec.segments:
         w.write(a, b)
-
-
-def entry_regs(rec: BootRecord) -> dict[str, int]:
-    """What the boot core's registers hold at the kernel's entry (EAX/EBX or RSI), as r0/r1."""
-    if rec.protocol == "linux":
-        return {"r1": rec.bootinfo_addr}
-    return {"r0": rec.magic, "r1": rec.bootinfo_addr}
-
-
-_ = struct   # (struct kept for readers extending the loaders)

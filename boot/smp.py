@@ -162,6 +162,16 @@ def bsp_program(cfg, layout: SmpLayout, p: isa.Program | None = None, mailbox: i
     return p
 
 
+def write_trampoline_data(w: Workload) -> int:
+    """The trampolines' shared data: their page tables (identity map of the first 4 MiB) and the GDT
+    descriptor. Returns the tables' CR3."""
+    pt = PageTables(*TRAMP_PT)
+    pt.map_range(0, 0, 4 << 20, size=2 << 20)
+    pt.apply(w)
+    w.write(GDT, (0x0000_0000_0000_0017).to_bytes(8, "little"))
+    return pt.cr3
+
+
 def smp_workload(cfg, bsp: int = 0, aps: list[int] | None = None, variant: str = "linux", vector: int = 0x06,
                  ap_init: Callable[[isa.Program], None] | None = None,
                  w: Workload | None = None) -> tuple[Workload, SmpLayout]:
@@ -177,12 +187,8 @@ def smp_workload(cfg, bsp: int = 0, aps: list[int] | None = None, variant: str =
     if len(set(aps)) != len(aps) or bsp in aps or any(not 0 <= c < cfg.cores for c in aps):
         raise MksimError(f"APs {aps}: each core once, not the BSP ({bsp}), within 0..{cfg.cores - 1}")
     w = w or Workload(cfg.cores)
-    pt = PageTables(*TRAMP_PT)
-    pt.map_range(0, 0, 4 << 20, size=2 << 20)
-    pt.apply(w)
-    w.write(GDT, (0x0000_0000_0000_0017).to_bytes(8, "little"))
-    layout = SmpLayout(vector, vector << 12, bsp, aps, VARIANTS[variant], pt.cr3)
-    w.place(trampoline(cfg, vector, ap_init, pt.cr3), layout.trampoline)
+    layout = SmpLayout(vector, vector << 12, bsp, aps, VARIANTS[variant], write_trampoline_data(w))
+    w.place(trampoline(cfg, vector, ap_init, layout.cr3), layout.trampoline)
     w.write(AP_TABLE, core_table(aps))
     b = w.place(bsp_program(cfg, layout, table=AP_TABLE), 0x100000)
     w.start(bsp, b.pc())

@@ -8,7 +8,6 @@ chrome://tracing open.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,7 +91,3 @@ def summary(evs: list[Event]) -> list[dict]:
                      "max_cycles": max(e.cycles for e in es), "total_cycles": sum(e.cycles for e in es)})
     rows.sort(key=lambda r: (r["first_start"], r["step"]))
     return rows
-
-
-def dumps(trace: dict) -> str:
-    return json.dumps(trace, indent=1)

@@ -18,7 +18,7 @@ from hwmodel import isa
 from hwmodel._numba import njit
 from hwmodel.apic import APIC_BASE, EOI, ICR_HIGH, ICR_LOW, ID, INIT, LOWEST, NMI, NMI_VECTOR, STARTUP, FIXED, decode
 from hwmodel.coherence import E, M
-from hwmodel.engine import (CLOCK, D_OWNER, D_STATE, DIRT, DPATH, FLAGS, GEO, IPATH, MSG, PARAMS, TAG, access,
+from hwmodel.engine import (CLOCK, _heap_pop, _heap_push, D_OWNER, D_STATE, DIRT, DPATH, FLAGS, GEO, IPATH, MSG, PARAMS, TAG, access,
                             dir_find_, find_, home_of)
 from hwmodel.state import LAT, P_CPP, P_DIRMASK, P_LINEBITS, P_NLEV, P_NPRIV
 from hwmodel.trace import KIND_I, KIND_L, KIND_S
@@ -130,36 +130,13 @@ def size_mask(n):
 
 @njit(forceinline=True, _nrt=False)
 def heap_push(cs, key):
-    heap = cs[C_HEAP]
-    i = cs[C_HEAPN][0]
-    heap[i] = key
-    cs[C_HEAPN][0] = i + 1
-    while i > 0:
-        p = (i - 1) >> 1
-        if heap[p] <= heap[i]:
-            break
-        heap[p], heap[i] = heap[i], heap[p]
-        i = p
+    cs[C_HEAPN][0] = _heap_push(cs[C_HEAP], cs[C_HEAPN][0], key)
 
 
 @njit(forceinline=True, _nrt=False)
 def heap_pop(cs):
-    heap = cs[C_HEAP]
-    n = cs[C_HEAPN][0] - 1
-    top = heap[0]
-    heap[0] = heap[n]
+    top, n = _heap_pop(cs[C_HEAP], cs[C_HEAPN][0])
     cs[C_HEAPN][0] = n
-    i = 0
-    while True:
-        l = 2 * i + 1
-        if l >= n:
-            break
-        r = l + 1
-        c = l if (r >= n or heap[l] <= heap[r]) else r
-        if heap[i] <= heap[c]:
-            break
-        heap[i], heap[c] = heap[c], heap[i]
-        i = c
     return top
 
 
@@ -199,21 +176,16 @@ def log_fault(st, cs, c, pc, addr, kind, owner, t):
 
 
 @njit(forceinline=True, _nrt=False)
-def wakes(cs, q, mode):
-    """Every IPI wakes its target at arrival: it takes effect, is ignored or is latched then."""
-    return True
-
-
-@njit(forceinline=True, _nrt=False)
 def wake_check(st, cs, q):
-    """A core that is not running: schedule it at the earliest pending IPI that wakes it."""
+    """A core that is not running: schedule it at its earliest pending IPI (every IPI wakes its target,
+    so that it takes effect, is ignored or is latched in IRR when it arrives)."""
     if cs[C_STATE][q] == RUN:
         return
     ipi = cs[C_IPI]
     best = -1
     for j in range(cs[C_PENDN][q]):
         i = cs[C_PEND][q, j]
-        if wakes(cs, q, ipi[i, 3]) and (best < 0 or ipi[i, 5] < best):
+        if best < 0 or ipi[i, 5] < best:
             best = ipi[i, 5]
     if best >= 0:
         schedule(cs, q, max(best, st[CLOCK][q]))

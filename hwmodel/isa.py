@@ -314,6 +314,15 @@ class Program:
     def halt(self, comment: str = "") -> "Program":
         return self._emit(HALT, comment=comment)
 
+    def extend(self, other: "Program", prefix: str) -> "Program":
+        """Append ``other``'s ops; its labels (and its branches to them) are renamed ``prefix.label``."""
+        base = len(self.ops)
+        self.ops.extend(list(r) for r in other.ops)
+        self.comments.update({base + i: c for i, c in other.comments.items()})
+        self.labels.update({f"{prefix}.{lab}": base + at for lab, at in other.labels.items()})
+        self._fix.extend((base + i, f, f"{prefix}.{lab}") for i, f, lab in other._fix)
+        return self
+
     # -------------------------------------------------------------- output
     def assemble(self) -> np.ndarray:
         """The ops as an int64 array [n, NF], branch targets resolved to op indices."""

@@ -449,16 +449,12 @@ class ReferenceCpu:
         self.clock[c] = time + self.k.interrupt_entry
 
     # ------------------------------------------------------------ IPIs
-    def wakes(self, q: int, p: Ipi) -> bool:
-        """Every IPI wakes its target when it arrives, so that it takes effect (or is ignored, or latched
-        in IRR) then; a core with nothing to do afterwards sleeps again."""
-        return True
-
     def wake_check(self, q: int) -> None:
-        """A core not running is scheduled for the earliest pending IPI that wakes it."""
+        """A core not running is scheduled for its earliest pending IPI: every IPI wakes its target, so
+        that it takes effect (or is ignored, or latched in IRR) when it arrives."""
         if self.state[q] == RUN:
             return
-        times = [self._ipis[i].arrive for i in self.pending[q] if self.wakes(q, self._ipis[i])]
+        times = [self._ipis[i].arrive for i in self.pending[q]]
         if times:
             self.schedule(q, max(min(times), self.clock[q]))
 

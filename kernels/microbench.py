@@ -31,6 +31,7 @@ DATA = 0x80_0000          # channels and shared data
 # line plus 7 lines of binding/channel state, and the stub code.
 STUB_DLINES = 7
 STUB_ILINES = 6
+SLOTS, STUB = 16, True    # the URPC benchmark's ring size, and whether it models the full stack
 
 
 def _cfg(machine: str | MachineConfig) -> MachineConfig:
@@ -93,21 +94,24 @@ def _stubs(a: int, b: int, stub: bool) -> tuple[urpc.Stub | None, urpc.Stub | No
             urpc.Stub(dlines=STUB_DLINES, ilines=STUB_ILINES, base=STATE + b * 4096))
 
 
-def urpc_latency(cfg: MachineConfig, a: int, b: int, rounds: int = 200, slots: int = 16,
-                 stub: bool = True) -> float:
-    """Mean one-way latency (cycles) of a URPC ping-pong between cores a and b, warm (second half)."""
+def _run_pair(cfg: MachineConfig, a: int, b: int, make, what: str) -> np.ndarray:
+    """Run the program pair ``make(link, stub_a, stub_b)`` on cores a and b; returns the timeline."""
     m = Machine(cfg)
     w = m.workload()
-    link = urpc.Link.at(DATA + node_base(cfg, a // cfg.cores_per_package), slots)
-    sa, sb = _stubs(a, b, stub)
-    client, server = urpc.pingpong_programs(link, rounds, sa, sb)
-    w.start(a, w.place(client, CODE + a * 0x10000).pc())
-    w.start(b, w.place(server, CODE + b * 0x10000).pc())
+    link = urpc.Link.at(DATA + node_base(cfg, a // cfg.cores_per_package), SLOTS)
+    pa, pb = make(link, *_stubs(a, b, STUB))
+    w.start(a, w.place(pa, CODE + a * 0x10000).pc())
+    w.start(b, w.place(pb, CODE + b * 0x10000).pc())
     m.load_workload(w)
     status = m.execute()
     if status != "done":
-        raise RuntimeError(f"URPC ping-pong on {cfg.name} cores {a},{b} ended {status}")
-    tl = m.timeline()
+        raise RuntimeError(f"URPC {what} on {cfg.name} cores {a},{b} ended {status}")
+    return m.timeline()
+
+
+def urpc_latency(cfg: MachineConfig, a: int, b: int, rounds: int = 200) -> float:
+    """Mean one-way latency (cycles) of a URPC ping-pong between cores a and b, warm (second half)."""
+    tl = _run_pair(cfg, a, b, lambda link, sa, sb: urpc.pingpong_programs(link, rounds, sa, sb), "ping-pong")
     send = tl[(tl[:, 0] == a) & (tl[:, 2] == urpc.EV_SEND)][:, 1]
     recv = tl[(tl[:, 0] == b) & (tl[:, 2] == urpc.EV_RECV)][:, 1]
     rsend = tl[(tl[:, 0] == b) & (tl[:, 2] == urpc.EV_SEND)][:, 1]
@@ -117,37 +121,25 @@ def urpc_latency(cfg: MachineConfig, a: int, b: int, rounds: int = 200, slots: i
     return float(one_way.mean())
 
 
-def urpc_throughput(cfg: MachineConfig, a: int, b: int, n: int = 400, slots: int = 16,
-                    stub: bool = True) -> float:
+def urpc_throughput(cfg: MachineConfig, a: int, b: int, n: int = 400) -> float:
     """Messages per kilocycle of a one-way URPC stream from a to b."""
-    m = Machine(cfg)
-    w = m.workload()
-    link = urpc.Link.at(DATA + node_base(cfg, a // cfg.cores_per_package), slots)
-    sa, sb = _stubs(a, b, stub)
-    snd, rcv = urpc.stream_programs(link, n, sa, sb)
-    w.start(a, w.place(snd, CODE + a * 0x10000).pc())
-    w.start(b, w.place(rcv, CODE + b * 0x10000).pc())
-    m.load_workload(w)
-    status = m.execute()
-    if status != "done":
-        raise RuntimeError(f"URPC stream on {cfg.name} cores {a},{b} ended {status}")
-    tl = m.timeline()
+    tl = _run_pair(cfg, a, b, lambda link, sa, sb: urpc.stream_programs(link, n, sa, sb), "stream")
     t0 = tl[tl[:, 2] == urpc.EV_STREAM_START][0, 1]
-    t1 = tl[tl[:, 2] == urpc.EV_STREAM_END][0, 1]
-    if tl[tl[:, 2] == urpc.EV_STREAM_END][0, 3] != 0:
+    end = tl[tl[:, 2] == urpc.EV_STREAM_END][0]
+    if end[3] != 0:
         raise RuntimeError("URPC stream delivered messages out of sequence")
-    return 1000.0 * n / float(t1 - t0)
+    return 1000.0 * n / float(end[1] - t0)
 
 
-def urpc_rows(machine: str | MachineConfig, rounds: int = 200, n: int = 400, stub: bool = True) -> list[dict]:
+def urpc_rows(machine: str | MachineConfig, rounds: int = 200, n: int = 400) -> list[dict]:
     """One row per path kind: latency (cycles) and throughput (messages per kilocycle)."""
     cfg = _cfg(machine)
     rows = []
     for p in path_kinds(cfg):
         rows.append({"machine": cfg.name, "path": p.name, "cores": [p.a, p.b], "hops": p.hops,
                      "shared_cache": p.shared_cache is not None,
-                     "latency_cycles": round(urpc_latency(cfg, p.a, p.b, rounds, stub=stub), 1),
-                     "msgs_per_kcycle": round(urpc_throughput(cfg, p.a, p.b, n, stub=stub), 2)})
+                     "latency_cycles": round(urpc_latency(cfg, p.a, p.b, rounds), 1),
+                     "msgs_per_kcycle": round(urpc_throughput(cfg, p.a, p.b, n), 2)})
     return rows
 
 
