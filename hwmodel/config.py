@@ -103,6 +103,7 @@ class CoreConfig:
     cr3_latency: int = 100      # CR3 write or mode switch (and its TLB flush)
     tlb_entries: int = 64
     tlb_ways: int = 4
+    pause_latency: int = 10     # PAUSE, the spin-loop hint
     source: str = ""
 
 

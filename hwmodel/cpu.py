@@ -34,7 +34,8 @@ GROW = 3            # run() status: a log or the memory pool is full; grow and c
 # cpar: costs and modes
 (K_ALU, K_ATOMIC, K_RDTSC, K_MSR, K_MMIO, K_ENTRY, K_IRET, K_INVLPG, K_CR3, K_TLBSETS, K_TLBWAYS, K_X2APIC,
  K_IPILAT, K_NSEG, K_WIDTH, K_SPINWAKE) = range(16)
-NK = 16
+K_PAUSE = 28        # 16-27 and 30-31 belong to other parts of the engine
+NK = 32
 # what needs growing
 G_IPI, G_FAULT, G_TL, G_PAGES, G_PEND, G_HEAP = range(6)
 
@@ -231,6 +232,41 @@ def send_ipi(st, cs, c, low, dest, ts):
 
 
 @njit(_nrt=False)
+def code_pc(cs, addr):
+    """The global op index of the op placed at physical code address ``addr``, or -1 if none is."""
+    segs = cs[C_SEGS]
+    for k in range(segs.shape[0]):
+        off = addr - segs[k, 0]
+        if segs[k, 0] >= 0 and 0 <= off < segs[k, 2] * isa.OP_BYTES and off % isa.OP_BYTES == 0:
+            return segs[k, 1] + off // isa.OP_BYTES
+    return -1
+
+
+@njit(_nrt=False)
+def read_msr(cs, c, msr, t1):
+    """(readable, value) of MSR ``msr`` read by core c at t1: the table in cpu_spec.md, 'RDMSR'.
+    One branch per row; a row that needs x2APIC mode sits below the mode check."""
+    if msr == isa.MSR_TSC:
+        return True, t1
+    x2 = cs[C_CPAR][K_X2APIC]
+    if msr == isa.MSR_APIC_BASE:
+        return True, np.int64(APIC_BASE) | (np.int64(1) << 11) | (x2 << 10) | (np.int64(256) if c == 0 else 0)
+    if x2 == 0:
+        return False, np.int64(0)
+    if msr == isa.MSR_X2APIC_ID:
+        return True, np.int64(c)
+    if msr == isa.MSR_X2APIC_VERSION:
+        return True, np.int64(isa.APIC_VERSION)
+    if isa.MSR_X2APIC_ISR0 <= msr < isa.MSR_X2APIC_ISR0 + 8 or isa.MSR_X2APIC_IRR0 <= msr < isa.MSR_X2APIC_IRR0 + 8:
+        words = cs[C_ISR] if msr < isa.MSR_X2APIC_IRR0 else cs[C_IRR]
+        i = msr & 7
+        return True, np.int64((np.uint64(words[c, i >> 1]) >> np.uint64(32 * (i & 1))) & np.uint64(0xFFFFFFFF))
+    if msr == isa.MSR_X2APIC_ICR:
+        return True, (cs[C_ICRHI][c] << 32) | (cs[C_ICRLO][c] & 0xFFFFFFFF)
+    return False, np.int64(0)
+
+
+@njit(_nrt=False)
 def reset_core(st, cs, q):
     """INIT: wait for SIPI with a cleared core."""
     if cs[C_STATE][q] == SPIN:
@@ -282,13 +318,7 @@ def accept_ipis(st, cs, q, t):
             if s == WFS:
                 out = DELIVERED
                 addr = ipi[i, 2] << 12
-                segs = cs[C_SEGS]
-                pc = -1
-                for k in range(segs.shape[0]):
-                    off = addr - segs[k, 0]
-                    if segs[k, 0] >= 0 and 0 <= off < segs[k, 2] * isa.OP_BYTES and off % isa.OP_BYTES == 0:
-                        pc = segs[k, 1] + off // isa.OP_BYTES
-                        break
+                pc = code_pc(cs, addr)
                 cs[C_MODE][q] = isa.REAL
                 if pc < 0:
                     ipi[i, 6], ipi[i, 7] = out, t
@@ -744,6 +774,30 @@ def alu_cost(cs, c):
     return cs[C_CPAR][K_ALU] if n % cs[C_CPAR][K_WIDTH] == 0 else 0
 
 
+@njit(_nrt=False)
+def finish_call(st, cs, c, pc, op, issued, now, res):
+    """After the stack access of CALL / CALLR / RET: move sp and jump (cpu_spec.md, 'Calls')."""
+    regs = cs[C_REGS]
+    pst = cs[C_PST]
+    end = max(res[1], now)
+    if op == isa.RET:
+        pst[c, S_LOADS] += 1
+        target = code_pc(cs, res[0])
+        if target < 0:
+            log_fault(st, cs, c, pc, res[0], FK_NO_CODE, -1, end)
+            return
+        regs[c, isa.SP] += 8
+    else:
+        pst[c, S_STORES] += 1
+        if res[4]:                  # the push hit: it retires into the store buffer
+            end = max(issued + alu_cost(cs, c), now)
+        a = cs[C_CODE][pc, 1]
+        target = a if op == isa.CALL else code_pc(cs, regs[c, a])
+        regs[c, isa.SP] -= 8
+    cs[C_PC][c] = target
+    st[CLOCK][c] = end
+
+
 @njit(forceinline=True, _nrt=False)
 def complete_mem(st, cs, c, now, res):
     """Perform the memory op at pc whose chunks are in flight; ``now`` is the time it takes effect."""
@@ -753,6 +807,13 @@ def complete_mem(st, cs, c, now, res):
     imm = (e & isa.F_IMM) != 0
     mk = op - isa.LOAD
     val = np.int64(0)
+    if op > isa.SPIN:                   # CALL, CALLR push the return address; RET pops one
+        issued = cs[C_INF][c, F_T]
+        mk = M_LOAD if op == isa.RET else M_STORE
+        mem_perform(st, cs, c, pc, mk, cs[C_OPADDR][pc] + isa.OP_BYTES, 0, res)
+        if res[3] == 0:
+            finish_call(st, cs, c, pc, op, issued, now, res)
+        return
     if op == isa.STORE:
         val = a if imm else regs[c, a]
     elif op == isa.FADD or op == isa.XCHG:
@@ -875,13 +936,24 @@ def step(st, cs, c, res):
     elif op == isa.COMPUTE:
         n = a if d else regs[c, a]
         end = t1 + max(n, 0)
-    elif op >= isa.LOAD and op <= isa.SPIN:
-        addr = cc + (regs[c, b] if b >= 0 else 0)
-        if op == isa.SPIN and addr & (d - 1):
-            log_fault(st, cs, c, pc, addr, FK_MISALIGNED, -1, t1)
-            return 1
-        mk = op - isa.LOAD
-        te = mem_prepare(st, cs, c, pc, mk, addr, d, (e & isa.F_VIRT) != 0, t1)
+    elif (op >= isa.LOAD and op <= isa.SPIN) or op == isa.CALL or op == isa.RET or op == isa.CALLR:
+        if op <= isa.SPIN:
+            addr = cc + (regs[c, b] if b >= 0 else 0)
+            if op == isa.SPIN and addr & (d - 1):
+                log_fault(st, cs, c, pc, addr, FK_MISALIGNED, -1, t1)
+                return 1
+            mk = op - isa.LOAD
+            n = d
+            virt = (e & isa.F_VIRT) != 0
+        else:                   # the stack access of a call or return: 8 bytes, physical
+            if op == isa.CALLR and code_pc(cs, regs[c, a]) < 0:
+                log_fault(st, cs, c, pc, regs[c, a], FK_NO_CODE, -1, t1)
+                return 1
+            mk = M_LOAD if op == isa.RET else M_STORE
+            addr = regs[c, isa.SP] - (0 if op == isa.RET else 8)
+            n = 8
+            virt = False
+        te = mem_prepare(st, cs, c, pc, mk, addr, n, virt, t1)
         if te < 0:
             return 1
         if cs[C_INF][c, F_HIT] == 0:
@@ -893,6 +965,8 @@ def step(st, cs, c, res):
         v = b if d else regs[c, b]
         end = t1 + par[K_MSR]
         if par[K_X2APIC] and a == isa.MSR_X2APIC_ICR:
+            cs[C_ICRLO][c] = v & 0xFFFFFFFF
+            cs[C_ICRHI][c] = np.int64(np.uint64(v) >> np.uint64(32))
             if not send_ipi(st, cs, c, v & 0xFFFFFFFF, np.int64(np.uint64(v) >> np.uint64(32)), end):
                 log_fault(st, cs, c, pc, a, FK_UNSUPPORTED, -1, end)
                 return 1
@@ -950,6 +1024,20 @@ def step(st, cs, c, res):
         cs[C_PC][c] = npc
         wake_check(st, cs, c)
         return 1
+    elif op == isa.JMPR:
+        npc = code_pc(cs, regs[c, a])
+        if npc < 0:
+            log_fault(st, cs, c, pc, regs[c, a], FK_NO_CODE, -1, t1)
+            return 1
+    elif op == isa.RDMSR:
+        ok, v = read_msr(cs, c, b, t1)
+        if not ok:
+            log_fault(st, cs, c, pc, b, FK_BAD_MSR, -1, t1)
+            return 1
+        regs[c, a] = v
+        end = t1 + par[K_MSR]
+    elif op == isa.PAUSE:
+        end = t1 + par[K_PAUSE]
     if end < 0:
         end = t1 + alu_cost(cs, c)
     cs[C_PC][c] = npc
@@ -1041,6 +1129,7 @@ def build(machine_state, cfg, w: Workload) -> CpuState:
     cpar[K_X2APIC], cpar[K_IPILAT] = int(cfg.apic.mode == "x2apic"), cfg.apic.ipi_latency
     cpar[K_WIDTH] = cc.issue_width
     cpar[K_SPINWAKE] = cc.spin_wake_latency
+    cpar[K_PAUSE] = cc.pause_latency
     segs = np.array([(a, 0, len(o)) for a, o, _ in w.segments] or [(-1, -1, 0)], np.int64).reshape(-1, 3)
     pc0 = 0
     for k, (a, o, _) in enumerate(w.segments):

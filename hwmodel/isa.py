@@ -1,8 +1,8 @@
 """The micro-op ISA cores run, and a readable builder for programs.
 
 A program is a list of micro-ops, each one row of ``NF`` int64 fields
-``[op, a, b, c, d, e, f, g]``.  Cores have 16 registers ``r0``..``r15``
-(int64, arithmetic wraps modulo 2**64).  Code lives in simulated physical
+``[op, a, b, c, d, e, f, g]``.  Cores have 17 registers ``r0``..``r15`` and
+``sp`` (= ``r16``, the stack pointer) (int64, arithmetic wraps modulo 2**64).  Code lives in simulated physical
 memory: op ``i`` of a program placed at ``addr`` sits at ``addr + 4*i``
 (``OP_BYTES``), so instruction fetch goes through the I-cache like data.
 
@@ -42,7 +42,25 @@ MODE       a=0 real, 1 protected, 2 long (paging on)               cr3
 RDTSC      a=rd                                                    rdtsc
 MARK       a=event id, b=rs or imm, d=1 if imm                     alu
 HALT       - (the core stops for good; only INIT revives it)       0
+CALL       a=target (push the return address at sp - 8)            a store
+RET        - (pop a code address at sp, jump to it)                a load
+JMPR       a=rs (jump to the code address in rs)                   alu
+CALLR      a=rs (call the code address in rs)                      a store
+RDMSR      a=rd, b=msr                                             msr
+PAUSE      - (spin-loop hint)                                      pause
 =========  =====================================================  =============
+
+Calls
+    ``sp`` (register 16, also ``r16``) is the stack pointer.  CALL and CALLR
+    push the code address of the op after them (``op_addr + 4``, as x86
+    pushes RIP) with an 8-byte physical store at ``sp - 8`` and set
+    ``sp -= 8``; RET loads 8 bytes at ``sp``, sets ``sp += 8`` and jumps to
+    the op placed at the loaded address.  These are ordinary accesses through
+    the caches (they can miss, fault on a partition, straddle lines), so a
+    routine placed once is fetched once.  A code address that is no placed
+    op is fault ``NO_CODE``.  ``code_addr`` puts a label's code address in a
+    register (for JMPR/CALLR and dispatch tables); ``Placed.addr`` gives it
+    from Python.
 
 Memory ops
     Atomics are one write access (x86 locked RMW take the line exclusive even
@@ -75,10 +93,12 @@ OP_BYTES = 4
 
 (NOP, MOVI, MOV, ADD, SUB, MUL, AND, OR, XOR, SHL, SHR, BR, JMP, COMPUTE, LOAD, STORE, FADD, XCHG, CAS,
  SPIN, WRMSR, WFI, STI, CLI, IRET, SETVEC, INVLPG, WRCR3, MODE, RDTSC, MARK, HALT) = range(32)
-NOPS = 32
+(CALL, RET, JMPR, CALLR, RDMSR, PAUSE) = range(32, 38)
+NOPS = 41
 OP_NAMES = ("nop", "movi", "mov", "add", "sub", "mul", "and", "or", "xor", "shl", "shr", "br", "jmp",
             "compute", "load", "store", "fadd", "xchg", "cas", "spin", "wrmsr", "wfi", "sti", "cli", "iret",
-            "setvec", "invlpg", "wrcr3", "mode", "rdtsc", "mark", "halt")
+            "setvec", "invlpg", "wrcr3", "mode", "rdtsc", "mark", "halt",
+            "call", "ret", "jmpr", "callr", "rdmsr", "pause", "rsv38", "rsv39", "rsv40")
 ALU_OPS = {"add": ADD, "sub": SUB, "mul": MUL, "and": AND, "or": OR, "xor": XOR, "shl": SHL, "shr": SHR}
 
 # branch / spin conditions
@@ -91,11 +111,19 @@ F_VIRT, F_IMM = 1, 2
 # x86 MSRs the engine models
 MSR_X2APIC_ICR = 0x830
 MSR_X2APIC_EOI = 0x80B
+MSR_TSC = 0x10                  # IA32_TSC: RDMSR reads the cycle, as RDTSC
+MSR_APIC_BASE = 0x1B            # IA32_APIC_BASE: base 0xFEE00000, BSP (core 0), EXTD (x2APIC), EN
+MSR_X2APIC_ID = 0x802
+MSR_X2APIC_VERSION = 0x803
+MSR_X2APIC_ISR0 = 0x810         # ISR bits 32i..32i+31 at 0x810 + i (i < 8)
+MSR_X2APIC_IRR0 = 0x820         # IRR, likewise
+APIC_VERSION = 0x00050014       # version 14h (integrated APIC), max LVT entry 5 (SDM 3A 11.4.8)
 
 # processor modes
 REAL, PROTECTED, LONG = 0, 1, 2
 
-NREGS = 16
+NREGS = 17
+SP = 16              # the stack pointer "sp" (also "r16"): CALL/RET push and pop through it
 VALID_SIZES = (1, 2, 4, 8)
 MASK64 = (1 << 64) - 1
 
@@ -107,15 +135,17 @@ def wrap64(x: int) -> int:
 
 
 def _reg(r, what: str = "register") -> int:
+    if r == "sp":
+        return SP
     if isinstance(r, str) and r.startswith("r") and r[1:].isdigit() and int(r[1:]) < NREGS:
         return int(r[1:])
     if isinstance(r, int) and not isinstance(r, bool) and 0 <= r < NREGS:
         return r
-    raise MksimError(f"{what} {r!r}: must be r0..r{NREGS - 1}")
+    raise MksimError(f"{what} {r!r}: must be r0..r{NREGS - 1} or sp")
 
 
 def _is_reg(x) -> bool:
-    return isinstance(x, str) and x.startswith("r") and x[1:].isdigit()
+    return isinstance(x, str) and (x == "sp" or x.startswith("r") and x[1:].isdigit())
 
 
 @dataclass
@@ -128,6 +158,7 @@ class Program:
     labels: dict = field(default_factory=dict)
     comments: dict = field(default_factory=dict)
     _fix: list = field(default_factory=list)     # (op index, field, label)
+    code_refs: list = field(default_factory=list)  # MOVIs whose value is a label's code address (code_addr)
 
     # -------------------------------------------------------------- plumbing
     def _emit(self, op: int, *fields_, comment: str = "") -> "Program":
@@ -314,6 +345,40 @@ class Program:
     def halt(self, comment: str = "") -> "Program":
         return self._emit(HALT, comment=comment)
 
+    # -------------------------------------------------------------- calls, indirect jumps, MSR reads
+    def call(self, target: str, comment: str = "") -> "Program":
+        """Push the return address (8-byte store at sp - 8, sp -= 8) and jump to ``target``."""
+        self._target(target, 1)
+        return self._emit(CALL, 0, comment=comment)
+
+    def ret(self, comment: str = "") -> "Program":
+        """Pop a code address (8-byte load at sp, sp += 8) and jump to the op placed there."""
+        return self._emit(RET, comment=comment)
+
+    def jmpr(self, rs, comment: str = "") -> "Program":
+        """Jump to the op placed at the code address in register ``rs``."""
+        return self._emit(JMPR, _reg(rs), comment=comment)
+
+    def callr(self, rs, comment: str = "") -> "Program":
+        """``call`` the op placed at the code address in register ``rs``."""
+        return self._emit(CALLR, _reg(rs), comment=comment)
+
+    def code_addr(self, rd, label: str, comment: str = "") -> "Program":
+        """rd = the code address of ``label`` (a MOVI whose value is filled in when the program is placed)."""
+        self._target(label, 2)
+        self.code_refs.append(len(self.ops))
+        return self._emit(MOVI, _reg(rd), 0, comment=comment)
+
+    def rdmsr(self, rd, msr: int, comment: str = "") -> "Program":
+        """rd = MSR ``msr`` (the MSRs the machine has: ``cpu_spec.md``, 'RDMSR')."""
+        if isinstance(msr, bool) or not isinstance(msr, int) or not 0 <= msr <= 0xFFFFFFFF:
+            raise MksimError(f"{self.name}: MSR {msr!r} must be an integer 0..0xFFFFFFFF")
+        return self._emit(RDMSR, _reg(rd), msr, comment=comment)
+
+    def pause(self, comment: str = "") -> "Program":
+        """The spin-loop hint: costs ``core.pause_latency``."""
+        return self._emit(PAUSE, comment=comment)
+
     def extend(self, other: "Program", prefix: str) -> "Program":
         """Append ``other``'s ops; its labels (and its branches to them) are renamed ``prefix.label``."""
         base = len(self.ops)
@@ -321,6 +386,7 @@ class Program:
         self.comments.update({base + i: c for i, c in other.comments.items()})
         self.labels.update({f"{prefix}.{lab}": base + at for lab, at in other.labels.items()})
         self._fix.extend((base + i, f, f"{prefix}.{lab}") for i, f, lab in other._fix)
+        self.code_refs.extend(base + i for i in other.code_refs)
         return self
 
     # -------------------------------------------------------------- output

@@ -652,9 +652,25 @@ class ReferenceCpu:
         write = op in (isa.STORE, isa.FADD, isa.XCHG, isa.CAS)
         if op == isa.SPIN and va % n:
             raise Fault(FK_MISALIGNED, va, t1)
+        self.issue_access(c, va, n, bool(e & isa.F_VIRT), write, t1)
+
+    def issue_stack_op(self, c: int, row: list[int], t1: int) -> None:
+        """CALL / CALLR / RET, first half: the 8-byte physical push at sp - 8 or pop at sp (spec: 'Calls')."""
+        op, a = row[0], row[1]
+        r = self.regs[c]
+        if op == isa.CALLR and r[a] not in self.op_at:
+            raise Fault(FK_NO_CODE, r[a], t1)
+        sp = r[isa.SP] & MASK64
+        if op == isa.RET:
+            self.issue_access(c, sp, 8, False, False, t1)
+        else:
+            self.issue_access(c, (sp - 8) & MASK64, 8, False, True, t1)
+
+    def issue_access(self, c: int, va: int, n: int, virt: bool, write: bool, t1: int) -> None:
+        """Translate and check every chunk of the op at pc, then perform it at once or put it in flight."""
         chunks = self.chunks(va, n)
         walk = 0
-        if e & isa.F_VIRT:
+        if virt:
             if self.mode[c] != isa.LONG:
                 raise Fault(FK_NOT_PAGING, va, t1)
             for ch in chunks:
@@ -696,6 +712,9 @@ class ReferenceCpu:
         fl, self.inflight[c] = self.inflight[c], None
         op, a, _b, _off, n, e, f, g = self.code[self.pc[c]]
         r = self.regs[c]
+        if op in (isa.CALL, isa.CALLR, isa.RET):
+            self.perform_stack_op(c, fl, now)
+            return
         imm = bool(e & isa.F_IMM)
         write = op in (isa.STORE, isa.FADD, isa.XCHG, isa.CAS)
 
@@ -748,6 +767,46 @@ class ReferenceCpu:
             self.sleep_check(c)
             return
         self.pc[c] += 1
+
+    def perform_stack_op(self, c: int, fl: InFlight, now: int) -> None:
+        """Second half of CALL / CALLR / RET: the push or pop through the memory system, then sp and pc."""
+        op, a = self.code[self.pc[c]][0], self.code[self.pc[c]][1]
+        r = self.regs[c]
+        write = op != isa.RET
+        new = (self.op_addr[self.pc[c]] + isa.OP_BYTES) & MASK64
+        old = 0
+        t = fl.ti
+        for ch in fl.chunks:
+            if not write:
+                part = (self.apic_read(c, ch.pa - apic.APIC_BASE) & mask(ch.n) if ch.apic
+                        else self.read_value(ch.pa, ch.n))
+                old |= part << (8 * ch.off)
+        for ch in fl.chunks:
+            part = (new >> (8 * ch.off)) & mask(ch.n)
+            if ch.apic:
+                t += self.k.mmio_latency
+                if write:
+                    self.apic_write(c, ch.pa - apic.APIC_BASE, part, t, ch.pa)
+            else:
+                t += self.mem.access(c, KIND_S if write else KIND_L, ch.pa, ch.n, t)
+                if write:
+                    self.write(ch.pa, part.to_bytes(ch.n, "little"))
+                    self.wake_spinners(c, ch.pa, ch.n, t)
+        end = max(t, now)
+        if op == isa.RET:
+            self.stat(c, S_LOADS)
+            target = self.op_at.get(isa.wrap64(old), -1)
+            if target < 0:
+                raise Fault(FK_NO_CODE, old, end)
+            r[isa.SP] = isa.wrap64(r[isa.SP] + 8)
+        else:
+            self.stat(c, S_STORES)
+            if fl.hit and not any(ch.apic for ch in fl.chunks):      # retires into the store buffer
+                end = max(fl.ti + self.alu_cost(c), now)
+            target = a if op == isa.CALL else self.op_at[r[a]]
+            r[isa.SP] = isa.wrap64(r[isa.SP] - 8)
+        self.pc[c] = target
+        self.clock[c] = end
 
     def wake_spinners(self, c: int, pa: int, n: int, d: int) -> None:
         """A write to the lines of [pa, pa+n) completed at d: other cores spinning on them wake."""
@@ -804,6 +863,9 @@ class ReferenceCpu:
         elif op in (isa.LOAD, isa.STORE, isa.FADD, isa.XCHG, isa.CAS, isa.SPIN):
             self.issue_memory_op(c, row, t1)     # sets pc and clock itself
             return
+        elif op in (isa.CALL, isa.CALLR, isa.RET):
+            self.issue_stack_op(c, row, t1)      # likewise
+            return
         elif op == isa.WRMSR:
             self.wrmsr(c, a, operand(b, d), t1)
             cost = k.msr_latency
@@ -846,6 +908,15 @@ class ReferenceCpu:
         elif op == isa.HALT:
             self.state[c] = HALTED
             cost = 0
+        elif op == isa.JMPR:
+            nxt = self.op_at.get(r[a], -1)
+            if nxt < 0:
+                raise Fault(FK_NO_CODE, r[a], t1)
+        elif op == isa.RDMSR:
+            r[a] = isa.wrap64(self.rdmsr(c, b, t1))
+            cost = k.msr_latency
+        elif op == isa.PAUSE:
+            cost = k.pause_latency
         self.pc[c] = nxt
         self.clock[c] = t1 + (self.alu_cost(c) if cost is None else cost)
 
@@ -858,8 +929,37 @@ class ReferenceCpu:
     def wrmsr(self, c: int, msr: int, value: int, t1: int) -> None:
         if self.x2apic and msr == isa.MSR_X2APIC_ICR:
             u = value & MASK64
+            self.icr_low[c], self.icr_high[c] = u & 0xFFFFFFFF, u >> 32
             self.send_ipi(c, u & 0xFFFFFFFF, u >> 32, t1 + self.k.msr_latency, msr, t1 + self.k.msr_latency)
         elif self.x2apic and msr == isa.MSR_X2APIC_EOI:
             self.eoi(c)
         else:
             raise Fault(FK_BAD_MSR, msr, t1)
+
+    # ------------------------------------------------------------ MSR reads
+    def rdmsr(self, c: int, msr: int, t1: int) -> int:
+        """The value RDMSR reads (spec: 'RDMSR'); an MSR not in the table, or an x2APIC one in xAPIC mode:
+        fault BAD_MSR."""
+        row = MSR_TABLE.get(msr)
+        if row is None or (row[0] and not self.x2apic):
+            raise Fault(FK_BAD_MSR, msr, t1)
+        return row[1](self, c, t1)
+
+
+def _bits32(vectors, i: int) -> int:
+    """Bits 32i..32i+31 of a 256-bit vector register given as the set of its set bits."""
+    return sum(1 << (v - 32 * i) for v in vectors if 32 * i <= v < 32 * i + 32)
+
+
+# MSR -> (x2APIC mode only, value(cpu, core, t1)): the RDMSR table of cpu_spec.md
+MSR_TABLE = {
+    isa.MSR_TSC: (False, lambda cpu, c, t1: t1),
+    isa.MSR_APIC_BASE: (False, lambda cpu, c, t1: apic.APIC_BASE | 1 << 11 | int(cpu.x2apic) << 10
+                        | (1 << 8 if c == 0 else 0)),
+    isa.MSR_X2APIC_ID: (True, lambda cpu, c, t1: c),
+    isa.MSR_X2APIC_VERSION: (True, lambda cpu, c, t1: isa.APIC_VERSION),
+    isa.MSR_X2APIC_ICR: (True, lambda cpu, c, t1: cpu.icr_high[c] << 32 | cpu.icr_low[c]),
+}
+for _i in range(8):
+    MSR_TABLE[isa.MSR_X2APIC_ISR0 + _i] = (True, lambda cpu, c, t1, i=_i: _bits32(cpu.isr[c], i))
+    MSR_TABLE[isa.MSR_X2APIC_IRR0 + _i] = (True, lambda cpu, c, t1, i=_i: _bits32(cpu.irr[c], i))

@@ -55,6 +55,10 @@ class Placed:
             raise MksimError(f"{self.name}: no label {label!r}")
         return self.pc0 + self.labels[label]
 
+    def code_addr(self, label: str | int = 0) -> int:
+        """The physical code address of a label (or op index): what JMPR/CALLR and RET jump to."""
+        return self.addr + isa.OP_BYTES * (self.pc(label) - self.pc0)
+
 
 @dataclass
 class Workload:
@@ -88,9 +92,11 @@ class Workload:
         ops = ops.copy()
         for i in range(n):
             op = ops[i, 0]
-            fno = {isa.BR: 5, isa.JMP: 1, isa.SETVEC: 2}.get(int(op))
+            fno = {isa.BR: 5, isa.JMP: 1, isa.SETVEC: 2, isa.CALL: 1}.get(int(op))
             if fno is not None:
                 ops[i, fno] += self._n
+        for i in program.code_refs:                 # code_addr: op index -> code address
+            ops[i, 2] = addr + isa.OP_BYTES * ops[i, 2]
         self.segments.append((addr, ops, program.name))
         p = Placed(program.name, self._n, addr, n, dict(program.labels))
         self._n += n
