@@ -58,7 +58,7 @@ class Var(str):
 
     reg: int
     name: str
-    kind: str        # "local" (callee-saved), "arg", "ret" (caller-saved)
+    kind: str        # "local" (callee-saved), "argument", "result" (caller-saved)
     born: int        # the frame's call count when it was last written
 
     def __new__(cls, reg: int, name: str, kind: str, born: int = 0) -> "Var":
@@ -259,11 +259,14 @@ class Kernel:
             if isinstance(b, str):
                 a, b = b, a
             else:                          # a > k  is  a >= k + 1;  a <= k  is  a < k + 1
-                limit = isa.MASK64 if op.endswith("u") else (1 << 63) - 1
-                if b >= limit:
-                    raise MksimError(f"{self.name}: {a} {op} {b}: the comparison against the largest value "
-                                     f"is constant; write it without the condition")
-                cond, b = NEGATE[cond], b + 1
+                unsigned = op.endswith("u")
+                k = b & isa.MASK64 if unsigned else isa.wrap64(b)
+                if k == (isa.MASK64 if unsigned else (1 << 63) - 1):
+                    # against the largest value: '>' never holds, '<=' always does
+                    if op.startswith("<") != negate:
+                        self._p.jmp(target)
+                    return
+                cond, b = NEGATE[cond], k + 1
         if negate:
             cond = NEGATE[cond]
         self._p.br(cond, a, b, target)
@@ -369,7 +372,7 @@ class Kernel:
         self._routines[name] = (len(args), None)
         sub = Kernel(f"{self.name}.{name}", _parent=self)
         sub._routine = name
-        body(sub, *(Var(r, a, "arg") for r, a in zip(ARG_REGS, args)))
+        body(sub, *(Var(r, a, "argument") for r, a in zip(ARG_REGS, args)))
         sub._flush()
         self._routines[name] = (len(args), sub._finish(name))
         return name
@@ -408,7 +411,7 @@ class Kernel:
         if self._routine is None:
             raise MksimError(f"{self.name}: ret outside a routine")
         if value is not None:
-            self.set(Var(RET_REG, "result", "ret", self._calls), value)
+            self.set(Var(RET_REG, "result", "result", self._calls), value)
         self.p.jmp(f"{self._routine}.return")
         return self
 
@@ -434,7 +437,7 @@ class Kernel:
             written.append(r)
         self._p.call(name)
         self._calls += 1
-        return Var(RET_REG, f"{name}()", "ret", self._calls)
+        return Var(RET_REG, f"{name}()", "result", self._calls)
 
     # ------------------------------------------------------------ output
     def program(self) -> isa.Program:
