@@ -71,6 +71,13 @@ Readings of points the spec leaves open (the engine must match them):
   is at ti = t1 + walk cycles ("t1 plus the walk cycles"; the engine uses
   ti + mmio_latency), and at t1 for WRMSR (the engine: t1 + msr_latency).
   It stops the later chunks.
+* Calls (spec: 'Calls and the stack'): the stack access of CALL/CALLR/RET is
+  an 8-byte physical memory op issued and performed like STORE/LOAD (same
+  in-flight rule, same store-buffer retirement of a hit).  NO_CODE of
+  JMPR/CALLR is at t1 with the register's value as the address (CALLR pushes
+  nothing); NO_CODE of RET is at the load's end with the loaded value as the
+  address, sp unchanged, the load counted in ``loads``.  RDMSR: the table
+  ``MSR_TABLE`` below; WRMSR 0x830 also keeps the value for RDMSR 0x830.
 * ALU: MUL keeps the low 64 bits; SHL/SHR shift by ``rb & 63``; SHR is a
   logical (unsigned) shift.  COMPUTE costs ``max(0, n)`` with an immediate
   too.  HALT advances pc.  SPIN/BR comparands are full 64-bit (not masked
