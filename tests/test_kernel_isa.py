@@ -313,7 +313,7 @@ def test_rdmsr_reads_isr_inside_a_handler_and_irr_while_blocked():
     assert (r[1], r[2], r[3]) == (1 << (v & 31), 1 << (v & 31), 0)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(msr=st.one_of(st.sampled_from(MSRS), st.integers(0, 0xFFFFFFFF)), x2=st.booleans())
 def test_rdmsr_reads_exactly_the_table(msr, x2):
     """Property: an MSR in the table (x2APIC rows in x2APIC mode only) reads; any other faults BAD_MSR."""
@@ -328,7 +328,7 @@ def test_rdmsr_reads_exactly_the_table(msr, x2):
         assert (int(m.faults()[0][2]), int(m.faults()[0][3])) == (msr, FK_BAD_MSR)
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(lat=st.integers(0, 200), n=st.integers(1, 6))
 def test_pause_costs_pause_latency(lat, n):
     """Property: n PAUSEs between two RDTSCs add n * pause_latency."""
@@ -348,7 +348,7 @@ def test_pause_costs_pause_latency(lat, n):
     assert d - d0 == n * lat
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(depth=st.integers(1, 8), misalign=st.integers(0, 7))
 def test_call_depth_property(depth, misalign):
     """Property: a recursion d deep writes d return addresses below sp and comes back to the same sp,
