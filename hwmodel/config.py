@@ -95,7 +95,7 @@ class CoreConfig:
     spin_wake_latency: int = 0  # a spinning core restarts this long after the write that wakes it (pipeline clear)
     atomic_latency: int = 20    # extra cycles of a locked read-modify-write
     rdtsc_latency: int = 25
-    msr_latency: int = 40       # WRMSR (x2APIC ICR)
+    msr_latency: int = 40       # WRMSR (x2APIC ICR) and RDMSR
     mmio_latency: int = 40      # an xAPIC register access (uncached)
     interrupt_entry: int = 250  # from taking an interrupt to the handler's first op
     iret_latency: int = 80
