@@ -71,6 +71,10 @@ Readings of points the spec leaves open (the engine must match them):
   is at ti = t1 + walk cycles ("t1 plus the walk cycles"; the engine uses
   ti + mmio_latency), and at t1 for WRMSR (the engine: t1 + msr_latency).
   It stops the later chunks.
+* Interruptible COMPUTE: a core in a COMPUTE keeps ``clock`` = the compute's end; when it is stepped
+  earlier (an IPI or timer expiry arrives) its clock is set to that time first.  The remaining cycles ride
+  on the return stack as a third element of (pc, IF, left); 0 for faults and non-compute interrupts.
+* Timer expiries are not IPIs: they set IRR with no IPI log row (``irr`` maps the vector to -1).
 * ALU: MUL keeps the low 64 bits; SHL/SHR shift by ``rb & 63``; SHR is a
   logical (unsigned) shift.  COMPUTE costs ``max(0, n)`` with an immediate
   too.  HALT advances pc.  SPIN/BR comparands are full 64-bit (not masked
