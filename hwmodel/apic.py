@@ -15,6 +15,11 @@ whose priority class (vector >> 4) is above that of every vector in service,
 when interrupts are enabled.  NMI is taken regardless of IF.  INIT puts the
 core in wait-for-SIPI; a start-up IPI with vector VV starts a core waiting
 for SIPI at 0xVV000 in real mode and is ignored by any other core.
+
+The rest of the register file (Table 10-1) is ``REGISTERS``: each offset with
+the accesses it allows; the engine faults any other access.  The APIC timer
+(10.5.4) is set up through the LVT timer entry, the initial count and the
+divide configuration (``divide_config``/``divisor``), or IA32_TSC_DEADLINE.
 """
 from __future__ import annotations
 
