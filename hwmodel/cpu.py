@@ -1131,6 +1131,8 @@ def step(st, cs, c, res):
             if not send_ipi(st, cs, c, v & 0xFFFFFFFF, np.int64(np.uint64(v) >> np.uint64(32)), end):
                 log_fault(st, cs, c, pc, a, FK_UNSUPPORTED, -1, end)
                 return 1
+        elif par[K_X2APIC] and a == isa.MSR_X2APIC_EOI:
+            eoi(cs, c)
         elif par[K_TSCDL] and a == apic.MSR_TSC_DEADLINE:
             tsc_deadline_write(cs, c, v, end)
         elif par[K_X2APIC] and a >= apic.MSR_X2APIC_BASE and a < apic.MSR_X2APIC_BASE + 64 and \
