@@ -14,7 +14,7 @@ from hwmodel.config import ApicConfig, CacheConfig, CoreConfig, MachineConfig, l
 from hwmodel.isa import Program
 from hwmodel.machine import Machine
 from hwmodel.reference_cpu import ReferenceCpu
-from hwmodel.workload import (DELIVERED, FAULTED, FK_APIC, FK_BAD_MSR, HALTED, PENDING, PROG_STATS, WFS,
+from hwmodel.workload import (DELIVERED, FAULTED, FK_APIC, FK_BAD_MSR, PROG_STATS, WFS,
                               Workload)
 from tests.harness import cpu_machines, workloads
 from tests.test_cpu_vs_reference import assert_same, run_both, snapshot_engine, snapshot_reference
