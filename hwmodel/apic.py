@@ -15,8 +15,15 @@ whose priority class (vector >> 4) is above that of every vector in service,
 when interrupts are enabled.  NMI is taken regardless of IF.  INIT puts the
 core in wait-for-SIPI; a start-up IPI with vector VV starts a core waiting
 for SIPI at 0xVV000 in real mode and is ignored by any other core.
+
+The rest of the register file (Table 10-1) is ``REGISTERS``: each offset with
+the accesses it allows; the engine faults any other access.  The APIC timer
+(10.5.4) is set up through the LVT timer entry, the initial count and the
+divide configuration (``divide_config``/``divisor``), or IA32_TSC_DEADLINE.
 """
 from __future__ import annotations
+
+import numpy as np
 
 from hwmodel._numba import njit
 from hwmodel.errors import MksimError
@@ -32,6 +39,58 @@ SH_NONE, SH_SELF, SH_ALL, SH_OTHERS = 0, 1, 2, 3
 SHORTHANDS = {"none": SH_NONE, "self": SH_SELF, "all": SH_ALL, "all-but-self": SH_OTHERS}
 
 NMI_VECTOR = 2
+
+# ---------------------------------------------------------------- the register file (SDM vol. 3A, Table 10-1)
+# xAPIC registers sit at APIC_BASE + offset, 16-byte aligned, accessed with 4-byte loads and stores (10.4.1);
+# in x2APIC mode register ``offset`` is MSR 0x800 + (offset >> 4) (Table 10-6).
+VERSION, TPR, APR, PPR, RRD, LDR, DFR, SVR = 0x30, 0x80, 0x90, 0xA0, 0xC0, 0xD0, 0xE0, 0xF0
+ISR0, TMR0, IRR0, ESR, LVT_CMCI = 0x100, 0x180, 0x200, 0x280, 0x2F0
+LVT_TIMER, LVT_THERMAL, LVT_PERF, LVT_LINT0, LVT_LINT1, LVT_ERROR = 0x320, 0x330, 0x340, 0x350, 0x360, 0x370
+TIMER_INIT, TIMER_CUR, TIMER_DIV = 0x380, 0x390, 0x3E0
+MSR_X2APIC_BASE = 0x800
+MSR_TSC_DEADLINE = 0x6E0           # IA32_TSC_DEADLINE (SDM 10.5.4.1)
+
+# access rights of each register (index offset >> 4): readable; writable as xAPIC MMIO; writable by WRMSR in
+# x2APIC mode.  Anything else (reserved offsets, a write to a read-only register, a read of EOI) is an APIC
+# fault.  LDR, DFR and the ESR are defined by the SDM but not modelled yet: they fault.
+A_R, A_W, A_X = 1, 2, 4
+REGISTERS = {          # offset: (name, rights)
+    ID: ("id", A_R), VERSION: ("version", A_R), TPR: ("tpr", A_R | A_W | A_X), APR: ("apr", 0),
+    PPR: ("ppr", A_R), EOI: ("eoi", A_W | A_X), RRD: ("rrd", 0),
+    LDR: ("ldr", 0), DFR: ("dfr", 0),                      # logical destination: not modelled yet
+    SVR: ("svr", A_R | A_W | A_X), ESR: ("esr", 0),          # error status: not modelled yet
+    **{ISR0 + 0x10 * k: (f"isr{k}", A_R) for k in range(8)},
+    **{TMR0 + 0x10 * k: (f"tmr{k}", A_R) for k in range(8)},
+    **{IRR0 + 0x10 * k: (f"irr{k}", A_R) for k in range(8)},
+    LVT_CMCI: ("lvt_cmci", A_R | A_W | A_X), ICR_LOW: ("icr_low", A_R | A_W), ICR_HIGH: ("icr_high", A_R | A_W),
+    LVT_TIMER: ("lvt_timer", A_R | A_W | A_X), LVT_THERMAL: ("lvt_thermal", A_R | A_W | A_X),
+    LVT_PERF: ("lvt_perf", A_R | A_W | A_X), LVT_LINT0: ("lvt_lint0", A_R | A_W | A_X),
+    LVT_LINT1: ("lvt_lint1", A_R | A_W | A_X), LVT_ERROR: ("lvt_error", A_R | A_W | A_X),
+    TIMER_INIT: ("timer_initial_count", A_R | A_W | A_X), TIMER_CUR: ("timer_current_count", A_R),
+    TIMER_DIV: ("timer_divide", A_R | A_W | A_X),
+}
+ACCESS = np.zeros(64, np.int64)
+for _off, (_name, _rights) in REGISTERS.items():
+    ACCESS[_off >> 4] = _rights
+LVT_MASK = 1 << 16                 # the mask bit of every LVT entry; set at reset (10.4.7.1)
+LVT_BITS = 0x7A7FF                 # bits an LVT write keeps: vector, delivery mode, polarity, trigger, mask, timer mode
+TIMER_ONESHOT, TIMER_PERIODIC, TIMER_DEADLINE = 0, 1, 2     # LVT timer bits 18:17 (Table 10-2)
+SVR_ENABLE = 1 << 8
+
+
+def divide_config(divisor: int) -> int:
+    """The divide configuration register value (bits 0, 1, 3) for divisor 1, 2, 4, ..., 128 (Figure 10-10)."""
+    if divisor not in (1, 2, 4, 8, 16, 32, 64, 128):
+        raise MksimError(f"APIC timer divisor {divisor!r}: must be 1, 2, 4, 8, 16, 32, 64 or 128")
+    v = 7 if divisor == 1 else divisor.bit_length() - 2
+    return (v & 3) | ((v & 4) << 1)
+
+
+@njit(_nrt=False, forceinline=True)
+def divisor(dcr):
+    """The divisor a divide configuration value selects: bits 3,1,0 = 000 -> 2, ..., 110 -> 128, 111 -> 1."""
+    v = (dcr & 3) | ((dcr >> 1) & 4)
+    return np.int64(1) << ((v + 1) & 7)
 
 
 def _check(dest: int, vector: int, mode: str, shorthand: str, max_dest: int) -> tuple[int, int]:

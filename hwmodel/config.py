@@ -115,6 +115,12 @@ class ApicConfig:
     mode: str = "xapic"         # xapic | x2apic: how software writes the ICR
     ipi_latency: int = 400
     source: str = ""
+    # the APIC timer's input clock: one tick every timer_period_num / timer_period_den core cycles
+    timer_period_num: int = 1
+    timer_period_den: int = 1
+    tsc_deadline: bool = True   # CPUID.01H:ECX[24]: the LVT timer's TSC-deadline mode and MSR 0x6E0 exist
+    version: int = 0x00050014   # what the APIC version register (0x30) reads
+    timer_source: str = ""
 
 
 @dataclass(frozen=True)
@@ -270,6 +276,14 @@ class MachineConfig:
             bad("apic.mode", self.apic.mode, f"must be one of {', '.join(APIC_MODES)}")
         if not isinstance(self.apic.ipi_latency, int) or self.apic.ipi_latency < 0:
             bad("apic.ipi_latency", self.apic.ipi_latency, "must be a non-negative integer")
+        for fname in ("timer_period_num", "timer_period_den"):
+            v = getattr(self.apic, fname)
+            if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 1024:
+                bad(f"apic.{fname}", v, "must be an integer from 1 to 1024")
+        if not isinstance(self.apic.tsc_deadline, bool):
+            bad("apic.tsc_deadline", self.apic.tsc_deadline, "must be true or false")
+        if not isinstance(self.apic.version, int) or isinstance(self.apic.version, bool) or not 0 <= self.apic.version < 1 << 32:
+            bad("apic.version", self.apic.version, "must be a 32-bit register value")
         if self.apic.mode == "xapic" and self.cores > 255:
             bad("apic.mode", self.apic.mode, f"xAPIC ids are 8 bits (0..254 usable); {self.cores} cores need x2apic")
         return self
@@ -297,6 +311,8 @@ def _build(cls, table: dict, where: str, prefix: str):
             raise MksimError(f"{prefix}.{k} = {v!r}: must be an integer", where=where)
         if want in ("str",) and not isinstance(v, str):
             raise MksimError(f"{prefix}.{k} = {v!r}: must be a string", where=where)
+        if want in ("bool",) and not isinstance(v, bool):
+            raise MksimError(f"{prefix}.{k} = {v!r}: must be true or false", where=where)
         if want in ("float",) and (not isinstance(v, (int, float)) or isinstance(v, bool)):
             raise MksimError(f"{prefix}.{k} = {v!r}: must be a number", where=where)
         kwargs[k] = v

@@ -16,17 +16,19 @@ import numpy as np
 
 from hwmodel import isa
 from hwmodel._numba import njit
+from hwmodel import apic
 from hwmodel.apic import APIC_BASE, EOI, ICR_HIGH, ICR_LOW, ID, INIT, LOWEST, NMI, NMI_VECTOR, STARTUP, FIXED, decode
 from hwmodel.coherence import E, M
 from hwmodel.engine import (CLOCK, _heap_pop, _heap_push, D_OWNER, D_STATE, DIRT, DPATH, FLAGS, GEO, IPATH, MSG, PARAMS, TAG, access,
                             dir_find_, find_, home_of)
 from hwmodel.state import LAT, P_CPP, P_DIRMASK, P_LINEBITS, P_NLEV, P_NPRIV
 from hwmodel.trace import KIND_I, KIND_L, KIND_S
-from hwmodel.workload import (COALESCED, DEADLOCK, DELIVERED, DONE, FAULTED, FK_BAD_MSR, FK_MISALIGNED, FK_NO_CODE,
+from hwmodel.workload import (COALESCED, DEADLOCK, DELIVERED, DONE, FAULTED, FK_APIC, FK_BAD_MSR, FK_MISALIGNED, FK_NO_CODE,
                               FK_NO_HANDLER, FK_NONCANONICAL, FK_NOT_PAGING, FK_NOT_PRESENT, FK_NOT_WRITABLE,
-                              FK_PARTITION, FK_STACK, FK_UNSUPPORTED, HALTED, IGNORED, LIMIT, PENDING, RSTACK, RUN,
+                              FK_PARTITION, FK_STACK, FK_UNSUPPORTED, HALTED, IGNORED, LIMIT, PENDING, PROG_STATS, RSTACK, RUN,
                               S_ATOMICS, S_FAULTS, S_FETCH_STALL, S_INTERRUPTS, S_IPIS_SENT, S_LOADS, S_OPS,
-                              S_SLEEP_CYCLES, S_SPIN_SLEEPS, S_STORES, S_TLB_HITS, S_TLB_MISSES, S_WALK_CYCLES, SPIN,
+                              S_PREEMPTED, S_SLEEP_CYCLES, S_SPIN_SLEEPS, S_STORES, S_TIMER_INTS, S_TIMER_LOST,
+                              S_TLB_HITS, S_TLB_MISSES, S_WALK_CYCLES, SPIN,
                               WFI, WFS, Workload)
 
 GROW = 3            # run() status: a log or the memory pool is full; grow and call again
@@ -35,6 +37,7 @@ GROW = 3            # run() status: a log or the memory pool is full; grow and c
 (K_ALU, K_ATOMIC, K_RDTSC, K_MSR, K_MMIO, K_ENTRY, K_IRET, K_INVLPG, K_CR3, K_TLBSETS, K_TLBWAYS, K_X2APIC,
  K_IPILAT, K_NSEG, K_WIDTH, K_SPINWAKE) = range(16)
 K_PAUSE = 28        # 16-27 and 30-31 belong to other parts of the engine
+K_TNUM, K_TDEN, K_TSCDL, K_APICVER = range(16, 20)     # APIC timer clock (num/den core cycles a tick), TSC-deadline, version
 NK = 32
 # what needs growing
 G_IPI, G_FAULT, G_TL, G_PAGES, G_PEND, G_HEAP = range(6)
@@ -42,7 +45,12 @@ G_IPI, G_FAULT, G_TL, G_PAGES, G_PEND, G_HEAP = range(6)
 (C_CODE, C_OPADDR, C_REGS, C_PC, C_STATE, C_IF, C_MODE, C_CR3, C_WAIT, C_SCHED, C_LASTF, C_IRR, C_ISR, C_IRRID,
  C_NMIP, C_HAND, C_RSTK, C_RSP, C_ICRLO, C_ICRHI, C_PEND, C_PENDN, C_IPI, C_NIPI, C_FAULTS, C_NFAULT, C_TL, C_NTL,
  C_TLB, C_TLBTICK, C_REGIONS, C_GRANTS, C_KERN, C_PKEYS, C_PSLOT, C_POOL, C_NPAGES, C_CPAR, C_PST, C_HEAP, C_HEAPN,
- C_SEGS, C_OUT, C_INF) = range(44)
+ C_SEGS, C_OUT, C_INF, C_BUSY, C_APIC, C_TIMER) = range(47)
+# C_BUSY [cores, 2]: start and end of the COMPUTE in progress (-1: none); C_APIC [cores, 64]: APIC registers by
+# offset >> 4; C_TIMER [cores, 5]: the APIC timer's count start, latched divisor, index of its next expiry, time of
+# its next expiry (-1: not armed) and the TSC-deadline MSR
+T_START, T_DIV, T_J, T_NEXT, T_DEADLINE = range(5)
+HORIZON = np.int64(1) << 50         # times at or beyond this are never reached (the schedule keys time * 8192)
 # C_OUT: 0 status detail (grow code), 1 ops executed (all calls), 2 spinning cores, 3 longest pending queue,
 # 4.. scratch
 MASK = np.int64(-1)
@@ -58,12 +66,13 @@ class CpuState:
     nfault: np.ndarray; tl: np.ndarray; ntl: np.ndarray; tlb: np.ndarray; tlbtick: np.ndarray
     regions: np.ndarray; grants: np.ndarray; kern: np.ndarray; pkeys: np.ndarray; pslot: np.ndarray
     pool: np.ndarray; npages: np.ndarray; cpar: np.ndarray; pst: np.ndarray; heap: np.ndarray
-    heapn: np.ndarray; segs: np.ndarray; out: np.ndarray; inf: np.ndarray
+    heapn: np.ndarray; segs: np.ndarray; out: np.ndarray; inf: np.ndarray; busy: np.ndarray
+    apic: np.ndarray; timer: np.ndarray
 
     FIELDS = ("code", "opaddr", "regs", "pc", "state", "iflag", "mode", "cr3", "wait", "sched", "lastf", "irr",
               "isr", "irrid", "nmip", "hand", "rstk", "rsp", "icrlo", "icrhi", "pend", "pendn", "ipi", "nipi",
               "faults", "nfault", "tl", "ntl", "tlb", "tlbtick", "regions", "grants", "kern", "pkeys", "pslot",
-              "pool", "npages", "cpar", "pst", "heap", "heapn", "segs", "out", "inf")
+              "pool", "npages", "cpar", "pst", "heap", "heapn", "segs", "out", "inf", "busy", "apic", "timer")
 
 
 def pack(cs: CpuState) -> tuple:
@@ -170,6 +179,7 @@ def log_fault(st, cs, c, pc, addr, kind, owner, t):
         return
     cs[C_RSTK][c, sp, 0] = pc
     cs[C_RSTK][c, sp, 1] = cs[C_IF][c]
+    cs[C_RSTK][c, sp, 2] = 0
     cs[C_RSP][c] = sp + 1
     cs[C_IF][c] = 0
     cs[C_PC][c] = h
@@ -177,18 +187,44 @@ def log_fault(st, cs, c, pc, addr, kind, owner, t):
 
 
 @njit(forceinline=True, _nrt=False)
+def timer_wake(cs, q):
+    """The next expiry of q's APIC timer if it would latch an interrupt (unmasked, legal vector, IRR bit clear),
+    else -1: only such an expiry wakes the core (the others are counted when the core next steps)."""
+    te = cs[C_TIMER][q, T_NEXT]
+    if te < 0:
+        return np.int64(-1)
+    lvt = cs[C_APIC][q, apic.LVT_TIMER >> 4]
+    v = lvt & 0xFF
+    if lvt & apic.LVT_MASK or v < 16 or (cs[C_IRR][q, v >> 6] >> (v & 63)) & 1:
+        return np.int64(-1)
+    return te
+
+
+@njit(forceinline=True, _nrt=False)
 def wake_check(st, cs, q):
-    """A core that is not running: schedule it at its earliest pending IPI (every IPI wakes its target,
-    so that it takes effect, is ignored or is latched in IRR when it arrives)."""
-    if cs[C_STATE][q] == RUN:
+    """A core that is not running, or is in a COMPUTE: schedule it at its earliest pending IPI (every IPI wakes
+    its target, so that it takes effect, is ignored or is latched in IRR when it arrives) or timer expiry."""
+    s = cs[C_STATE][q]
+    busy = cs[C_BUSY]
+    if s == RUN and busy[q, 1] < 0:
         return
     ipi = cs[C_IPI]
-    best = -1
+    best = np.int64(-1)
     for j in range(cs[C_PENDN][q]):
         i = cs[C_PEND][q, j]
         if best < 0 or ipi[i, 5] < best:
             best = ipi[i, 5]
-    if best >= 0:
+    if s == RUN or s == SPIN or s == WFI:
+        tw = timer_wake(cs, q)
+        if tw >= 0 and (best < 0 or tw < best):
+            best = tw
+    if best < 0:
+        return
+    if s == RUN:
+        w = max(best, busy[q, 0])
+        if w < busy[q, 1]:
+            schedule(cs, q, w)          # an interrupt may preempt the compute when it arrives
+    else:
         schedule(cs, q, max(best, st[CLOCK][q]))
 
 
@@ -229,6 +265,185 @@ def send_ipi(st, cs, c, low, dest, ts):
         cs[C_PST][c, S_IPIS_SENT] += 1
         wake_check(st, cs, q)
     return True
+
+
+
+# ------------------------------------------------------------------ the local APIC's registers and timer
+
+@njit(_nrt=False)
+def apic_reset(cs, q):
+    """Power-up / INIT values (SDM 10.4.7.1): LVT entries masked, TPR, counts and divide 0, timer disarmed.
+    SVR reads 0x1FF: the model's APIC is always software-enabled."""
+    r = cs[C_APIC]
+    for k in range(r.shape[1]):
+        r[q, k] = 0
+    for off in (apic.LVT_CMCI, apic.LVT_TIMER, apic.LVT_THERMAL, apic.LVT_PERF, apic.LVT_LINT0, apic.LVT_LINT1,
+                apic.LVT_ERROR):
+        r[q, off >> 4] = apic.LVT_MASK
+    r[q, apic.SVR >> 4] = 0x1FF
+    tm = cs[C_TIMER]
+    tm[q, T_START], tm[q, T_DIV], tm[q, T_J], tm[q, T_NEXT], tm[q, T_DEADLINE] = -1, 2, 0, -1, 0
+
+
+@njit(forceinline=True, _nrt=False)
+def timer_span(cs, q, j):
+    """Core cycles from the count's start to its j-th expiry: ceil(j * count * divisor * num / den)."""
+    par = cs[C_CPAR]
+    a = j * cs[C_APIC][q, apic.TIMER_INIT >> 4] * cs[C_TIMER][q, T_DIV] * par[K_TNUM]
+    return (a + par[K_TDEN] - 1) // par[K_TDEN]
+
+
+@njit(_nrt=False)
+def timer_arm(cs, q, t):
+    """The initial count was written at t: count from t (0 stops the timer)."""
+    tm = cs[C_TIMER]
+    tm[q, T_DIV] = apic.divisor(cs[C_APIC][q, apic.TIMER_DIV >> 4])
+    if cs[C_APIC][q, apic.TIMER_INIT >> 4] == 0:
+        tm[q, T_START], tm[q, T_NEXT] = -1, -1
+        return
+    tm[q, T_START], tm[q, T_J] = t, 1
+    tm[q, T_NEXT] = t + timer_span(cs, q, 1)
+
+
+@njit(_nrt=False)
+def timer_due(cs, q, upto):
+    """Apply the APIC timer's expiries at or before ``upto``: the first latches the LVT vector in IRR unless it
+    is masked, illegal (< 16) or already pending, or the core is not running; the rest are lost."""
+    tm = cs[C_TIMER]
+    te = tm[q, T_NEXT]
+    if te < 0 or te > upto:
+        return
+    lvt = cs[C_APIC][q, apic.LVT_TIMER >> 4]
+    mode = (lvt >> 17) & 3
+    k = np.int64(1)
+    if mode == apic.TIMER_PERIODIC:     # every expiry up to upto, in closed form: no drift
+        par = cs[C_CPAR]
+        a = cs[C_APIC][q, apic.TIMER_INIT >> 4] * tm[q, T_DIV] * par[K_TNUM]
+        jmax = ((upto - tm[q, T_START]) * par[K_TDEN]) // a
+        k = jmax - tm[q, T_J] + 1
+        tm[q, T_J] = jmax + 1
+        tm[q, T_NEXT] = tm[q, T_START] + timer_span(cs, q, jmax + 1)
+    else:
+        tm[q, T_NEXT] = -1
+        if mode == apic.TIMER_DEADLINE:
+            tm[q, T_DEADLINE] = 0       # it disarms itself and clears the MSR (10.5.4.1)
+    v = lvt & 0xFF
+    s = cs[C_STATE][q]
+    pst = cs[C_PST]
+    if (lvt & apic.LVT_MASK or v < 16 or s == WFS or s == HALTED or s == FAULTED
+            or (cs[C_IRR][q, v >> 6] >> (v & 63)) & 1):
+        pst[q, S_TIMER_LOST] += k
+        return
+    cs[C_IRR][q, v >> 6] |= np.int64(1) << (v & 63)
+    cs[C_IRRID][q, v] = -1              # no IPI behind it
+    pst[q, S_TIMER_INTS] += 1
+    pst[q, S_TIMER_LOST] += k - 1
+
+
+@njit(_nrt=False)
+def timer_current(cs, q, t):
+    """The current-count register at t: counts down from the initial count one step every divisor ticks."""
+    tm = cs[C_TIMER]
+    ic = cs[C_APIC][q, apic.TIMER_INIT >> 4]
+    lvt = cs[C_APIC][q, apic.LVT_TIMER >> 4]
+    mode = (lvt >> 17) & 3
+    if tm[q, T_START] < 0 or mode == apic.TIMER_DEADLINE:
+        return np.int64(0)
+    par = cs[C_CPAR]
+    steps = (max(t - tm[q, T_START], 0) * par[K_TDEN] // par[K_TNUM]) // tm[q, T_DIV]
+    if tm[q, T_NEXT] < 0:
+        return np.int64(0)              # a one-shot count that ran out stays at 0
+    if mode == apic.TIMER_PERIODIC:
+        return ic - steps % ic
+    return max(tm[q, T_J] * ic - steps, 0)
+
+
+@njit(_nrt=False)
+def tsc_deadline_write(cs, q, v, t):
+    """WRMSR IA32_TSC_DEADLINE at t (10.5.4.1): ignored unless the LVT timer is in TSC-deadline mode; 0 disarms;
+    else the timer fires when the TSC (the core clock) reaches v, at once if v is past."""
+    tm = cs[C_TIMER]
+    if (cs[C_APIC][q, apic.LVT_TIMER >> 4] >> 17) & 3 != apic.TIMER_DEADLINE:
+        return
+    tm[q, T_DEADLINE] = v
+    if v == 0 or np.uint64(v) >= np.uint64(HORIZON):
+        tm[q, T_NEXT] = -1              # disarmed, or beyond any run
+    else:
+        tm[q, T_NEXT] = max(v, t)
+
+
+@njit(forceinline=True, _nrt=False)
+def apic_ok(off, n, rights):
+    """Is a chunk at APIC offset ``off`` of n bytes a 4-byte access to a register with these rights?"""
+    return n == 4 and (off & 15) == 0 and (apic.ACCESS[off >> 4] & rights) == rights
+
+
+@njit(_nrt=False)
+def apic_read(cs, c, off, t):
+    """The value of the xAPIC register at ``off`` (a readable one) read at t."""
+    r = cs[C_APIC]
+    if off == ID:
+        return c << 24
+    if off == apic.VERSION:
+        return cs[C_CPAR][K_APICVER]
+    if off == apic.PPR:
+        s = highest(cs[C_ISR], c)
+        tpr = r[c, apic.TPR >> 4]
+        return tpr if s < 0 or (tpr >> 4) >= (s >> 4) else s & 0xF0
+    if off >= apic.ISR0 and off < apic.ISR0 + 0x80:
+        k = (off - apic.ISR0) >> 4
+        return (cs[C_ISR][c, k >> 1] >> (32 * (k & 1))) & 0xFFFFFFFF
+    if off >= apic.TMR0 and off < apic.TMR0 + 0x80:
+        return np.int64(0)              # every interrupt is edge-triggered
+    if off >= apic.IRR0 and off < apic.IRR0 + 0x80:
+        k = (off - apic.IRR0) >> 4
+        return (cs[C_IRR][c, k >> 1] >> (32 * (k & 1))) & 0xFFFFFFFF
+    if off == ICR_LOW:
+        return cs[C_ICRLO][c]
+    if off == ICR_HIGH:
+        return cs[C_ICRHI][c]
+    if off == apic.TIMER_CUR:
+        return timer_current(cs, c, t)
+    return r[c, off >> 4]               # TPR, SVR, LVT entries, initial count, divide
+
+
+@njit(_nrt=False)
+def apic_write(st, cs, c, off, v, t):
+    """Write a writable APIC register at t (value: its low 32 bits).  Returns 0, or a fault kind: FK_APIC for a
+    value the model refuses, FK_UNSUPPORTED for a logical-destination IPI."""
+    r = cs[C_APIC]
+    v &= 0xFFFFFFFF
+    k = off >> 4
+    if off == EOI:
+        eoi(cs, c)
+    elif off == ICR_HIGH:
+        cs[C_ICRHI][c] = v
+    elif off == ICR_LOW:
+        cs[C_ICRLO][c] = v
+        if not send_ipi(st, cs, c, v, (cs[C_ICRHI][c] >> 24) & 0xFF, t):
+            return FK_UNSUPPORTED
+    elif off == apic.TPR:
+        r[c, k] = v & 0xFF
+    elif off == apic.SVR:
+        if (v & apic.SVR_ENABLE) == 0:
+            return FK_APIC              # software disable (10.4.7.2) is not modelled
+        r[c, k] = v & 0x13FF
+    elif off == apic.LVT_TIMER:
+        mode = (v >> 17) & 3
+        if mode == 3 or (mode == apic.TIMER_DEADLINE and cs[C_CPAR][K_TSCDL] == 0):
+            return FK_APIC              # reserved timer mode
+        if mode != (r[c, k] >> 17) & 3:     # a mode change disarms the timer (10.5.4.1)
+            cs[C_TIMER][c, T_START], cs[C_TIMER][c, T_NEXT], cs[C_TIMER][c, T_DEADLINE] = -1, -1, 0
+        r[c, k] = v & apic.LVT_BITS
+    elif off == apic.TIMER_INIT:
+        if (r[c, apic.LVT_TIMER >> 4] >> 17) & 3 != apic.TIMER_DEADLINE:     # ignored in TSC-deadline mode
+            r[c, k] = v
+            timer_arm(cs, c, t)
+    elif off == apic.TIMER_DIV:
+        r[c, k] = v & 0xB
+    else:                               # the other LVT entries: kept; nothing in the model raises them
+        r[c, k] = v & (apic.LVT_BITS & ~np.int64(0x60000))
+    return 0
 
 
 @njit(_nrt=False)
@@ -287,11 +502,15 @@ def reset_core(st, cs, q):
     cs[C_LASTF][q] = -1
     cs[C_INF][q, F_T] = -1          # an op in flight is abandoned
     cs[C_INF][q, F_NMIB] = 0
+    cs[C_BUSY][q, 0] = -1           # so is a compute
+    cs[C_BUSY][q, 1] = -1
+    apic_reset(cs, q)
 
 
 @njit(_nrt=False)
 def accept_ipis(st, cs, q, t):
-    """Apply the IPIs pending at q that have arrived by t, in (arrive, id) order."""
+    """Apply the IPIs pending at q that have arrived by t, in (arrive, id) order, and the APIC timer's
+    expiries by t (an expiry before an IPI arriving in the same cycle)."""
     ipi = cs[C_IPI]
     pend = cs[C_PEND]
     while True:
@@ -303,8 +522,10 @@ def accept_ipis(st, cs, q, t):
                                    or (ipi[i, 5] == ipi[pend[q, bj], 5] and i < pend[q, bj])):
                 bj = j
         if bj < 0:
+            timer_due(cs, q, t)
             return
         i = pend[q, bj]
+        timer_due(cs, q, ipi[i, 5])
         for j in range(bj, n - 1):           # keep the rest in order
             pend[q, j] = pend[q, j + 1]
         cs[C_PENDN][q] = n - 1
@@ -369,7 +590,8 @@ def deliverable(cs, q):
     if v < 0:
         return -1
     s = highest(cs[C_ISR], q)
-    if (v >> 4) > (s >> 4 if s >= 0 else -1):
+    tpr = cs[C_APIC][q, apic.TPR >> 4]
+    if (v >> 4) > (s >> 4 if s >= 0 else -1) and (v >> 4) > (tpr >> 4 if tpr >= 16 else -1):
         return v
     return -1
 
@@ -388,7 +610,8 @@ def take_interrupt(st, cs, q, code, t):
         cs[C_IRR][q, v >> 6] &= ~(np.int64(1) << (v & 63))
         cs[C_ISR][q, v >> 6] |= np.int64(1) << (v & 63)
         i = cs[C_IRRID][q, v]
-    ipi[i, 6], ipi[i, 7] = DELIVERED, t
+    if i >= 0:                            # -1: the APIC timer's
+        ipi[i, 6], ipi[i, 7] = DELIVERED, t
     h = cs[C_HAND][q, v]
     if h < 0:
         log_fault(st, cs, q, cs[C_PC][q], v, FK_NO_HANDLER, -1, t)
@@ -397,13 +620,20 @@ def take_interrupt(st, cs, q, code, t):
     if sp >= RSTACK:
         log_fault(st, cs, q, cs[C_PC][q], v, FK_STACK, -1, t)
         return
+    busy = cs[C_BUSY]
+    rem = busy[q, 1] - t if busy[q, 1] > t else 0     # the rest of a COMPUTE it interrupts
+    busy[q, 0] = -1
+    busy[q, 1] = -1
     cs[C_RSTK][q, sp, 0] = cs[C_PC][q]
     cs[C_RSTK][q, sp, 1] = cs[C_IF][q]
+    cs[C_RSTK][q, sp, 2] = rem
     cs[C_RSP][q] = sp + 1
     cs[C_IF][q] = 0
     cs[C_PC][q] = h
     cs[C_STATE][q] = RUN
     cs[C_PST][q, S_INTERRUPTS] += 1
+    if rem > 0:
+        cs[C_PST][q, S_PREEMPTED] += 1
     st[CLOCK][q] = t + cs[C_CPAR][K_ENTRY]
 
 
@@ -648,11 +878,15 @@ def mem_prepare(st, cs, c, pc, mk, addr, n, virt, t1):
             inf[c, F_PA0 + k] = a
     lb = st[PARAMS][P_LINEBITS]
     delay = 0
+    rights = (apic.A_R if mk != M_STORE else 0) | (apic.A_W if write else 0)
     for k in range(nch):
         pa = inf[c, F_PA0 + k]
         inf[c, F_MM0 + k] = 0
         if is_apic(cs, pa):
             inf[c, F_MM0 + k] = 1
+            if not apic_ok(pa & 0xFFF, n1 if k == 0 else n - n1, rights):
+                log_fault(st, cs, c, pc, pa, FK_APIC, -1, t)
+                return -1
             continue
         ok, owner = partition_owner_ok(cs, c, pa)
         if not ok:
@@ -692,15 +926,7 @@ def mem_perform(st, cs, c, pc, mk, val, expect, res):
         for k in range(nch):
             pa, ln = inf[c, F_PA0 + k], inf[c, F_LEN0 + k]
             if inf[c, F_MM0 + k]:
-                off = pa & 0xFFF
-                v = 0
-                if off == ID:
-                    v = c << 24
-                elif off == ICR_LOW:
-                    v = cs[C_ICRLO][c]
-                elif off == ICR_HIGH:
-                    v = cs[C_ICRHI][c]
-                old |= (v & size_mask(ln)) << (8 * sh)
+                old |= (apic_read(cs, c, pa & 0xFFF, t) & size_mask(ln)) << (8 * sh)
             else:
                 old |= read_bytes(cs, pa, ln) << (8 * sh)
             sh += ln
@@ -719,18 +945,11 @@ def mem_perform(st, cs, c, pc, mk, val, expect, res):
             t += cs[C_CPAR][K_MMIO]
             allhit = 0
             if write:
-                off = pa & 0xFFF
-                v = (new >> (8 * sh)) & size_mask(ln)
-                if off == ICR_HIGH:
-                    cs[C_ICRHI][c] = v
-                elif off == EOI:
-                    eoi(cs, c)
-                elif off == ICR_LOW:
-                    cs[C_ICRLO][c] = v
-                    if not send_ipi(st, cs, c, v, (cs[C_ICRHI][c] >> 24) & 0xFF, t):
-                        log_fault(st, cs, c, pc, pa, FK_UNSUPPORTED, -1, t)
-                        res[3] = 1
-                        return
+                fk = apic_write(st, cs, c, pa & 0xFFF, (new >> (8 * sh)) & size_mask(ln), t)
+                if fk:
+                    log_fault(st, cs, c, pc, pa, fk, -1, t)
+                    res[3] = 1
+                    return
         else:
             t += maccess(st, c, kind, pa, ln, t)
             if write:
@@ -856,7 +1075,8 @@ def step(st, cs, c, res):
     """One step of core c at its clock (cpu_spec.md, 'One step').  Returns 1 if an op executed."""
     clock = st[CLOCK]
     t = clock[c]
-    if cs[C_PENDN][c] > 0:
+    tn = cs[C_TIMER][c, T_NEXT]
+    if cs[C_PENDN][c] > 0 or (tn >= 0 and tn <= t):
         accept_ipis(st, cs, c, t)
     state = cs[C_STATE]
     s = state[c]
@@ -876,6 +1096,14 @@ def step(st, cs, c, res):
     if s == SPIN or s == WFI:
         wake_check(st, cs, c)
         return 0
+    busy = cs[C_BUSY]
+    if busy[c, 1] >= 0:
+        if busy[c, 1] > t:          # an event during a COMPUTE that does not interrupt it: the compute goes on
+            clock[c] = busy[c, 1]
+            wake_check(st, cs, c)
+            return 0
+        busy[c, 0] = -1
+        busy[c, 1] = -1
     par = cs[C_CPAR]
     pst = cs[C_PST]
     pc = cs[C_PC][c]
@@ -936,6 +1164,13 @@ def step(st, cs, c, res):
     elif op == isa.COMPUTE:
         n = a if d else regs[c, a]
         end = t1 + max(n, 0)
+        if n > 0:                   # interruptible: busy from t1 to end
+            busy[c, 0] = t1
+            busy[c, 1] = end
+            cs[C_PC][c] = npc
+            clock[c] = end
+            wake_check(st, cs, c)
+            return 1
     elif (op >= isa.LOAD and op <= isa.SPIN) or op == isa.CALL or op == isa.RET or op == isa.CALLR:
         if op <= isa.SPIN:
             addr = cc + (regs[c, b] if b >= 0 else 0)
@@ -972,6 +1207,13 @@ def step(st, cs, c, res):
                 return 1
         elif par[K_X2APIC] and a == isa.MSR_X2APIC_EOI:
             eoi(cs, c)
+        elif par[K_TSCDL] and a == apic.MSR_TSC_DEADLINE:
+            tsc_deadline_write(cs, c, v, end)
+        elif par[K_X2APIC] and a >= apic.MSR_X2APIC_BASE and a < apic.MSR_X2APIC_BASE + 64 and \
+                (apic.ACCESS[a - apic.MSR_X2APIC_BASE] & apic.A_X) and (v >> 32) == 0:
+            if apic_write(st, cs, c, (a - apic.MSR_X2APIC_BASE) << 4, v, end):
+                log_fault(st, cs, c, pc, a, FK_BAD_MSR, -1, t1)
+                return 1
         else:
             log_fault(st, cs, c, pc, a, FK_BAD_MSR, -1, t1)
             return 1
@@ -997,6 +1239,14 @@ def step(st, cs, c, res):
         cs[C_IF][c] = cs[C_RSTK][c, sp, 1]
         cs[C_INF][c, F_NMIB] = 0
         end = t1 + par[K_IRET]
+        rem = cs[C_RSTK][c, sp, 2]
+        if rem > 0:                 # back into an interrupted COMPUTE: its remaining cycles
+            busy[c, 0] = end
+            busy[c, 1] = end + rem
+            cs[C_PC][c] = npc
+            clock[c] = end + rem
+            wake_check(st, cs, c)
+            return 1
     elif op == isa.SETVEC:
         cs[C_HAND][c, a] = b
     elif op == isa.INVLPG:
@@ -1095,6 +1345,8 @@ def run(st, cs, max_ops):
             if clock[c] < t:
                 cs[C_PST][c, S_SLEEP_CYCLES] += t - clock[c]
                 clock[c] = t
+            elif clock[c] > t:
+                clock[c] = t            # a core in a COMPUTE, stepped when an interrupt may preempt it
             ops += step(st, cs, c, res)
             if cs[C_STATE][c] != RUN or sched[c] >= 0:
                 break
@@ -1130,6 +1382,8 @@ def build(machine_state, cfg, w: Workload) -> CpuState:
     cpar[K_WIDTH] = cc.issue_width
     cpar[K_SPINWAKE] = cc.spin_wake_latency
     cpar[K_PAUSE] = cc.pause_latency
+    ap = cfg.apic
+    cpar[K_TNUM], cpar[K_TDEN], cpar[K_TSCDL], cpar[K_APICVER] = ap.timer_period_num, ap.timer_period_den, int(ap.tsc_deadline), ap.version
     segs = np.array([(a, 0, len(o)) for a, o, _ in w.segments] or [(-1, -1, 0)], np.int64).reshape(-1, 3)
     pc0 = 0
     for k, (a, o, _) in enumerate(w.segments):
@@ -1162,7 +1416,7 @@ def build(machine_state, cfg, w: Workload) -> CpuState:
         wait=np.full(cores, -1, np.int64), sched=sched, lastf=np.full(cores, -1, np.int64),
         irr=np.zeros((cores, 4), np.int64), isr=np.zeros((cores, 4), np.int64),
         irrid=np.full((cores, 256), -1, np.int64), nmip=np.full(cores, -1, np.int64), hand=hand,
-        rstk=np.zeros((cores, RSTACK, 2), np.int64), rsp=np.zeros(cores, np.int64),
+        rstk=np.zeros((cores, RSTACK, 3), np.int64), rsp=np.zeros(cores, np.int64),
         icrlo=np.zeros(cores, np.int64), icrhi=np.zeros(cores, np.int64),
         pend=np.zeros((cores, 8), np.int64), pendn=np.zeros(cores, np.int64),
         ipi=np.zeros((max(256, 4 * cores), 8), np.int64), nipi=np.zeros(1, np.int64),
@@ -1172,8 +1426,11 @@ def build(machine_state, cfg, w: Workload) -> CpuState:
         regions=np.array(w.regions or np.zeros((0, 3)), np.int64).reshape(-1, 3),
         grants=np.array(w.grants or np.zeros((0, 3)), np.int64).reshape(-1, 3), kern=kern,
         pkeys=np.zeros(256, np.int64), pslot=np.zeros(256, np.int64), pool=np.zeros((64, 4096), np.uint8),
-        npages=np.zeros(1, np.int64), cpar=cpar, pst=np.zeros((cores, 13), np.int64), heap=heap, heapn=heapn,
-        segs=segs, out=np.zeros(32, np.int64), inf=np.concatenate([np.full((cores, 9), -1, np.int64), np.zeros((cores, 2), np.int64)], axis=1))
+        npages=np.zeros(1, np.int64), cpar=cpar, pst=np.zeros((cores, len(PROG_STATS)), np.int64), heap=heap, heapn=heapn,
+        segs=segs, out=np.zeros(32, np.int64), inf=np.concatenate([np.full((cores, 9), -1, np.int64), np.zeros((cores, 2), np.int64)], axis=1),
+        busy=np.full((cores, 2), -1, np.int64), apic=np.zeros((cores, 64), np.int64), timer=np.zeros((cores, 5), np.int64))
+    for core in range(cores):
+        apic_reset(pack(cs), core)
     for core in sorted(w.starts):
         sched[core] = clock[core]
     for core in range(cores):

@@ -24,14 +24,14 @@ MOV        a=rd, b=rs                                              alu
 ADD..SHR   a=rd, b=ra, c=rb or imm, d=1 if imm                     alu
 BR         a=cond, b=ra, c=rb or imm, d=1 if imm, e=target         alu
 JMP        a=target                                                alu
-COMPUTE    a=cycles or reg, d=1 if imm                             n (>= 0)
+COMPUTE    a=cycles or reg, d=1 if imm (interruptible)             n (>= 0)
 LOAD       a=rd, b/c address, d=size, e=flags                      memory
 STORE      a=rs or imm, b/c address, d=size, e=flags               memory
 FADD       a=rd (old value), b/c, d, e, f=addend (reg or imm)      memory + atomic
 XCHG       a=rd (old value), b/c, d, e, f=new value (reg or imm)   memory + atomic
 CAS        a=rd (old value), b/c, d, e, f=expected reg, g=new reg  memory + atomic
 SPIN       a=rd, b/c, d, e (cond in e >> 2), f=comparand           memory, then sleeps
-WRMSR      a=msr, b=rs or imm, d=1 if imm                          msr
+WRMSR      a=msr, b=rs or imm, d=1 if imm (x2APIC, TSC deadline)   msr
 WFI        - (enables interrupts, sleeps until one is taken)       alu
 STI / CLI  -                                                       alu
 IRET       - (returns from a handler: pc and IF restored)          iret
@@ -78,7 +78,15 @@ Interrupts
     (``SETVEC`` or ``Machine.set_handler``); they run with interrupts off
     until ``IRET`` and must send an EOI (``eoi``) to unblock their priority
     class, as on hardware.  Handlers share the registers of the code they
-    interrupt: use registers the interrupted code does not.
+    interrupt: use registers the interrupted code does not.  A ``COMPUTE``
+    is interrupted by an interrupt that arrives while it runs; ``IRET``
+    resumes its remaining cycles.
+APIC registers and timer
+    ``apic_write``/``apic_read`` access any local APIC register by its
+    offset (a store/load in the xAPIC page, or WRMSR 0x800 + offset/16 in
+    x2APIC mode); a reserved offset or a disallowed access is an ``apic``
+    fault.  ``timer_oneshot``, ``timer_periodic``, ``timer_deadline`` and
+    ``timer_stop`` emit the register writes that program the APIC timer.
 """
 from __future__ import annotations
 
@@ -303,6 +311,60 @@ class Program:
         if x2apic:
             return self.wrmsr(MSR_X2APIC_EOI, 0, comment=comment)
         return self.store(apic.APIC_BASE + apic.EOI, 0, size=4, comment=comment)
+
+    def apic_write(self, reg: int, value, x2apic: bool = False, comment: str = "") -> "Program":
+        """Write local APIC register ``reg`` (an offset, e.g. ``apic.LVT_TIMER``): a 4-byte store to the xAPIC
+        page, or WRMSR 0x800 + (reg >> 4) in x2APIC mode."""
+        from hwmodel import apic
+        if reg not in apic.REGISTERS:
+            raise MksimError(f"{self.name}: APIC register offset {reg:#x} is reserved (SDM vol. 3A, Table 10-1)")
+        if x2apic:
+            return self.wrmsr(apic.MSR_X2APIC_BASE + (reg >> 4), value, comment=comment)
+        return self.store(apic.APIC_BASE + reg, value, size=4, comment=comment)
+
+    def apic_read(self, rd, reg: int, comment: str = "") -> "Program":
+        """Load xAPIC register ``reg`` into rd (x2APIC registers are MSRs: read them with RDMSR)."""
+        from hwmodel import apic
+        if reg not in apic.REGISTERS:
+            raise MksimError(f"{self.name}: APIC register offset {reg:#x} is reserved (SDM vol. 3A, Table 10-1)")
+        return self.load(rd, apic.APIC_BASE + reg, size=4, comment=comment)
+
+    def _timer(self, vector: int, mode: int, masked: bool, x2apic: bool, comment: str) -> "Program":
+        from hwmodel import apic
+        if not 16 <= vector <= 255:
+            raise MksimError(f"{self.name}: timer vector {vector!r} must be 16..255")
+        lvt = vector | (mode << 17) | (apic.LVT_MASK if masked else 0)
+        return self.apic_write(apic.LVT_TIMER, lvt, x2apic, comment=comment)
+
+    def timer_oneshot(self, vector: int, count, divide: int = 1, masked: bool = False, x2apic: bool = False,
+                      comment: str = "") -> "Program":
+        """Program the APIC timer to interrupt once with ``vector`` after ``count`` x ``divide`` timer ticks:
+        divide configuration, LVT timer (one-shot), then the initial count (which starts it; 0 stops it)."""
+        from hwmodel import apic
+        self.apic_write(apic.TIMER_DIV, apic.divide_config(divide), x2apic, comment=comment)
+        self._timer(vector, apic.TIMER_ONESHOT, masked, x2apic, "")
+        return self.apic_write(apic.TIMER_INIT, count, x2apic)
+
+    def timer_periodic(self, vector: int, count, divide: int = 1, masked: bool = False, x2apic: bool = False,
+                       comment: str = "") -> "Program":
+        """Program the APIC timer to interrupt with ``vector`` every ``count`` x ``divide`` timer ticks."""
+        from hwmodel import apic
+        self.apic_write(apic.TIMER_DIV, apic.divide_config(divide), x2apic, comment=comment)
+        self._timer(vector, apic.TIMER_PERIODIC, masked, x2apic, "")
+        return self.apic_write(apic.TIMER_INIT, count, x2apic)
+
+    def timer_deadline(self, vector: int, deadline, masked: bool = False, x2apic: bool = False,
+                       comment: str = "") -> "Program":
+        """TSC-deadline mode: interrupt with ``vector`` when the TSC (the core clock) reaches ``deadline``
+        (a register or an immediate; 0 disarms): LVT timer, then WRMSR IA32_TSC_DEADLINE."""
+        from hwmodel import apic
+        self._timer(vector, apic.TIMER_DEADLINE, masked, x2apic, comment)
+        return self.wrmsr(apic.MSR_TSC_DEADLINE, deadline)
+
+    def timer_stop(self, x2apic: bool = False, comment: str = "") -> "Program":
+        """Stop a one-shot or periodic count (initial count 0)."""
+        from hwmodel import apic
+        return self.apic_write(apic.TIMER_INIT, 0, x2apic, comment=comment)
 
     def wfi(self, comment: str = "") -> "Program":
         return self._emit(WFI, comment=comment)

@@ -78,6 +78,10 @@ Readings of points the spec leaves open (the engine must match them):
   nothing); NO_CODE of RET is at the load's end with the loaded value as the
   address, sp unchanged, the load counted in ``loads``.  RDMSR: the table
   ``MSR_TABLE`` below; WRMSR 0x830 also keeps the value for RDMSR 0x830.
+* Interruptible COMPUTE: a core in a COMPUTE keeps ``clock`` = the compute's end; when it is stepped
+  earlier (an IPI or timer expiry arrives) its clock is set to that time first.  The remaining cycles ride
+  on the return stack as a third element of (pc, IF, left); 0 for faults and non-compute interrupts.
+* Timer expiries are not IPIs: they set IRR with no IPI log row (``irr`` maps the vector to -1).
 * ALU: MUL keeps the low 64 bits; SHL/SHR shift by ``rb & 63``; SHR is a
   logical (unsigned) shift.  COMPUTE costs ``max(0, n)`` with an immediate
   too.  HALT advances pc.  SPIN/BR comparands are full 64-bit (not masked
@@ -98,6 +102,7 @@ from hwmodel.workload import (
     DELIVERED,
     DONE,
     FAULTED,
+    FK_APIC,
     FK_BAD_MSR,
     FK_MISALIGNED,
     FK_NO_CODE,
@@ -123,9 +128,12 @@ from hwmodel.workload import (
     S_IPIS_SENT,
     S_LOADS,
     S_OPS,
+    S_PREEMPTED,
     S_SLEEP_CYCLES,
     S_SPIN_SLEEPS,
     S_STORES,
+    S_TIMER_INTS,
+    S_TIMER_LOST,
     S_TLB_HITS,
     S_TLB_MISSES,
     S_WALK_CYCLES,
@@ -139,6 +147,9 @@ from hwmodel.workload import (
 
 MASK64 = isa.MASK64
 PAGE = 4096
+HORIZON = 1 << 50                       # times at or beyond this are never reached in a run
+LVT_REGS = (apic.LVT_CMCI, apic.LVT_TIMER, apic.LVT_THERMAL, apic.LVT_PERF, apic.LVT_LINT0, apic.LVT_LINT1,
+            apic.LVT_ERROR)
 ADDR_BITS = 0x000FFFFFFFFFF000          # bits 51:12 of an entry / CR3
 ADDR_BITS_2M = 0x000FFFFFFFE00000       # bits 51:21
 
@@ -215,6 +226,17 @@ class Chunk:
 
 
 @dataclass
+class Timer:
+    """The local APIC timer's count (SDM 10.5.4): when it started, its divisor, the index and time of its next
+    expiry (None: not armed), and the TSC-deadline MSR."""
+    start: int | None = None
+    div: int = 2
+    j: int = 0
+    next: int | None = None
+    deadline: int = 0
+
+
+@dataclass
 class InFlight:
     """A memory op whose request is on its way to the home."""
     t1: int              # when the op executed
@@ -250,7 +272,10 @@ class ReferenceCpu:
         self.isr: list[set[int]] = [set() for _ in range(n)]
         self.nmi: list[int] = [-1] * n                            # id of the pending NMI, or -1
         self.nmi_blocked: list[bool] = [False] * n                # taken an NMI, no IRET yet (SDM 6.7.1)
-        self.rstack: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+        self.rstack: list[list[tuple[int, int, int]]] = [[] for _ in range(n)]   # (pc, IF, compute left)
+        self.busy: list[tuple[int, int] | None] = [None] * n      # (start, end) of the COMPUTE in progress
+        self.apic_regs: list[dict[int, int]] = [self.apic_reset_values() for _ in range(n)]
+        self.timer = [Timer() for _ in range(n)]
         self.handlers = [[-1] * 256 for _ in range(n)]
         self.kernel = [-1] * n
         self.icr_low = [0] * n
@@ -346,6 +371,8 @@ class ReferenceCpu:
             if self.sched[c] > self.clock[c]:
                 self.stat(c, S_SLEEP_CYCLES, self.sched[c] - self.clock[c])
                 self.clock[c] = self.sched[c]
+            elif self.sched[c] < self.clock[c]:         # in a COMPUTE: stepped where an interrupt may preempt it
+                self.clock[c] = self.sched[c]
             self.sched[c] = -1
             self.step(c)
             if self.state[c] == RUN:
@@ -356,12 +383,14 @@ class ReferenceCpu:
     def step(self, c: int) -> None:
         """One step of core c at t = clock[c] (spec: 'One step')."""
         t = self.clock[c]
-        # 1. accept arrived IPIs
+        # 1. accept arrived IPIs, and the APIC timer's expiries (an expiry before an IPI of the same cycle)
         arrived = sorted((i for i in self.pending[c] if self._ipis[i].arrive <= t),
                          key=lambda i: (self._ipis[i].arrive, i))
         for i in arrived:
+            self.timer_due(c, self._ipis[i].arrive)
             self.pending[c].remove(i)
             self.apply_ipi(c, i, t)
+        self.timer_due(c, t)
         # 2. not running at all
         if self.state[c] in (WFS, HALTED, FAULTED):
             return
@@ -380,6 +409,14 @@ class ReferenceCpu:
         # 4. woken by an IPI that is not deliverable: sleeps again (the loop's wake check is its sleep check)
         if self.state[c] in (SPIN, WFI):
             return
+        # in a COMPUTE: it goes on to its end unless that is now
+        if self.busy[c] is not None:
+            end = self.busy[c][1]
+            if end > t:
+                self.clock[c] = end
+                self.wake_check(c)
+                return
+            self.busy[c] = None
         # 5. fetch
         pc = self.pc[c]
         if not 0 <= pc < len(self.code):
@@ -409,7 +446,8 @@ class ReferenceCpu:
         if self.iflag[c] and self.irr[c]:
             v = max(self.irr[c])
             top = max(self.isr[c]) >> 4 if self.isr[c] else -1
-            if v >> 4 > top:
+            tpr = self.apic_regs[c][apic.TPR]
+            if v >> 4 > top and (tpr < 16 or v >> 4 > tpr >> 4):
                 return v
         return -1
 
@@ -421,7 +459,8 @@ class ReferenceCpu:
         else:
             ipi = self.irr[c].pop(v)
             self.isr[c].add(v)
-        self._ipis[ipi].outcome, self._ipis[ipi].outcome_t = DELIVERED, t
+        if ipi >= 0:                            # -1: the APIC timer's
+            self._ipis[ipi].outcome, self._ipis[ipi].outcome_t = DELIVERED, t
         h = self.handlers[c][v]
         if h < 0:
             self.fault(c, FK_NO_HANDLER, v, t)
@@ -429,12 +468,16 @@ class ReferenceCpu:
         if len(self.rstack[c]) >= RSTACK:
             self.fault(c, FK_STACK, v, t)
             return
-        self.rstack[c].append((self.pc[c], self.iflag[c]))
+        left = self.busy[c][1] - t if self.busy[c] is not None and self.busy[c][1] > t else 0
+        self.busy[c] = None
+        self.rstack[c].append((self.pc[c], self.iflag[c], left))
         self.iflag[c] = 0
         self.pc[c] = h
         self.clock[c] = t + self.k.interrupt_entry
         self.state[c] = RUN
         self.stat(c, S_INTERRUPTS)
+        if left:
+            self.stat(c, S_PREEMPTED)
 
     def eoi(self, c: int) -> None:
         if self.isr[c]:
@@ -450,19 +493,30 @@ class ReferenceCpu:
             self.state[c] = FAULTED
             self.clock[c] = time
             return
-        self.rstack[c].append((self.pc[c], self.iflag[c]))
+        self.rstack[c].append((self.pc[c], self.iflag[c], 0))
         self.iflag[c] = 0
         self.pc[c] = h
         self.clock[c] = time + self.k.interrupt_entry
 
     # ------------------------------------------------------------ IPIs
     def wake_check(self, q: int) -> None:
-        """A core not running is scheduled for its earliest pending IPI: every IPI wakes its target, so
-        that it takes effect (or is ignored, or latched in IRR) when it arrives."""
-        if self.state[q] == RUN:
+        """A core not running, or in a COMPUTE, is scheduled for its earliest pending IPI (every IPI wakes its
+        target, so that it takes effect, is ignored or is latched in IRR when it arrives) or timer expiry
+        that would latch an interrupt."""
+        s = self.state[q]
+        if s == RUN and self.busy[q] is None:
             return
         times = [self._ipis[i].arrive for i in self.pending[q]]
-        if times:
+        tw = self.timer_wake(q)
+        if tw is not None and s in (RUN, SPIN, WFI):
+            times.append(tw)
+        if not times:
+            return
+        if s == RUN:
+            start, end = self.busy[q]
+            if max(min(times), start) < end:
+                self.schedule(q, max(min(times), start))
+        else:
             self.schedule(q, max(min(times), self.clock[q]))
 
     sleep_check = wake_check
@@ -542,6 +596,9 @@ class ReferenceCpu:
         self.cr3[q] = 0
         self.last_fetch[q] = -1
         self.inflight[q] = None             # an op in flight is abandoned
+        self.busy[q] = None                 # so is a compute
+        self.apic_regs[q] = self.apic_reset_values()
+        self.timer[q] = Timer()
 
     # ------------------------------------------------------------ TLB and page walks
     def flush_tlb(self, c: int) -> None:
@@ -622,24 +679,154 @@ class ReferenceCpu:
     def in_apic_page(self, pa: int) -> bool:
         return not self.x2apic and apic.APIC_BASE <= pa < apic.APIC_BASE + apic.APIC_PAGE
 
-    def apic_read(self, c: int, off: int) -> int:
+    # ------------------------------------------------------------ the local APIC's registers and timer
+    @staticmethod
+    def apic_reset_values() -> dict[int, int]:
+        """Registers kept as written, at their power-up / INIT values (LVT entries masked; SVR enabled)."""
+        regs = {apic.TPR: 0, apic.SVR: 0x1FF, apic.TIMER_INIT: 0, apic.TIMER_DIV: 0}
+        regs.update({off: apic.LVT_MASK for off in LVT_REGS})
+        return regs
+
+    @staticmethod
+    def apic_access_ok(off: int, n: int, read: bool, write: bool) -> bool:
+        """A 4-byte access at a register's offset, allowed by the register table."""
+        name_rights = apic.REGISTERS.get(off)
+        rights = name_rights[1] if name_rights else 0
+        need = (apic.A_R if read else 0) | (apic.A_W if write else 0)
+        return n == 4 and off % 16 == 0 and rights & need == need
+
+    def apic_read(self, c: int, off: int, t: int) -> int:
+        """A readable register at t."""
         if off == apic.ID:
             return c << 24
+        if off == apic.VERSION:
+            return self.cfg.apic.version
+        if off == apic.PPR:
+            tpr = self.apic_regs[c][apic.TPR]
+            isrv = max(self.isr[c]) if self.isr[c] else None
+            return tpr if isrv is None or tpr >> 4 >= isrv >> 4 else isrv & 0xF0
+        for base, bits in ((apic.ISR0, self.isr[c]), (apic.TMR0, set()), (apic.IRR0, set(self.irr[c]))):
+            if base <= off < base + 0x80:
+                k = (off - base) >> 4
+                return sum(1 << (v - 32 * k) for v in bits if 32 * k <= v < 32 * k + 32)
         if off == apic.ICR_LOW:
             return self.icr_low[c]
         if off == apic.ICR_HIGH:
             return self.icr_high[c]
-        return 0
+        if off == apic.TIMER_CUR:
+            return self.timer_current(c, t)
+        return self.apic_regs[c][off]
 
-    def apic_write(self, c: int, off: int, value: int, ts: int, pa: int) -> None:
-        """A write to an xAPIC register completing at ts (the IPI's send time, or a fault's time)."""
+    def apic_write(self, c: int, off: int, value: int, ts: int, fault_addr: int, fault_kind: int) -> None:
+        """A write to a writable register completing at ts (the IPI's send time, or a fault's time); a value the
+        model refuses raises ``fault_kind``."""
+        value &= 0xFFFFFFFF
+        regs = self.apic_regs[c]
         if off == apic.ICR_HIGH:
             self.icr_high[c] = value
         elif off == apic.ICR_LOW:
             self.icr_low[c] = value
-            self.send_ipi(c, value, (self.icr_high[c] >> 24) & 0xFF, ts, pa, ts)
+            self.send_ipi(c, value, (self.icr_high[c] >> 24) & 0xFF, ts, fault_addr, ts)
         elif off == apic.EOI:
             self.eoi(c)
+        elif off == apic.TPR:
+            regs[off] = value & 0xFF
+        elif off == apic.SVR:
+            if not value & apic.SVR_ENABLE:
+                raise Fault(fault_kind, fault_addr, ts)          # software disable is not modelled
+            regs[off] = value & 0x13FF
+        elif off == apic.LVT_TIMER:
+            mode = (value >> 17) & 3
+            if mode == 3 or (mode == apic.TIMER_DEADLINE and not self.cfg.apic.tsc_deadline):
+                raise Fault(fault_kind, fault_addr, ts)          # reserved timer mode
+            if mode != (regs[off] >> 17) & 3:                    # a mode change disarms the timer
+                tm = self.timer[c]
+                tm.start, tm.next, tm.deadline = None, None, 0
+            regs[off] = value & apic.LVT_BITS
+        elif off == apic.TIMER_INIT:
+            if (regs[apic.LVT_TIMER] >> 17) & 3 != apic.TIMER_DEADLINE:  # ignored in TSC-deadline mode
+                regs[off] = value
+                self.timer_arm(c, ts)
+        elif off == apic.TIMER_DIV:
+            regs[off] = value & 0xB
+        else:                                                    # the other LVT entries
+            regs[off] = value & apic.LVT_BITS & ~0x60000
+
+    def timer_span(self, c: int, j: int) -> int:
+        """Core cycles from the count's start to its j-th expiry."""
+        a = j * self.apic_regs[c][apic.TIMER_INIT] * self.timer[c].div * self.cfg.apic.timer_period_num
+        return -(-a // self.cfg.apic.timer_period_den)
+
+    def timer_arm(self, c: int, t: int) -> None:
+        tm = self.timer[c]
+        dcr = self.apic_regs[c][apic.TIMER_DIV]
+        v = (dcr & 3) | ((dcr >> 1) & 4)
+        tm.div = 1 << ((v + 1) & 7)
+        if self.apic_regs[c][apic.TIMER_INIT] == 0:
+            tm.start, tm.next = None, None
+            return
+        tm.start, tm.j = t, 1
+        tm.next = t + self.timer_span(c, 1)
+
+    def timer_mode(self, c: int) -> int:
+        return (self.apic_regs[c][apic.LVT_TIMER] >> 17) & 3
+
+    def timer_wake(self, c: int) -> int | None:
+        """The next expiry if it would latch an interrupt (unmasked, legal vector, IRR bit clear)."""
+        tm = self.timer[c]
+        lvt = self.apic_regs[c][apic.LVT_TIMER]
+        v = lvt & 0xFF
+        if tm.next is None or lvt & apic.LVT_MASK or v < 16 or v in self.irr[c]:
+            return None
+        return tm.next
+
+    def timer_due(self, c: int, upto: int) -> None:
+        """Every expiry at or before upto: the first may latch the LVT vector; the others are lost."""
+        tm = self.timer[c]
+        if tm.next is None or tm.next > upto:
+            return
+        mode = self.timer_mode(c)
+        k = 1
+        if mode == apic.TIMER_PERIODIC:
+            j = tm.j
+            while tm.start + self.timer_span(c, j + 1) <= upto:
+                j += 1
+            k = j - tm.j + 1
+            tm.j = j + 1
+            tm.next = tm.start + self.timer_span(c, j + 1)
+        else:
+            tm.next = None
+            if mode == apic.TIMER_DEADLINE:
+                tm.deadline = 0
+        lvt = self.apic_regs[c][apic.LVT_TIMER]
+        v = lvt & 0xFF
+        if lvt & apic.LVT_MASK or v < 16 or self.state[c] in (WFS, HALTED, FAULTED) or v in self.irr[c]:
+            self.stat(c, S_TIMER_LOST, k)
+            return
+        self.irr[c][v] = -1
+        self.stat(c, S_TIMER_INTS)
+        self.stat(c, S_TIMER_LOST, k - 1)
+
+    def timer_current(self, c: int, t: int) -> int:
+        """The current-count register at t."""
+        tm = self.timer[c]
+        ic = self.apic_regs[c][apic.TIMER_INIT]
+        mode = self.timer_mode(c)
+        if tm.start is None or mode == apic.TIMER_DEADLINE or tm.next is None:
+            return 0
+        ticks = max(t - tm.start, 0) * self.cfg.apic.timer_period_den // self.cfg.apic.timer_period_num
+        steps = ticks // tm.div
+        if mode == apic.TIMER_PERIODIC:
+            return ic - steps % ic
+        return max(tm.j * ic - steps, 0)
+
+    def tsc_deadline_write(self, c: int, value: int, t: int) -> None:
+        tm = self.timer[c]
+        if self.timer_mode(c) != apic.TIMER_DEADLINE:
+            return                                              # ignored in the other modes
+        tm.deadline = isa.wrap64(value)
+        u = value & MASK64
+        tm.next = None if u == 0 or u >= HORIZON else max(u, t)
 
     # ------------------------------------------------------------ memory ops
     def chunks(self, va: int, n: int) -> list[Chunk]:
@@ -686,7 +873,10 @@ class ReferenceCpu:
         ti = t1 + walk                          # the data access's issue time
         for ch in chunks:
             ch.apic = self.in_apic_page(ch.pa)
-            if not ch.apic:
+            if ch.apic:
+                if not self.apic_access_ok(ch.pa - apic.APIC_BASE, ch.n, op != isa.STORE, write):
+                    raise Fault(FK_APIC, ch.pa, ti)
+            else:
                 self.check_partition(c, ch.pa, ti)
         missing = next((line for ch in chunks if not ch.apic for line in self.lines(ch.pa, ch.n)
                         if not self.would_hit(c, line, write)), None)
@@ -729,7 +919,7 @@ class ReferenceCpu:
         old = 0
         for ch in fl.chunks:
             if ch.apic:
-                part = self.apic_read(c, ch.pa - apic.APIC_BASE) & mask(ch.n) if op != isa.STORE else 0
+                part = self.apic_read(c, ch.pa - apic.APIC_BASE, fl.ti) & mask(ch.n) if op != isa.STORE else 0
             else:
                 part = self.read_value(ch.pa, ch.n) if op != isa.STORE else 0
             old |= part << (8 * ch.off)
@@ -750,7 +940,7 @@ class ReferenceCpu:
             if ch.apic:
                 t += self.k.mmio_latency
                 if write:
-                    self.apic_write(c, ch.pa - apic.APIC_BASE, part, t, ch.pa)
+                    self.apic_write(c, ch.pa - apic.APIC_BASE, part, t, ch.pa, FK_APIC)
             else:
                 t += self.mem.access(c, KIND_S if write else KIND_L, ch.pa, ch.n, t)
                 if write:
@@ -867,6 +1057,12 @@ class ReferenceCpu:
             nxt = a
         elif op == isa.COMPUTE:
             cost = max(0, operand(a, d))
+            if cost > 0:                        # interruptible: busy from t1 to t1 + cost
+                self.busy[c] = (t1, t1 + cost)
+                self.pc[c] = nxt
+                self.clock[c] = t1 + cost
+                self.wake_check(c)
+                return
         elif op in (isa.LOAD, isa.STORE, isa.FADD, isa.XCHG, isa.CAS, isa.SPIN):
             self.issue_memory_op(c, row, t1)     # sets pc and clock itself
             return
@@ -891,9 +1087,15 @@ class ReferenceCpu:
         elif op == isa.IRET:
             if not self.rstack[c]:
                 raise Fault(FK_STACK, 0, t1)
-            nxt, self.iflag[c] = self.rstack[c].pop()
+            nxt, self.iflag[c], left = self.rstack[c].pop()
             self.nmi_blocked[c] = False
             cost = k.iret_latency
+            if left:                            # back into an interrupted COMPUTE
+                self.busy[c] = (t1 + cost, t1 + cost + left)
+                self.pc[c] = nxt
+                self.clock[c] = t1 + cost + left
+                self.wake_check(c)
+                return
         elif op == isa.SETVEC:
             self.handlers[c][a] = b
         elif op == isa.INVLPG:
@@ -940,6 +1142,14 @@ class ReferenceCpu:
             self.send_ipi(c, u & 0xFFFFFFFF, u >> 32, t1 + self.k.msr_latency, msr, t1 + self.k.msr_latency)
         elif self.x2apic and msr == isa.MSR_X2APIC_EOI:
             self.eoi(c)
+        elif self.cfg.apic.tsc_deadline and msr == apic.MSR_TSC_DEADLINE:
+            self.tsc_deadline_write(c, value, t1 + self.k.msr_latency)
+        elif (self.x2apic and apic.MSR_X2APIC_BASE <= msr < apic.MSR_X2APIC_BASE + 64 and value & MASK64 < 1 << 32
+              and apic.REGISTERS.get((msr - apic.MSR_X2APIC_BASE) << 4, ("", 0))[1] & apic.A_X):
+            try:
+                self.apic_write(c, (msr - apic.MSR_X2APIC_BASE) << 4, value, t1 + self.k.msr_latency, msr, FK_BAD_MSR)
+            except Fault as f:
+                raise Fault(FK_BAD_MSR, msr, t1) from None
         else:
             raise Fault(FK_BAD_MSR, msr, t1)
 

@@ -124,9 +124,11 @@ def cpu_machines(draw, max_cores: int = 8):
 
 
 @st.composite
-def workloads(draw, cfg, max_ops: int = 14):
+def workloads(draw, cfg, max_ops: int = 14, irq: bool = False):
     """Random programs on random cores: memory ops (physical and virtual, some straddling lines and
-    pages), atomics, spin-waits, IPIs of every kind, handlers, WFI, TLB ops, partitions."""
+    pages), atomics, spin-waits, IPIs of every kind, handlers, WFI, TLB ops, partitions.  ``irq`` adds long
+    COMPUTEs (interruptible), the APIC timer in every mode, APIC register reads, TPR writes, faulting APIC
+    accesses, and handlers that re-enable interrupts (nesting)."""
     from hwmodel import isa
     from hwmodel.workload import Workload
     x2 = cfg.apic.mode == "x2apic"
@@ -141,12 +143,15 @@ def workloads(draw, cfg, max_ops: int = 14):
     for a in words[:3]:
         w.write(a, draw(st.integers(0, 3)).to_bytes(8, "little"))
 
+    extra = ["lcompute", "lcompute", "timer", "timer", "apicrd", "tpr", "apicbad"] if irq else []
+    hextra = ["lcompute", "sti", "timer", "apicrd"] if irq else []
+
     def body(p: isa.Program, depth: int, n: int, handler: bool):
         for _ in range(n):
             k = draw(st.sampled_from(["load", "store", "fadd", "xchg", "cas", "spin", "vload", "vstore",
                                       "ipi", "compute", "alu", "br", "mark", "rdtsc", "wfi", "tlb", "cli",
-                                      "sti"] if not handler else
-                                     ["load", "store", "fadd", "spin", "ipi", "compute", "mark", "vload"]))
+                                      "sti"] + extra if not handler else
+                                     ["load", "store", "fadd", "spin", "ipi", "compute", "mark", "vload"] + hextra))
             reg = f"r{draw(st.integers(1, 3)) + (4 if handler else 0)}"
             size = draw(st.sampled_from([1, 2, 4, 8]))
             a = draw(st.sampled_from(words))
@@ -206,8 +211,73 @@ def workloads(draw, cfg, max_ops: int = 14):
                     p.mode(isa.LONG)
             elif k == "cli":
                 p.cli()
-            else:
+            elif k == "sti":
                 p.sti()
+            else:
+                irq_op(p, k, reg)
+
+    def irq_op(p: isa.Program, k: str, reg: str):
+        from hwmodel import apic
+        if k == "lcompute":
+            if draw(st.booleans()):
+                p.compute(draw(st.integers(50, 3000)))
+            else:
+                p.movi(reg, draw(st.integers(-5, 3000)))
+                p.compute(reg)
+        elif k == "timer":
+            vec = draw(st.sampled_from(VECTORS + (0x30, 8)))     # 8: an illegal vector, never latched
+            masked = draw(st.integers(0, 5)) == 0
+            how = draw(st.sampled_from(["oneshot", "periodic", "deadline", "stop", "div"]))
+            if how == "deadline" and not cfg.apic.tsc_deadline:
+                how = "oneshot"
+            count = draw(st.integers(0, 300))
+            divide = draw(st.sampled_from([1, 1, 2, 4, 128]))
+            lvt = vec | (apic.LVT_MASK if masked else 0)
+            if how == "oneshot":
+                p.apic_write(apic.TIMER_DIV, apic.divide_config(divide), x2)
+                p.apic_write(apic.LVT_TIMER, lvt, x2)
+                p.apic_write(apic.TIMER_INIT, count, x2)
+            elif how == "periodic":
+                p.apic_write(apic.TIMER_DIV, apic.divide_config(divide), x2)
+                p.apic_write(apic.LVT_TIMER, lvt | (apic.TIMER_PERIODIC << 17), x2)
+                p.apic_write(apic.TIMER_INIT, max(count, 20), x2)
+            elif how == "deadline":
+                p.apic_write(apic.LVT_TIMER, lvt | (apic.TIMER_DEADLINE << 17), x2)
+                if draw(st.booleans()):
+                    p.rdtsc(reg)
+                    p.add(reg, reg, draw(st.integers(-50, 600)))
+                    p.wrmsr(apic.MSR_TSC_DEADLINE, reg)
+                else:
+                    p.wrmsr(apic.MSR_TSC_DEADLINE, draw(st.sampled_from([0, 1, 500, 1 << 60])))
+            elif how == "stop":
+                p.apic_write(apic.TIMER_INIT, 0, x2)
+            else:
+                p.apic_write(apic.TIMER_DIV, apic.divide_config(divide), x2)
+        elif k == "apicrd":
+            if not x2:
+                p.apic_read(reg, draw(st.sampled_from([apic.TIMER_CUR, apic.TIMER_CUR, apic.PPR, apic.TPR,
+                                                       apic.ISR0 + 0x30, apic.IRR0 + 0x20, apic.LVT_TIMER,
+                                                       apic.VERSION, apic.SVR])))
+        elif k == "tpr":
+            p.apic_write(apic.TPR, draw(st.sampled_from([0, 0, 0x10, 0x40, 0x45, 0x60])), x2)
+        else:                                   # faults: a reserved offset, a read-only register, a disable
+            bad = draw(st.sampled_from(["reserved", "version", "svr", "eoi-read", "byte", "cur", "ok", "ok", "ok"]))
+            if bad == "ok":                     # (mostly) a harmless write instead: faults end most runs early
+                p.apic_write(apic.LVT_LINT0, draw(st.integers(0, 0x1FFFF)), x2)
+            elif x2:
+                p.wrmsr(draw(st.sampled_from([0x839, 0x831, 0x803, 0x80F])), 0)
+            elif bad == "reserved":
+                p.store(apic.APIC_BASE + 0x3F0, 1, size=4)
+            elif bad == "version":
+                p.store(apic.APIC_BASE + apic.VERSION, 1, size=4)
+            elif bad == "svr":
+                p.apic_write(apic.SVR, 0xFF)
+            elif bad == "eoi-read":
+                p.load(reg, apic.APIC_BASE + apic.EOI, size=4)
+            elif bad == "byte":
+                p.load(reg, apic.APIC_BASE + apic.TIMER_CUR, size=1)
+            else:
+                p.store(apic.APIC_BASE + apic.TIMER_CUR, 5, size=4)
 
     # a loop makes spin-waits and IPIs interleave with more traffic
     def program(name: str, handler: bool) -> isa.Program:
@@ -219,12 +289,14 @@ def workloads(draw, cfg, max_ops: int = 14):
             return p
         if draw(st.integers(0, 9)) > 0:
             p.wrcr3(PT_BASE)
-        if draw(st.booleans()):
+        if draw(st.integers(0, 9)) < (8 if irq else 5):
             p.sti()
         loops = draw(st.integers(1, 2))
         p.movi("r9", loops)
         p.label("top")
         body(p, 0, draw(st.integers(1, max_ops)), False)
+        if irq:                                 # time for timers and IPIs to arrive during a compute
+            p.compute(draw(st.integers(0, 6000)))
         p.sub("r9", "r9", 1)
         p.br("ne", "r9", 0, "top")
         p.halt()
@@ -245,7 +317,7 @@ def workloads(draw, cfg, max_ops: int = 14):
         body(sp, 0, draw(st.integers(0, 3)), False)
         sp.halt()
         w.place(sp, vec << 12)
-    if draw(st.booleans()):                  # partitions: up to 2 kernels over the data pages
+    if not irq and draw(st.booleans()):      # partitions: up to 2 kernels over the data pages
         for i, pg in enumerate(DATA_PAGES + (0x200000,)):
             if draw(st.integers(0, 3)) > 0:
                 w.partition(draw(st.integers(0, 1)), pg, pg + (0x200000 if pg == 0x200000 else 0x1000))
