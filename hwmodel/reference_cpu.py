@@ -846,7 +846,7 @@ class ReferenceCpu:
         write = op in (isa.STORE, isa.FADD, isa.XCHG, isa.CAS)
         if op == isa.SPIN and va % n:
             raise Fault(FK_MISALIGNED, va, t1)
-        self.issue_access(c, va, n, bool(e & isa.F_VIRT), write, t1)
+        self.issue_access(c, va, n, bool(e & isa.F_VIRT), write, t1, read=op != isa.STORE)
 
     def issue_stack_op(self, c: int, row: list[int], t1: int) -> None:
         """CALL / CALLR / RET, first half: the 8-byte physical push at sp - 8 or pop at sp (spec: 'Calls')."""
@@ -856,12 +856,13 @@ class ReferenceCpu:
             raise Fault(FK_NO_CODE, r[a], t1)
         sp = r[isa.SP] & MASK64
         if op == isa.RET:
-            self.issue_access(c, sp, 8, False, False, t1)
+            self.issue_access(c, sp, 8, False, False, t1, read=True)
         else:
-            self.issue_access(c, (sp - 8) & MASK64, 8, False, True, t1)
+            self.issue_access(c, (sp - 8) & MASK64, 8, False, True, t1, read=False)
 
-    def issue_access(self, c: int, va: int, n: int, virt: bool, write: bool, t1: int) -> None:
-        """Translate and check every chunk of the op at pc, then perform it at once or put it in flight."""
+    def issue_access(self, c: int, va: int, n: int, virt: bool, write: bool, t1: int, read: bool) -> None:
+        """Translate and check every chunk of the op at pc (``read``: it reads memory, i.e. it is not a plain
+        store or push), then perform it at once or put it in flight."""
         chunks = self.chunks(va, n)
         walk = 0
         if virt:
@@ -874,7 +875,7 @@ class ReferenceCpu:
         for ch in chunks:
             ch.apic = self.in_apic_page(ch.pa)
             if ch.apic:
-                if not self.apic_access_ok(ch.pa - apic.APIC_BASE, ch.n, op != isa.STORE, write):
+                if not self.apic_access_ok(ch.pa - apic.APIC_BASE, ch.n, read, write):
                     raise Fault(FK_APIC, ch.pa, ti)
             else:
                 self.check_partition(c, ch.pa, ti)
