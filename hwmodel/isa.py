@@ -42,6 +42,11 @@ MODE       a=0 real, 1 protected, 2 long (paging on)               cr3
 RDTSC      a=rd                                                    rdtsc
 MARK       a=event id, b=rs or imm, d=1 if imm                     alu
 HALT       - (the core stops for good; only INIT revives it)       0
+CLFLUSH    b/c physical address (write back + invalidate the       clflush
+           line in every cache of the core's coherence domain)
+WBINVD     - (write back + invalidate every cache of the domain)   wbinvd + memory
+                                                                   occupancy per
+                                                                   dirty copy
 =========  =====================================================  =============
 
 Memory ops
@@ -75,10 +80,12 @@ OP_BYTES = 4
 
 (NOP, MOVI, MOV, ADD, SUB, MUL, AND, OR, XOR, SHL, SHR, BR, JMP, COMPUTE, LOAD, STORE, FADD, XCHG, CAS,
  SPIN, WRMSR, WFI, STI, CLI, IRET, SETVEC, INVLPG, WRCR3, MODE, RDTSC, MARK, HALT) = range(32)
-NOPS = 32
+CLFLUSH, WBINVD = 38, 39            # 32-37 and 40: reserved for other ops
+NOPS = 41
 OP_NAMES = ("nop", "movi", "mov", "add", "sub", "mul", "and", "or", "xor", "shl", "shr", "br", "jmp",
             "compute", "load", "store", "fadd", "xchg", "cas", "spin", "wrmsr", "wfi", "sti", "cli", "iret",
-            "setvec", "invlpg", "wrcr3", "mode", "rdtsc", "mark", "halt")
+            "setvec", "invlpg", "wrcr3", "mode", "rdtsc", "mark", "halt",
+            "rsv32", "rsv33", "rsv34", "rsv35", "rsv36", "rsv37", "clflush", "wbinvd", "rsv40")
 ALU_OPS = {"add": ADD, "sub": SUB, "mul": MUL, "and": AND, "or": OR, "xor": XOR, "shl": SHL, "shr": SHR}
 
 # branch / spin conditions
@@ -313,6 +320,16 @@ class Program:
 
     def halt(self, comment: str = "") -> "Program":
         return self._emit(HALT, comment=comment)
+
+    def clflush(self, addr, base=None, comment: str = "") -> "Program":
+        """Write back (if dirty) and invalidate the line at physical ``addr`` in every cache of this
+        core's coherence domain."""
+        b, off = self._addr(addr, base)
+        return self._emit(CLFLUSH, 0, b, off, comment=comment)
+
+    def wbinvd(self, comment: str = "") -> "Program":
+        """Write back and invalidate every cache of this core's coherence domain."""
+        return self._emit(WBINVD, comment=comment)
 
     def extend(self, other: "Program", prefix: str) -> "Program":
         """Append ``other``'s ops; its labels (and its branches to them) are renamed ``prefix.label``."""
