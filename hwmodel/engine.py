@@ -23,6 +23,14 @@ decided by where the line is found and which coherence messages it needs:
    holds them, or to memory, and inclusive levels back-invalidate the caches
    above them.  A core that no longer holds a line leaves its directory entry.
 
+Coherence domains (``package_domains``): each domain keeps its own directory
+entry per line (key ``line * domains + domain``), so a transaction involves
+only holders in its own domain and a store invalidates nothing in another
+domain; memory controllers and homes are shared.  ``flush_line`` (CLFLUSH)
+and ``flush_domain`` (WBINVD) write back and empty one line / every cache of
+a domain.  Caches of a core type with its own clock have their latencies
+converted to reference ticks when the state is built (``hwmodel.state``).
+
 ``hwmodel.reference`` implements the same rules in plain Python.
 """
 from __future__ import annotations

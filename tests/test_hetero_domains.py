@@ -338,3 +338,24 @@ def test_one_domain_machine_values_are_global(data):
     assert r.copies == {}
     for a in words:
         assert m.read(a, 8, domain=0) == m.read(a, 8)
+
+
+def test_omap4_every_number_has_a_source():
+    cfg = load_machine("omap4")
+    assert cfg.ndomains == 2 and {t.name for t in cfg.core_types} == set(cfg.package_types)
+    for t in cfg.core_types:
+        assert t.source.strip() and t.core.source.strip()
+        assert all(o.source.strip() for o in t.caches)
+    # the M3 package's caches are its own: unicache latency 2 M3 cycles = 12 ticks at 6 ticks a cycle
+    m3 = cfg.cores_per_package
+    l2 = next(i for i, c in enumerate(cfg.caches) if c.name == "L2")
+    assert cfg.clock_ratio(m3) == (6, 1) and cfg.cache_for(l2, m3).latency == 12 and cfg.cache_for(l2, m3).size == 32768
+
+
+def test_machines_show_prints_types_and_domains(capsys):
+    from mksim.cli import main
+    assert main(["machines", "show", "omap4"]) == 0
+    out = capsys.readouterr().out
+    assert "core_type cortex-m3" in out and "one cycle = 6/1 reference ticks" in out
+    assert "package 1   cores 2..3  type cortex-m3    domain 1" in out
+    assert "clflush_latency" in out
