@@ -204,7 +204,10 @@ def hetero_machines(draw):
              CoreType("b", mhz / 1000, slow, tuple(overrides)))
     pt = tuple(draw(st.sampled_from(["a", "b"])) for _ in range(cfg.packages))
     doms = ()
-    if all(c.sharing != "global" for c in cfg.caches) and draw(st.booleans()):
+    if draw(st.integers(0, 3)) > 0 and any(c.sharing == "global" for c in cfg.caches):
+        cfg = replace(cfg, caches=tuple(replace(c, sharing="package") if c.sharing == "global" else c
+                                        for c in cfg.caches))
+    if all(c.sharing != "global" for c in cfg.caches) and draw(st.integers(0, 3)) > 0:
         doms = tuple(draw(st.integers(0, 1)) for _ in range(cfg.packages - 1)) + (1,)
         if 0 not in doms:
             doms = (0,) + doms[1:]
