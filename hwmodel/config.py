@@ -130,6 +130,7 @@ class CoreType:
     core: CoreConfig = field(default_factory=CoreConfig)
     caches: tuple[CacheOverride, ...] = ()
     source: str = ""
+    memory_latency: int = 0     # own cycles at the memory controller of its packages (0: memory.latency)
 
 
 def clock_mhz(ghz: float) -> int:
@@ -188,6 +189,16 @@ class MachineConfig:
             return 1, 1
         g = math.gcd(a, b)
         return a // g, b // g
+
+    def memory_latency(self, package: int) -> int:
+        """Latency (ticks) at ``package``'s memory controller: its core type's own, converted once
+        (rounded up), else ``memory.latency``."""
+        core = package * self.cores_per_package
+        lat = self.core_type(core).memory_latency
+        if not lat:
+            return self.memory.latency
+        num, den = self.clock_ratio(core)
+        return -(-lat * num // den)
 
     def own_cycles(self, core: int, ticks: int) -> int:
         """Reference ticks as whole cycles of ``core``'s own clock (rounded down)."""
@@ -371,6 +382,8 @@ class MachineConfig:
                     lo = 1 if f.name.startswith(("tlb", "issue")) else 0
                     if not isinstance(v, int) or isinstance(v, bool) or v < lo:
                         bad(f"{p}.{f.name}", v, f"must be an integer >= {lo}")
+            if not isinstance(t.memory_latency, int) or isinstance(t.memory_latency, bool) or t.memory_latency < 0:
+                bad(f"{p}.memory_latency", t.memory_latency, "must be a non-negative integer (0: memory.latency)")
             if not _pow2(t.core.tlb_ways) or not _pow2(t.core.tlb_entries) or t.core.tlb_entries % t.core.tlb_ways:
                 bad(f"{p}.tlb_entries", t.core.tlb_entries, "entries and ways must be powers of two, ways dividing entries")
             if t.core.tlb_entries != self.core.tlb_entries or t.core.tlb_ways != self.core.tlb_ways:
@@ -515,8 +528,8 @@ def _core_types(tables, core: CoreConfig, origin: str) -> tuple[CoreType, ...]:
         if not isinstance(t, dict):
             raise MksimError(f"{p} = {t!r}: must be a table", where=origin)
         for k in t:
-            if k not in core_fields | {"name", "clock_ghz", "source", "cache"}:
-                raise MksimError(f"{p}.{k}: unknown field (known: {', '.join(sorted(core_fields | {'name', 'clock_ghz', 'source', 'cache'}))})", where=origin)
+            if k not in core_fields | {"name", "clock_ghz", "source", "cache", "memory_latency"}:
+                raise MksimError(f"{p}.{k}: unknown field (known: {', '.join(sorted(core_fields | {'name', 'clock_ghz', 'source', 'cache', 'memory_latency'}))})", where=origin)
         for k in ("name", "clock_ghz"):
             if k not in t:
                 raise MksimError(f"{p}: missing field {k}", where=origin)
@@ -533,7 +546,10 @@ def _core_types(tables, core: CoreConfig, origin: str) -> tuple[CoreType, ...]:
         src = t.get("source", "")
         if not isinstance(src, str):
             raise MksimError(f"{p}.source = {src!r}: must be a string", where=origin)
-        out.append(CoreType(t["name"], float(t["clock_ghz"]), cc, ovs, src))
+        ml = t.get("memory_latency", 0)
+        if not isinstance(ml, int) or isinstance(ml, bool):
+            raise MksimError(f"{p}.memory_latency = {ml!r}: must be an integer", where=origin)
+        out.append(CoreType(t["name"], float(t["clock_ghz"]), cc, ovs, src, ml))
     return tuple(out)
 
 

@@ -54,12 +54,12 @@ def pack(ms: MachineState) -> tuple:
     """The state arrays as one tuple, the form compiled code takes them in."""
     return (ms.geo, ms.rng, ms.tag, ms.flags, ms.meta, ms.dpath, ms.ipath, ms.privs, ms.shared,
             ms.hops, ms.params, ms.dirt, ms.d_count, ms.mem_busy, ms.clock, ms.tick, ms.lstats, ms.cstats,
-            ms.scratch, ms.msglat, ms.paths, ms.cdom)
+            ms.scratch, ms.msglat, ms.paths, ms.cdom, ms.memlat)
 
 
 # tuple positions
 (GEO, RNG, TAG, FLAGS, META, DPATH, IPATH, PRIVS, SHARED, HOPS, PARAMS, DIRT, DCOUNT, MEMBUSY, CLOCK, TICK,
- LSTATS, CSTATS, SCRATCH, MSG, PATHS, CDOM) = range(22)
+ LSTATS, CSTATS, SCRATCH, MSG, PATHS, CDOM, MEMLAT) = range(23)
 # directory columns: one row per tracked line
 D_USED, D_KEY, D_STATE, D_OWNER, D_BUSY, D_SH = range(6)
 
@@ -530,7 +530,7 @@ def line_access(st, core, line, write, ifetch, t):
             mb = st[MEMBUSY]
             ms = max(start, mb[ph])
             mb[ph] = ms + params[P_MEMOCC]
-            done = ms + params[P_MEMLAT] + msg[ph, pc]
+            done = ms + st[MEMLAT][ph] + msg[ph, pc]
             hops += hops_m[ph, pc]
             cstats[core, C_MEM_READS] += 1
         if write:

@@ -104,6 +104,7 @@ class ReferenceMachine:
         self.proto = cfg.coherence.protocol
         self.read_rule = {row[0]: row[1:] for row in READ[self.proto]}
         self.ndom = cfg.ndomains
+        self.memlat = [cfg.memory_latency(p) for p in range(cfg.packages)]
         self.dom = [cfg.domain(q) for q in range(cores)]
 
     def key(self, core: int, line: int) -> int:
@@ -316,7 +317,7 @@ class ReferenceMachine:
             else:
                 ms = max(start, self.mem_busy[ph])
                 self.mem_busy[ph] = ms + self.cfg.memory.occupancy
-                done = ms + self.cfg.memory.latency + self.msg(ph, pc)
+                done = ms + self.memlat[ph] + self.msg(ph, pc)
                 nhops += H[ph][pc]
                 cs["memory_reads"] += 1
             if write:

@@ -72,6 +72,7 @@ class MachineState:
     scratch: np.ndarray    # int64 [cores]  work space
     cache_names: tuple[str, ...]
     cdom: np.ndarray = None  # int64 [cores]  coherence domain of each core
+    memlat: np.ndarray = None  # int64 [pkgs]  latency at each package's memory controller (ticks)
 
     def nbytes(self) -> int:
         return sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray))
@@ -135,7 +136,7 @@ def build_state(cfg: MachineConfig, seed: int = 0) -> MachineState:
     params[P_HOPLAT] = cfg.interconnect.hop_latency
     params[P_DIRLAT] = cfg.coherence.directory_latency
     params[P_HOMEOCC] = cfg.coherence.home_occupancy
-    params[P_MEMLAT], params[P_MEMOCC] = cfg.memory.latency, cfg.memory.occupancy
+    params[P_MEMLAT], params[P_MEMOCC] = cfg.memory_latency(0), cfg.memory.occupancy   # P_MEMLAT: one package
     params[P_INTERLEAVE] = INTERLEAVE_IDS[cfg.memory.interleave]
     params[P_NODEBYTES] = (cfg.memory.size // cfg.packages) // 4096 * 4096   # page-aligned nodes
     params[P_PROTO] = PROTOCOL_IDS[cfg.coherence.protocol]
@@ -158,4 +159,5 @@ def build_state(cfg: MachineConfig, seed: int = 0) -> MachineState:
         scratch=np.zeros(cores, np.int64),
         cache_names=tuple(c.name for c in cfg.caches),
         cdom=np.array([cfg.domain(q) for q in range(cores)], np.int64),
+        memlat=np.array([cfg.memory_latency(p) for p in range(cfg.packages)], np.int64),
     )

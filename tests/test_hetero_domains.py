@@ -201,7 +201,7 @@ def hetero_machines(draw):
             overrides.append(CacheOverride(c.name, ways * c.line * draw(st.sampled_from([1, 2])), ways,
                                            draw(st.integers(1, 3)) * c.level))
     types = (CoreType("a", cfg.clock_ghz, replace(k, clflush_latency=draw(st.integers(0, 30)))),
-             CoreType("b", mhz / 1000, slow, tuple(overrides)))
+             CoreType("b", mhz / 1000, slow, tuple(overrides), memory_latency=draw(st.sampled_from([0, 0, 7, 150]))))
     pt = tuple(draw(st.sampled_from(["a", "b"])) for _ in range(cfg.packages))
     doms = ()
     if draw(st.integers(0, 3)) > 0 and any(c.sharing == "global" for c in cfg.caches):
@@ -261,9 +261,9 @@ def test_engine_matches_reference_on_hetero_machines(data):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(data=st.data())
-def test_engine_matches_reference_on_omap4(data):
-    cfg = load_machine("omap4")
+@given(data=st.data(), name=st.sampled_from(["omap4", "xeon-phi"]))
+def test_engine_matches_reference_on_the_presets(data, name):
+    cfg = load_machine(name)
     w, words = data.draw(flushing_workloads(cfg))
     run_both(cfg, w, words)
 
@@ -362,3 +362,19 @@ def test_machines_show_prints_types_and_domains(capsys):
     assert "core_type cortex-m3" in out and "one cycle = 6/1 reference ticks" in out
     assert "package 1   cores 2..3  type cortex-m3    domain 1" in out
     assert "clflush_latency" in out
+
+
+def test_xeon_phi_preset():
+    """Two core types (2.4 and 1.1 GHz: 24/11 ticks a Phi cycle), two domains, the Phi's own memory."""
+    cfg = load_machine("xeon-phi")
+    phi = cfg.cores_per_package
+    assert cfg.clock_ratio(phi) == (24, 11) and cfg.ndomains == 2
+    assert cfg.memory_latency(0) == cfg.memory.latency and cfg.memory_latency(1) == -(-500 * 24 // 11)
+    for t in cfg.core_types:
+        assert t.source.strip() and all(o.source.strip() for o in t.caches)
+    # a Phi core's miss to its own GDDR costs the Phi memory latency; a host core's to DDR3 the host's
+    far = cfg.memory.size // 2 + 0x10000
+    progs = {0: isa.Program("h").load("r1", 0x30000).halt(), phi: isa.Program("p").load("r1", far).halt()}
+    m, _, status = _run(cfg, progs)
+    assert status == "done"
+    assert m.stats()["cores"][phi]["memory_reads"] >= 1
