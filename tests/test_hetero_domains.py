@@ -378,3 +378,10 @@ def test_xeon_phi_preset():
     m, _, status = _run(cfg, progs)
     assert status == "done"
     assert m.stats()["cores"][phi]["memory_reads"] >= 1
+
+
+@pytest.mark.parametrize("name", ["omap4", "xeon-phi"])
+def test_new_presets_source_every_table(name):
+    from tests.test_config import test_every_number_has_a_source
+    test_every_number_has_a_source(name)
+    assert name in load_machine(name).name
