@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 import tomllib
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 
 from hwmodel.errors import MksimError
@@ -105,6 +105,38 @@ class CoreConfig:
     tlb_ways: int = 4
     pause_latency: int = 10     # PAUSE, the spin-loop hint
     source: str = ""
+    clflush_latency: int = 50   # CLFLUSH, besides its write-back (assumption: see README)
+    wbinvd_latency: int = 2000  # WBINVD, plus memory.occupancy per dirty copy written back (assumption)
+
+
+@dataclass(frozen=True)
+class CacheOverride:
+    """A core type's own geometry for one cache of the machine's list (found by ``name``).
+    ``latency`` is in the core type's own cycles."""
+
+    name: str
+    size: int = 0
+    ways: int = 0
+    latency: int = 0
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class CoreType:
+    """A kind of core: its own clock, its ``[core]`` costs (in its own cycles) and its own
+    geometry for caches private to it or shared only within its package."""
+
+    name: str
+    clock_ghz: float
+    core: CoreConfig = field(default_factory=CoreConfig)
+    caches: tuple[CacheOverride, ...] = ()
+    source: str = ""
+    memory_latency: int = 0     # own cycles at the memory controller of its packages (0: memory.latency)
+
+
+def clock_mhz(ghz: float) -> int:
+    """A clock in whole MHz (core types need an exact ratio to the reference clock)."""
+    return int(round(ghz * 1000))
 
 
 @dataclass(frozen=True)
@@ -138,6 +170,9 @@ class MachineConfig:
     description: str = ""
     sources: tuple[str, ...] = ()
     origin: str = "<config>"
+    core_types: tuple[CoreType, ...] = ()     # [[core_type]]: none = every core is the [core] table
+    package_types: tuple[str, ...] = ()       # core type name per package (needed with core_types)
+    package_domains: tuple[int, ...] = ()     # coherence domain per package (empty: one domain)
 
     @property
     def cores(self) -> int:
@@ -146,6 +181,62 @@ class MachineConfig:
     @property
     def line(self) -> int:
         return self.caches[0].line
+
+    def core_type(self, core: int) -> CoreType:
+        """The type of ``core``: its package's type, or the implicit one built from [core] and clock_ghz."""
+        if not self.package_types:
+            return CoreType("default", self.clock_ghz, self.core)
+        name = self.package_types[core // self.cores_per_package]
+        return next(t for t in self.core_types if t.name == name)
+
+    def clock_ratio(self, core: int) -> tuple[int, int]:
+        """(num, den): one cycle of ``core`` is num/den ticks of the reference clock (reduced)."""
+        a, b = clock_mhz(self.clock_ghz), clock_mhz(self.core_type(core).clock_ghz)
+        if not self.package_types or a == b:
+            return 1, 1
+        g = math.gcd(a, b)
+        return a // g, b // g
+
+    def memory_latency(self, package: int) -> int:
+        """Latency (ticks) at ``package``'s memory controller: its core type's own, converted once
+        (rounded up), else ``memory.latency``."""
+        core = package * self.cores_per_package
+        lat = self.core_type(core).memory_latency
+        if not lat:
+            return self.memory.latency
+        num, den = self.clock_ratio(core)
+        return -(-lat * num // den)
+
+    def own_cycles(self, core: int, ticks: int) -> int:
+        """Reference ticks as whole cycles of ``core``'s own clock (rounded down)."""
+        num, den = self.clock_ratio(core)
+        return ticks * den // num
+
+    def ns(self, ticks: int) -> float:
+        """Reference ticks in nanoseconds."""
+        return ticks / self.clock_ghz
+
+    @property
+    def ndomains(self) -> int:
+        return max(self.package_domains, default=0) + 1
+
+    def domain(self, core: int) -> int:
+        """The coherence domain of ``core`` (0 when the machine declares none)."""
+        return self.package_domains[core // self.cores_per_package] if self.package_domains else 0
+
+    def cache_for(self, ci: int, core: int) -> CacheConfig:
+        """Cache ``ci`` as ``core`` sees it: its type's override applied, latency in reference ticks
+        (own cycles x num / den, rounded up, once per latency)."""
+        c = self.caches[ci]
+        if not self.package_types:
+            return c
+        o = next((x for x in self.core_type(core).caches if x.name == c.name), None)
+        if o is None:
+            return c
+        num, den = self.clock_ratio(core)
+        return replace(c, size=o.size or c.size, ways=o.ways or c.ways,
+                       latency=-(-o.latency * num // den) if o.latency else c.latency,
+                       source=o.source or c.source)
 
     def group_size(self, sharing: str) -> int:
         """Cores that share one instance of a cache with this sharing."""
@@ -286,7 +377,76 @@ class MachineConfig:
             bad("apic.version", self.apic.version, "must be a 32-bit register value")
         if self.apic.mode == "xapic" and self.cores > 255:
             bad("apic.mode", self.apic.mode, f"xAPIC ids are 8 bits (0..254 usable); {self.cores} cores need x2apic")
+        self._validate_types_and_domains(bad)
         return self
+
+    def _validate_types_and_domains(self, bad) -> None:
+        """[[core_type]], package_types and package_domains (see README, 'Heterogeneous machines')."""
+        names = [t.name for t in self.core_types]
+        for i, t in enumerate(self.core_types):
+            p = f"core_type[{i}] ({t.name})"
+            if not t.name or names.count(t.name) > 1:
+                bad(f"{p}.name", t.name, "core types need distinct, non-empty names")
+            if not (isinstance(t.clock_ghz, (int, float)) and math.isfinite(t.clock_ghz) and t.clock_ghz > 0):
+                bad(f"{p}.clock_ghz", t.clock_ghz, "must be a positive number")
+            if abs(t.clock_ghz * 1000 - clock_mhz(t.clock_ghz)) > 1e-6 or clock_mhz(t.clock_ghz) < 1:
+                bad(f"{p}.clock_ghz", t.clock_ghz, "must be a whole number of MHz")
+            for f in fields(CoreConfig):
+                if f.name != "source":
+                    v = getattr(t.core, f.name)
+                    lo = 1 if f.name.startswith(("tlb", "issue")) else 0
+                    if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+                        bad(f"{p}.{f.name}", v, f"must be an integer >= {lo}")
+            if not isinstance(t.memory_latency, int) or isinstance(t.memory_latency, bool) or t.memory_latency < 0:
+                bad(f"{p}.memory_latency", t.memory_latency, "must be a non-negative integer (0: memory.latency)")
+            if not _pow2(t.core.tlb_ways) or not _pow2(t.core.tlb_entries) or t.core.tlb_entries % t.core.tlb_ways:
+                bad(f"{p}.tlb_entries", t.core.tlb_entries, "entries and ways must be powers of two, ways dividing entries")
+            if t.core.tlb_entries != self.core.tlb_entries or t.core.tlb_ways != self.core.tlb_ways:
+                bad(f"{p}.tlb_entries", t.core.tlb_entries, f"every core type has the [core] TLB ({self.core.tlb_entries} entries, {self.core.tlb_ways} ways)")
+            for j, o in enumerate(t.caches):
+                q = f"{p}.cache[{j}]"
+                base = next((c for c in self.caches if c.name == o.name), None)
+                if base is None:
+                    bad(f"{q}.name", o.name, f"no cache of that name (known: {', '.join(c.name for c in self.caches)})")
+                if base.sharing == "global":
+                    bad(f"{q}.name", o.name, "a globally shared cache cannot differ per core type")
+                for fname in ("size", "ways", "latency"):
+                    v = getattr(o, fname)
+                    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                        bad(f"{q}.{fname}", v, "must be a non-negative integer (0: keep the machine's value)")
+                ov = replace(base, size=o.size or base.size, ways=o.ways or base.ways)
+                if ov.size % (ov.ways * ov.line) or not _pow2(ov.sets):
+                    bad(f"{q}.size", ov.size, f"with {ov.ways} ways of {ov.line} bytes the sets must be a power of two")
+        if self.core_types and not self.package_types:
+            bad("package_types", [], "core types are declared: name one for every package")
+        if self.package_types:
+            if len(self.package_types) != self.packages:
+                bad("package_types", list(self.package_types), f"needs one core type per package ({self.packages})")
+            for i, n in enumerate(self.package_types):
+                if n not in names:
+                    bad(f"package_types[{i}]", n, f"no such core type (known: {', '.join(names) or 'none'})")
+            if abs(self.clock_ghz * 1000 - clock_mhz(self.clock_ghz)) > 1e-6:
+                bad("clock_ghz", self.clock_ghz, "with core types the reference clock must be a whole number of MHz")
+            levels = sorted({c.level for c in self.caches})
+            for core in range(0, self.cores, self.cores_per_package):
+                for a_lv, b_lv in zip(levels, levels[1:]):
+                    above = max(self.cache_for(i, core).latency for i, c in enumerate(self.caches) if c.level == a_lv)
+                    for i, c in enumerate(self.caches):
+                        if c.level == b_lv and self.cache_for(i, core).latency < above:
+                            bad(f"core_type ({self.core_type(core).name}).cache ({c.name}).latency",
+                                self.cache_for(i, core).latency, f"in ticks is below level {a_lv}'s latency {above}")
+        if self.package_domains:
+            if len(self.package_domains) != self.packages:
+                bad("package_domains", list(self.package_domains), f"needs one domain per package ({self.packages})")
+            ds = sorted(set(self.package_domains))
+            if ds != list(range(len(ds))) or not all(isinstance(d, int) and not isinstance(d, bool) for d in self.package_domains):
+                bad("package_domains", list(self.package_domains), "domains are numbered 0, 1, ... without gaps")
+            if len(ds) > 64:
+                bad("package_domains", list(self.package_domains), "at most 64 domains")
+            if len(ds) > 1:
+                for c in self.caches:
+                    if c.sharing == "global":
+                        bad(f"cache ({c.name}).sharing", c.sharing, "a global cache would span coherence domains")
 
     def _level_sharing(self, lv: int) -> str:
         return next(c.sharing for c in self.caches if c.level == lv)
@@ -295,7 +455,8 @@ class MachineConfig:
 # ---------------------------------------------------------------- TOML loading
 
 _TOP = {"name", "description", "packages", "cores_per_package", "clock_ghz", "sources",
-        "cache", "coherence", "interconnect", "memory", "core", "apic"}
+        "cache", "coherence", "interconnect", "memory", "core", "apic", "core_type", "package_types",
+        "package_domains"}
 
 
 def _build(cls, table: dict, where: str, prefix: str):
@@ -351,17 +512,62 @@ def machine_from_dict(d: dict, origin: str = "<dict>") -> MachineConfig:
     sources = d.get("sources", [])
     if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
         raise MksimError(f"sources = {sources!r}: must be a list of strings", where=origin)
+    core = _build(CoreConfig, d.get("core", {}), origin, "core")
+    types = _core_types(d.get("core_type", []), core, origin)
+    pt, pd = d.get("package_types", []), d.get("package_domains", [])
+    if not isinstance(pt, list) or not all(isinstance(x, str) for x in pt):
+        raise MksimError(f"package_types = {pt!r}: must be a list of core type names", where=origin)
+    if not isinstance(pd, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in pd):
+        raise MksimError(f"package_domains = {pd!r}: must be a list of integers", where=origin)
     cfg = MachineConfig(
+        core_types=types, package_types=tuple(pt), package_domains=tuple(pd),
         name=d["name"], description=d.get("description", ""),
         packages=d["packages"], cores_per_package=d["cores_per_package"],
         clock_ghz=float(d["clock_ghz"]), caches=cs,
         coherence=_build(CoherenceConfig, d.get("coherence", {}), origin, "coherence"),
         interconnect=_build(InterconnectConfig, d.get("interconnect", {}), origin, "interconnect"),
         memory=_build(MemoryConfig, d.get("memory", {}), origin, "memory"),
-        core=_build(CoreConfig, d.get("core", {}), origin, "core"),
+        core=core,
         apic=_build(ApicConfig, d.get("apic", {}), origin, "apic"),
         sources=tuple(sources), origin=origin, **top)
     return cfg.validate()
+
+
+def _core_types(tables, core: CoreConfig, origin: str) -> tuple[CoreType, ...]:
+    """[[core_type]] tables: name, clock_ghz, source, any [core] field (default: the [core] value),
+    and [[core_type.cache]] overrides."""
+    if not isinstance(tables, list):
+        raise MksimError("core_type: must be an array of tables ([[core_type]])", where=origin)
+    out = []
+    core_fields = {f.name for f in fields(CoreConfig)} - {"source"}
+    for i, t in enumerate(tables):
+        p = f"core_type[{i}]"
+        if not isinstance(t, dict):
+            raise MksimError(f"{p} = {t!r}: must be a table", where=origin)
+        for k in t:
+            if k not in core_fields | {"name", "clock_ghz", "source", "cache", "memory_latency"}:
+                raise MksimError(f"{p}.{k}: unknown field (known: {', '.join(sorted(core_fields | {'name', 'clock_ghz', 'source', 'cache', 'memory_latency'}))})", where=origin)
+        for k in ("name", "clock_ghz"):
+            if k not in t:
+                raise MksimError(f"{p}: missing field {k}", where=origin)
+        if not isinstance(t["name"], str):
+            raise MksimError(f"{p}.name = {t['name']!r}: must be a string", where=origin)
+        if not isinstance(t["clock_ghz"], (int, float)) or isinstance(t["clock_ghz"], bool):
+            raise MksimError(f"{p}.clock_ghz = {t['clock_ghz']!r}: must be a number", where=origin)
+        own = _build(CoreConfig, {k: v for k, v in t.items() if k in core_fields}, origin, p)
+        cc = replace(core, **{k: getattr(own, k) for k in t if k in core_fields}, source=t.get("source", ""))
+        caches = t.get("cache", [])
+        if not isinstance(caches, list):
+            raise MksimError(f"{p}.cache: must be an array of tables ([[core_type.cache]])", where=origin)
+        ovs = tuple(_build(CacheOverride, c, origin, f"{p}.cache[{j}]") for j, c in enumerate(caches))
+        src = t.get("source", "")
+        if not isinstance(src, str):
+            raise MksimError(f"{p}.source = {src!r}: must be a string", where=origin)
+        ml = t.get("memory_latency", 0)
+        if not isinstance(ml, int) or isinstance(ml, bool):
+            raise MksimError(f"{p}.memory_latency = {ml!r}: must be an integer", where=origin)
+        out.append(CoreType(t["name"], float(t["clock_ghz"]), cc, ovs, src, ml))
+    return tuple(out)
 
 
 def load_machine(spec: str) -> MachineConfig:

@@ -19,9 +19,9 @@ from hwmodel._numba import njit
 from hwmodel import apic
 from hwmodel.apic import APIC_BASE, EOI, ICR_HIGH, ICR_LOW, ID, INIT, LOWEST, NMI, NMI_VECTOR, STARTUP, FIXED, decode
 from hwmodel.coherence import E, M
-from hwmodel.engine import (CLOCK, _heap_pop, _heap_push, D_OWNER, D_STATE, DIRT, DPATH, FLAGS, GEO, IPATH, MSG, PARAMS, TAG, access,
-                            dir_find_, find_, home_of)
-from hwmodel.state import LAT, P_CPP, P_DIRMASK, P_LINEBITS, P_NLEV, P_NPRIV
+from hwmodel.engine import (CDOM, CLOCK, _heap_pop, _heap_push, D_OWNER, D_STATE, DIRT, DPATH, FLAGS, GEO, IPATH, MSG, PARAMS, TAG, access,
+                            dir_find_, dkey, find_, flush_domain, flush_line, home_of)
+from hwmodel.state import LAT, P_CPP, P_DIRMASK, P_LINEBITS, P_MEMOCC, P_NDOM, P_NLEV, P_NPRIV
 from hwmodel.trace import KIND_I, KIND_L, KIND_S
 from hwmodel.workload import (COALESCED, DEADLOCK, DELIVERED, DONE, FAULTED, FK_APIC, FK_BAD_MSR, FK_MISALIGNED, FK_NO_CODE,
                               FK_NO_HANDLER, FK_NONCANONICAL, FK_NOT_PAGING, FK_NOT_PRESENT, FK_NOT_WRITABLE,
@@ -33,11 +33,12 @@ from hwmodel.workload import (COALESCED, DEADLOCK, DELIVERED, DONE, FAULTED, FK_
 
 GROW = 3            # run() status: a log or the memory pool is full; grow and call again
 
-# cpar: costs and modes
+# cpar[core, K_*]: costs (in the core's own cycles) and modes
 (K_ALU, K_ATOMIC, K_RDTSC, K_MSR, K_MMIO, K_ENTRY, K_IRET, K_INVLPG, K_CR3, K_TLBSETS, K_TLBWAYS, K_X2APIC,
  K_IPILAT, K_NSEG, K_WIDTH, K_SPINWAKE) = range(16)
-K_PAUSE = 28        # 16-27 and 30-31 belong to other parts of the engine
+K_PAUSE = 28                        # 20-27: reserved
 K_TNUM, K_TDEN, K_TSCDL, K_APICVER = range(16, 20)     # APIC timer clock (num/den core cycles a tick), TSC-deadline, version
+K_CLFLUSH, K_WBINVD = 30, 31
 NK = 32
 # what needs growing
 G_IPI, G_FAULT, G_TL, G_PAGES, G_PEND, G_HEAP = range(6)
@@ -45,12 +46,14 @@ G_IPI, G_FAULT, G_TL, G_PAGES, G_PEND, G_HEAP = range(6)
 (C_CODE, C_OPADDR, C_REGS, C_PC, C_STATE, C_IF, C_MODE, C_CR3, C_WAIT, C_SCHED, C_LASTF, C_IRR, C_ISR, C_IRRID,
  C_NMIP, C_HAND, C_RSTK, C_RSP, C_ICRLO, C_ICRHI, C_PEND, C_PENDN, C_IPI, C_NIPI, C_FAULTS, C_NFAULT, C_TL, C_NTL,
  C_TLB, C_TLBTICK, C_REGIONS, C_GRANTS, C_KERN, C_PKEYS, C_PSLOT, C_POOL, C_NPAGES, C_CPAR, C_PST, C_HEAP, C_HEAPN,
- C_SEGS, C_OUT, C_INF, C_BUSY, C_APIC, C_TIMER) = range(47)
+ C_SEGS, C_OUT, C_INF, C_BUSY, C_APIC, C_TIMER, C_RATIO, C_LST) = range(49)
 # C_BUSY [cores, 2]: start and end of the COMPUTE in progress (-1: none); C_APIC [cores, 64]: APIC registers by
 # offset >> 4; C_TIMER [cores, 5]: the APIC timer's count start, latched divisor, index of its next expiry, time of
 # its next expiry (-1: not armed) and the TSC-deadline MSR
 T_START, T_DIV, T_J, T_NEXT, T_DEADLINE = range(5)
 HORIZON = np.int64(1) << 50         # times at or beyond this are never reached (the schedule keys time * 8192)
+# C_RATIO[core]: num, den (one own cycle = num/den reference ticks), remainder carried (in 1/den ticks)
+# C_LST[pool slot, line in page]: a coherence domain's copy of a line: bit 0 valid, bit 1 dirty
 # C_OUT: 0 status detail (grow code), 1 ops executed (all calls), 2 spinning cores, 3 longest pending queue,
 # 4.. scratch
 MASK = np.int64(-1)
@@ -67,12 +70,13 @@ class CpuState:
     regions: np.ndarray; grants: np.ndarray; kern: np.ndarray; pkeys: np.ndarray; pslot: np.ndarray
     pool: np.ndarray; npages: np.ndarray; cpar: np.ndarray; pst: np.ndarray; heap: np.ndarray
     heapn: np.ndarray; segs: np.ndarray; out: np.ndarray; inf: np.ndarray; busy: np.ndarray
-    apic: np.ndarray; timer: np.ndarray
+    apic: np.ndarray; timer: np.ndarray; ratio: np.ndarray; lst: np.ndarray
 
     FIELDS = ("code", "opaddr", "regs", "pc", "state", "iflag", "mode", "cr3", "wait", "sched", "lastf", "irr",
               "isr", "irrid", "nmip", "hand", "rstk", "rsp", "icrlo", "icrhi", "pend", "pendn", "ipi", "nipi",
               "faults", "nfault", "tl", "ntl", "tlb", "tlbtick", "regions", "grants", "kern", "pkeys", "pslot",
-              "pool", "npages", "cpar", "pst", "heap", "heapn", "segs", "out", "inf", "busy", "apic", "timer")
+              "pool", "npages", "cpar", "pst", "heap", "heapn", "segs", "out", "inf", "busy", "apic", "timer", "ratio",
+              "lst")
 
 
 def pack(cs: CpuState) -> tuple:
@@ -136,6 +140,128 @@ def size_mask(n):
     return (np.int64(1) << (8 * n)) - 1
 
 
+# ------------------------------------------------------------------ coherence domains: each domain's copies
+
+@njit(forceinline=True, _nrt=False)
+def key_slot(cs, key, create):
+    """Pool slot of page-table key ``key`` (a page's key is page + 1), or -1."""
+    keys, slots = cs[C_PKEYS], cs[C_PSLOT]
+    mask = keys.shape[0] - 1
+    h = _phash(key - 1, mask)
+    while keys[h] != 0:
+        if keys[h] == key:
+            return slots[h]
+        h = (h + 1) & mask
+    if not create:
+        return -1
+    n = cs[C_NPAGES][0]
+    keys[h] = key
+    slots[h] = n
+    cs[C_NPAGES][0] = n + 1
+    return n
+
+
+@njit(forceinline=True, _nrt=False)
+def dom_key(d, page):
+    """Key of domain d's copy of a page: above every memory page's key (page + 1 <= 2**52)."""
+    return page + 1 + ((d + 1) << 52)
+
+
+@njit(_nrt=False)
+def dom_page(st, cs, c, pa):
+    """Pool slot of core c's domain copy of pa's page, with pa's line valid in it (filled from memory)."""
+    lb = st[PARAMS][P_LINEBITS]
+    page = np.int64(np.uint64(pa) >> np.uint64(12))
+    s = key_slot(cs, dom_key(st[CDOM][c], page), True)
+    m = page_slot(cs, page, True)        # memory's page exists too: write-backs need no new page
+    li = (pa & 4095) >> lb
+    lst = cs[C_LST]
+    if (lst[s, li] & 1) == 0:
+        pool = cs[C_POOL]
+        for i in range(li << lb, (li + 1) << lb):
+            pool[s, i] = pool[m, i]
+        lst[s, li] = 1
+    return s
+
+
+@njit(_nrt=False)
+def dom_writeback(cs, s, page, li, lb, clear):
+    """Write line li of the domain copy in slot s back to memory if dirty; drop it if ``clear``."""
+    lst = cs[C_LST]
+    if (lst[s, li] & 3) == 3:
+        m = page_slot(cs, page, True)
+        pool = cs[C_POOL]
+        for i in range(li << lb, (li + 1) << lb):
+            pool[m, i] = pool[s, i]
+    lst[s, li] = 0 if clear else lst[s, li] & 1
+
+
+@njit(forceinline=True, _nrt=False)
+def fread(st, cs, c, pa, n):
+    """n (<= 8) bytes at physical pa (one page) as core c sees them: memory on a one-domain machine,
+    else its domain's copy of each line (filled from memory when the domain has none)."""
+    if st[PARAMS][P_NDOM] == 1:
+        return read_bytes(cs, pa, n)
+    v = np.uint64(0)
+    pool = cs[C_POOL]
+    for i in range(n):
+        s = dom_page(st, cs, c, pa + i)
+        v |= np.uint64(pool[s, (pa + i) & 4095]) << np.uint64(8 * i)
+    return np.int64(v)
+
+
+@njit(forceinline=True, _nrt=False)
+def fwrite(st, cs, c, pa, n, v):
+    if st[PARAMS][P_NDOM] == 1:
+        write_bytes(cs, pa, n, v)
+        return
+    u = np.uint64(v)
+    pool, lst = cs[C_POOL], cs[C_LST]
+    lb = st[PARAMS][P_LINEBITS]
+    for i in range(n):
+        s = dom_page(st, cs, c, pa + i)
+        pool[s, (pa + i) & 4095] = np.uint8((u >> np.uint64(8 * i)) & np.uint64(255))
+        lst[s, ((pa + i) & 4095) >> lb] |= 2
+
+
+@njit(_nrt=False)
+def dom_flush_line(st, cs, c, line):
+    """CLFLUSH, values: the domain's copy of ``line`` is written back if dirty, then dropped."""
+    lb = st[PARAMS][P_LINEBITS]
+    page = np.int64(np.uint64(line) >> np.uint64(12 - lb))
+    s = key_slot(cs, dom_key(st[CDOM][c], page), False)
+    if s >= 0:
+        dom_writeback(cs, s, page, line & ((1 << (12 - lb)) - 1), lb, True)
+
+
+@njit(_nrt=False)
+def dom_flush_all(st, cs, c):
+    """WBINVD, values: every copy the domain holds is written back if dirty, then dropped."""
+    lb = st[PARAMS][P_LINEBITS]
+    d = st[CDOM][c]
+    lo = dom_key(d, -1)
+    keys, slots = cs[C_PKEYS], cs[C_PSLOT]
+    for h in range(keys.shape[0]):
+        k = keys[h]
+        if lo < k <= lo + (np.int64(1) << 52):
+            for li in range(4096 >> lb):
+                dom_writeback(cs, slots[h], k - lo - 1, li, lb, True)
+
+
+@njit(forceinline=True, _nrt=False)
+def ticks(cs, c, n):
+    """n cycles of core c in reference ticks: n * num / den, the remainder carried per core."""
+    r = cs[C_RATIO]
+    num = r[c, 0]
+    den = r[c, 1]
+    if num == den:
+        return n
+    q = n // den
+    x = (n - q * den) * num + r[c, 2]
+    r[c, 2] = x % den
+    return q * num + x // den
+
+
 # ------------------------------------------------------------------ logs and scheduling
 
 @njit(forceinline=True, _nrt=False)
@@ -183,7 +309,7 @@ def log_fault(st, cs, c, pc, addr, kind, owner, t):
     cs[C_RSP][c] = sp + 1
     cs[C_IF][c] = 0
     cs[C_PC][c] = h
-    st[CLOCK][c] = t + cs[C_CPAR][K_ENTRY]
+    st[CLOCK][c] = t + ticks(cs, c, cs[C_CPAR][c, K_ENTRY])
 
 
 @njit(forceinline=True, _nrt=False)
@@ -237,7 +363,7 @@ def send_ipi(st, cs, c, low, dest, ts):
     if logical:
         return False
     ncores = st[CLOCK].shape[0]
-    x2 = cs[C_CPAR][K_X2APIC]
+    x2 = cs[C_CPAR][c, K_X2APIC]
     lo_q, hi_q = 0, ncores
     if sh == 0:
         bcast = (dest == 0xFFFFFFFF) if x2 else (dest == 0xFF)
@@ -254,7 +380,7 @@ def send_ipi(st, cs, c, low, dest, ts):
             continue
         i = cs[C_NIPI][0]
         cs[C_NIPI][0] = i + 1
-        arrive = ts + cs[C_CPAR][K_IPILAT] + st[MSG][c // cpp, q // cpp]
+        arrive = ts + cs[C_CPAR][c, K_IPILAT] + st[MSG][c // cpp, q // cpp]
         ipi[i, 0], ipi[i, 1], ipi[i, 2], ipi[i, 3] = c, q, vector, mode
         ipi[i, 4], ipi[i, 5], ipi[i, 6], ipi[i, 7] = ts, arrive, PENDING, -1
         n = cs[C_PENDN][q]
@@ -289,8 +415,8 @@ def apic_reset(cs, q):
 def timer_span(cs, q, j):
     """Core cycles from the count's start to its j-th expiry: ceil(j * count * divisor * num / den)."""
     par = cs[C_CPAR]
-    a = j * cs[C_APIC][q, apic.TIMER_INIT >> 4] * cs[C_TIMER][q, T_DIV] * par[K_TNUM]
-    return (a + par[K_TDEN] - 1) // par[K_TDEN]
+    a = j * cs[C_APIC][q, apic.TIMER_INIT >> 4] * cs[C_TIMER][q, T_DIV] * par[q, K_TNUM]
+    return (a + par[q, K_TDEN] - 1) // par[q, K_TDEN]
 
 
 @njit(_nrt=False)
@@ -318,8 +444,8 @@ def timer_due(cs, q, upto):
     k = np.int64(1)
     if mode == apic.TIMER_PERIODIC:     # every expiry up to upto, in closed form: no drift
         par = cs[C_CPAR]
-        a = cs[C_APIC][q, apic.TIMER_INIT >> 4] * tm[q, T_DIV] * par[K_TNUM]
-        jmax = ((upto - tm[q, T_START]) * par[K_TDEN]) // a
+        a = cs[C_APIC][q, apic.TIMER_INIT >> 4] * tm[q, T_DIV] * par[q, K_TNUM]
+        jmax = ((upto - tm[q, T_START]) * par[q, K_TDEN]) // a
         k = jmax - tm[q, T_J] + 1
         tm[q, T_J] = jmax + 1
         tm[q, T_NEXT] = tm[q, T_START] + timer_span(cs, q, jmax + 1)
@@ -350,7 +476,7 @@ def timer_current(cs, q, t):
     if tm[q, T_START] < 0 or mode == apic.TIMER_DEADLINE:
         return np.int64(0)
     par = cs[C_CPAR]
-    steps = (max(t - tm[q, T_START], 0) * par[K_TDEN] // par[K_TNUM]) // tm[q, T_DIV]
+    steps = (max(t - tm[q, T_START], 0) * par[q, K_TDEN] // par[q, K_TNUM]) // tm[q, T_DIV]
     if tm[q, T_NEXT] < 0:
         return np.int64(0)              # a one-shot count that ran out stays at 0
     if mode == apic.TIMER_PERIODIC:
@@ -385,7 +511,7 @@ def apic_read(cs, c, off, t):
     if off == ID:
         return c << 24
     if off == apic.VERSION:
-        return cs[C_CPAR][K_APICVER]
+        return cs[C_CPAR][c, K_APICVER]
     if off == apic.PPR:
         s = highest(cs[C_ISR], c)
         tpr = r[c, apic.TPR >> 4]
@@ -430,7 +556,7 @@ def apic_write(st, cs, c, off, v, t):
         r[c, k] = v & 0x13FF
     elif off == apic.LVT_TIMER:
         mode = (v >> 17) & 3
-        if mode == 3 or (mode == apic.TIMER_DEADLINE and cs[C_CPAR][K_TSCDL] == 0):
+        if mode == 3 or (mode == apic.TIMER_DEADLINE and cs[C_CPAR][c, K_TSCDL] == 0):
             return FK_APIC              # reserved timer mode
         if mode != (r[c, k] >> 17) & 3:     # a mode change disarms the timer (10.5.4.1)
             cs[C_TIMER][c, T_START], cs[C_TIMER][c, T_NEXT], cs[C_TIMER][c, T_DEADLINE] = -1, -1, 0
@@ -463,7 +589,7 @@ def read_msr(cs, c, msr, t1):
     One branch per row; a row that needs x2APIC mode sits below the mode check."""
     if msr == isa.MSR_TSC:
         return True, t1
-    x2 = cs[C_CPAR][K_X2APIC]
+    x2 = cs[C_CPAR][c, K_X2APIC]
     if msr == isa.MSR_APIC_BASE:
         return True, np.int64(APIC_BASE) | (np.int64(1) << 11) | (x2 << 10) | (np.int64(256) if c == 0 else 0)
     if x2 == 0:
@@ -634,7 +760,7 @@ def take_interrupt(st, cs, q, code, t):
     cs[C_PST][q, S_INTERRUPTS] += 1
     if rem > 0:
         cs[C_PST][q, S_PREEMPTED] += 1
-    st[CLOCK][q] = t + cs[C_CPAR][K_ENTRY]
+    st[CLOCK][q] = t + ticks(cs, q, cs[C_CPAR][q, K_ENTRY])
 
 
 @njit(forceinline=True, _nrt=False)
@@ -654,7 +780,7 @@ def maccess(st, c, kind, addr, n, t):
 
 @njit(forceinline=True, _nrt=False)
 def tlb_find(cs, c, key, vpn):
-    sets, ways = cs[C_CPAR][K_TLBSETS], cs[C_CPAR][K_TLBWAYS]
+    sets, ways = cs[C_CPAR][c, K_TLBSETS], cs[C_CPAR][c, K_TLBWAYS]
     b = (vpn & (sets - 1)) * ways
     tlb = cs[C_TLB]
     for w in range(ways):
@@ -665,7 +791,7 @@ def tlb_find(cs, c, key, vpn):
 
 @njit(_nrt=False)
 def tlb_fill(cs, c, key, vpn, frame, wr):
-    sets, ways = cs[C_CPAR][K_TLBSETS], cs[C_CPAR][K_TLBWAYS]
+    sets, ways = cs[C_CPAR][c, K_TLBSETS], cs[C_CPAR][c, K_TLBWAYS]
     b = (vpn & (sets - 1)) * ways
     tlb = cs[C_TLB]
     e = -1
@@ -718,7 +844,7 @@ def translate(st, cs, c, va, write, t, res):
         shift = 39 - 9 * level
         ea = table + ((va >> shift) & 511) * 8
         cyc += maccess(st, c, KIND_L, ea, 8, t + cyc)
-        ent = read_bytes(cs, ea, 8)
+        ent = fread(st, cs, c, ea, 8)
         if (ent & 1) == 0:
             res[1] = cyc
             res[2] = FK_NOT_PRESENT
@@ -792,8 +918,8 @@ def partition_owner_ok(cs, c, pa):
 
 
 @njit(forceinline=True, _nrt=False)
-def is_apic(cs, pa):
-    return cs[C_CPAR][K_X2APIC] == 0 and (pa & ~np.int64(0xFFF)) == APIC_BASE
+def is_apic(cs, c, pa):
+    return cs[C_CPAR][c, K_X2APIC] == 0 and (pa & ~np.int64(0xFFF)) == APIC_BASE
 
 
 @njit(_nrt=False)
@@ -805,11 +931,12 @@ def wake_spinners(st, cs, c, pa, n, d):
     first = np.int64(np.uint64(pa) >> np.uint64(lb))
     last = np.int64((np.uint64(pa) + np.uint64(n - 1)) >> np.uint64(lb))
     state, wait = cs[C_STATE], cs[C_WAIT]
+    cdom = st[CDOM]
     for q in range(state.shape[0]):
-        if q != c and state[q] == SPIN and first <= wait[q] <= last:
+        if q != c and state[q] == SPIN and first <= wait[q] <= last and cdom[q] == cdom[c]:
             state[q] = RUN
             cs[C_OUT][2] -= 1
-            schedule(cs, q, max(d, st[CLOCK][q]) + cs[C_CPAR][K_SPINWAKE])
+            schedule(cs, q, max(d, st[CLOCK][q]) + ticks(cs, q, cs[C_CPAR][q, K_SPINWAKE]))
 
 
 # memory-op kinds for mem_op
@@ -834,7 +961,7 @@ def would_hit(st, c, line, write):
         return False
     if not write:
         return True
-    e = dir_find_(st[DIRT], params[P_DIRMASK], line)
+    e = dir_find_(st[DIRT], params[P_DIRMASK], dkey(st, c, line))
     if e < 0:
         return False
     return st[DIRT][e, D_OWNER] == c and (st[DIRT][e, D_STATE] == E or st[DIRT][e, D_STATE] == M)
@@ -882,7 +1009,7 @@ def mem_prepare(st, cs, c, pc, mk, addr, n, virt, t1):
     for k in range(nch):
         pa = inf[c, F_PA0 + k]
         inf[c, F_MM0 + k] = 0
-        if is_apic(cs, pa):
+        if is_apic(cs, c, pa):
             inf[c, F_MM0 + k] = 1
             if not apic_ok(pa & 0xFFF, n1 if k == 0 else n - n1, rights):
                 log_fault(st, cs, c, pc, pa, FK_APIC, -1, t)
@@ -928,7 +1055,7 @@ def mem_perform(st, cs, c, pc, mk, val, expect, res):
             if inf[c, F_MM0 + k]:
                 old |= (apic_read(cs, c, pa & 0xFFF, t) & size_mask(ln)) << (8 * sh)
             else:
-                old |= read_bytes(cs, pa, ln) << (8 * sh)
+                old |= fread(st, cs, c, pa, ln) << (8 * sh)
             sh += ln
     new = val
     if mk == M_FADD:
@@ -942,7 +1069,7 @@ def mem_perform(st, cs, c, pc, mk, val, expect, res):
     for k in range(nch):
         pa, ln = inf[c, F_PA0 + k], inf[c, F_LEN0 + k]
         if inf[c, F_MM0 + k]:
-            t += cs[C_CPAR][K_MMIO]
+            t += ticks(cs, c, cs[C_CPAR][c, K_MMIO])
             allhit = 0
             if write:
                 fk = apic_write(st, cs, c, pa & 0xFFF, (new >> (8 * sh)) & size_mask(ln), t)
@@ -953,7 +1080,7 @@ def mem_perform(st, cs, c, pc, mk, val, expect, res):
         else:
             t += maccess(st, c, kind, pa, ln, t)
             if write:
-                write_bytes(cs, pa, ln, new >> (8 * sh))
+                fwrite(st, cs, c, pa, ln, new >> (8 * sh))
                 wake_spinners(st, cs, c, pa, ln, t)
         sh += ln
     res[1] = t
@@ -990,7 +1117,7 @@ def alu_cost(cs, c):
     """Register ops and store hits issue ``issue_width`` to a cycle: every width-th one costs alu_latency."""
     n = cs[C_INF][c, F_ALU]
     cs[C_INF][c, F_ALU] = n + 1
-    return cs[C_CPAR][K_ALU] if n % cs[C_CPAR][K_WIDTH] == 0 else 0
+    return ticks(cs, c, cs[C_CPAR][c, K_ALU]) if n % cs[C_CPAR][c, K_WIDTH] == 0 else 0
 
 
 @njit(_nrt=False)
@@ -1065,7 +1192,7 @@ def complete_mem(st, cs, c, now, res):
     else:
         regs[c, a] = res[0]
         pst[c, S_ATOMICS] += 1
-        end += cs[C_CPAR][K_ATOMIC]
+        end += ticks(cs, c, cs[C_CPAR][c, K_ATOMIC])
     cs[C_PC][c] = pc + 1
     st[CLOCK][c] = end
 
@@ -1107,7 +1234,7 @@ def step(st, cs, c, res):
     par = cs[C_CPAR]
     pst = cs[C_PST]
     pc = cs[C_PC][c]
-    if pc < 0 or pc >= cs[C_CODE].shape[0] or cs[C_CPAR][K_NSEG] == 0:
+    if pc < 0 or pc >= cs[C_CODE].shape[0] or par[c, K_NSEG] == 0:
         log_fault(st, cs, c, pc, 0, FK_NO_CODE, -1, t)     # ran off the end of the placed code
         return 0
     # fetch
@@ -1163,7 +1290,7 @@ def step(st, cs, c, res):
         npc = a
     elif op == isa.COMPUTE:
         n = a if d else regs[c, a]
-        end = t1 + max(n, 0)
+        end = t1 + ticks(cs, c, max(n, 0))
         if n > 0:                   # interruptible: busy from t1 to end
             busy[c, 0] = t1
             busy[c, 1] = end
@@ -1198,18 +1325,18 @@ def step(st, cs, c, res):
         return 1
     elif op == isa.WRMSR:
         v = b if d else regs[c, b]
-        end = t1 + par[K_MSR]
-        if par[K_X2APIC] and a == isa.MSR_X2APIC_ICR:
+        end = t1 + ticks(cs, c, par[c, K_MSR])
+        if par[c, K_X2APIC] and a == isa.MSR_X2APIC_ICR:
             cs[C_ICRLO][c] = v & 0xFFFFFFFF
             cs[C_ICRHI][c] = np.int64(np.uint64(v) >> np.uint64(32))
             if not send_ipi(st, cs, c, v & 0xFFFFFFFF, np.int64(np.uint64(v) >> np.uint64(32)), end):
                 log_fault(st, cs, c, pc, a, FK_UNSUPPORTED, -1, end)
                 return 1
-        elif par[K_X2APIC] and a == isa.MSR_X2APIC_EOI:
+        elif par[c, K_X2APIC] and a == isa.MSR_X2APIC_EOI:
             eoi(cs, c)
-        elif par[K_TSCDL] and a == apic.MSR_TSC_DEADLINE:
+        elif par[c, K_TSCDL] and a == apic.MSR_TSC_DEADLINE:
             tsc_deadline_write(cs, c, v, end)
-        elif par[K_X2APIC] and a >= apic.MSR_X2APIC_BASE and a < apic.MSR_X2APIC_BASE + 64 and \
+        elif par[c, K_X2APIC] and a >= apic.MSR_X2APIC_BASE and a < apic.MSR_X2APIC_BASE + 64 and \
                 (apic.ACCESS[a - apic.MSR_X2APIC_BASE] & apic.A_X) and (v >> 32) == 0:
             if apic_write(st, cs, c, (a - apic.MSR_X2APIC_BASE) << 4, v, end):
                 log_fault(st, cs, c, pc, a, FK_BAD_MSR, -1, t1)
@@ -1238,7 +1365,7 @@ def step(st, cs, c, res):
         npc = cs[C_RSTK][c, sp, 0]
         cs[C_IF][c] = cs[C_RSTK][c, sp, 1]
         cs[C_INF][c, F_NMIB] = 0
-        end = t1 + par[K_IRET]
+        end = t1 + ticks(cs, c, par[c, K_IRET])
         rem = cs[C_RSTK][c, sp, 2]
         if rem > 0:                 # back into an interrupted COMPUTE: its remaining cycles
             busy[c, 0] = end
@@ -1251,23 +1378,35 @@ def step(st, cs, c, res):
         cs[C_HAND][c, a] = b
     elif op == isa.INVLPG:
         invlpg(cs, c, cc + (regs[c, b] if b >= 0 else 0))
-        end = t1 + par[K_INVLPG]
+        end = t1 + ticks(cs, c, par[c, K_INVLPG])
     elif op == isa.WRCR3:
         cs[C_CR3][c] = a if d else regs[c, a]
         tlb_flush(cs, c)
-        end = t1 + par[K_CR3]
+        end = t1 + ticks(cs, c, par[c, K_CR3])
     elif op == isa.MODE:
         cs[C_MODE][c] = a
         tlb_flush(cs, c)
-        end = t1 + par[K_CR3]
+        end = t1 + ticks(cs, c, par[c, K_CR3])
     elif op == isa.RDTSC:
         regs[c, a] = t1
-        end = t1 + par[K_RDTSC]
+        end = t1 + ticks(cs, c, par[c, K_RDTSC])
     elif op == isa.MARK:
         tl = cs[C_TL]
         i = cs[C_NTL][0]
         tl[i, 0], tl[i, 1], tl[i, 2], tl[i, 3] = c, t1, a, (b if d else regs[c, b])
         cs[C_NTL][0] = i + 1
+    elif op == isa.CLFLUSH:
+        pa = cc + (regs[c, b] if b >= 0 else 0)
+        line = np.int64(np.uint64(pa) >> np.uint64(st[PARAMS][P_LINEBITS]))
+        flush_line(st, c, line, t1)
+        if st[PARAMS][P_NDOM] > 1:
+            dom_flush_line(st, cs, c, line)
+        end = t1 + ticks(cs, c, par[c, K_CLFLUSH])
+    elif op == isa.WBINVD:
+        nwb = flush_domain(st, c, t1)
+        if st[PARAMS][P_NDOM] > 1:
+            dom_flush_all(st, cs, c)
+        end = t1 + ticks(cs, c, par[c, K_WBINVD]) + nwb * st[PARAMS][P_MEMOCC]
     elif op == isa.HALT:
         state[c] = HALTED
         clock[c] = t1
@@ -1285,9 +1424,9 @@ def step(st, cs, c, res):
             log_fault(st, cs, c, pc, b, FK_BAD_MSR, -1, t1)
             return 1
         regs[c, a] = v
-        end = t1 + par[K_MSR]
+        end = t1 + ticks(cs, c, par[c, K_MSR])
     elif op == isa.PAUSE:
-        end = t1 + par[K_PAUSE]
+        end = t1 + ticks(cs, c, par[c, K_PAUSE])
     if end < 0:
         end = t1 + alu_cost(cs, c)
     cs[C_PC][c] = npc
@@ -1307,7 +1446,8 @@ def room(st, cs):
         return G_FAULT + 1
     if cs[C_NTL][0] + 1 > cs[C_TL].shape[0]:
         return G_TL + 1
-    if cs[C_NPAGES][0] + 2 > cs[C_POOL].shape[0] or 2 * (cs[C_NPAGES][0] + 2) > cs[C_PKEYS].shape[0]:
+    need = 2 if st[PARAMS][P_NDOM] == 1 else 24     # domain copies: a page and its memory page per access
+    if cs[C_NPAGES][0] + need > cs[C_POOL].shape[0] or 2 * (cs[C_NPAGES][0] + need) > cs[C_PKEYS].shape[0]:
         return G_PAGES + 1
     if cs[C_HEAPN][0] + ncores + 2 > cs[C_HEAP].shape[0]:
         return G_HEAP + 1
@@ -1374,22 +1514,17 @@ def build(machine_state, cfg, w: Workload) -> CpuState:
         ops[0, 0] = isa.HALT
         opaddr = np.zeros(1, np.int64)
     cc = cfg.core
-    cpar = np.zeros(NK, np.int64)
-    cpar[K_ALU], cpar[K_ATOMIC], cpar[K_RDTSC], cpar[K_MSR] = cc.alu_latency, cc.atomic_latency, cc.rdtsc_latency, cc.msr_latency
-    cpar[K_MMIO], cpar[K_ENTRY], cpar[K_IRET], cpar[K_INVLPG] = cc.mmio_latency, cc.interrupt_entry, cc.iret_latency, cc.invlpg_latency
-    cpar[K_CR3], cpar[K_TLBSETS], cpar[K_TLBWAYS] = cc.cr3_latency, cc.tlb_entries // cc.tlb_ways, cc.tlb_ways
-    cpar[K_X2APIC], cpar[K_IPILAT] = int(cfg.apic.mode == "x2apic"), cfg.apic.ipi_latency
-    cpar[K_WIDTH] = cc.issue_width
-    cpar[K_SPINWAKE] = cc.spin_wake_latency
-    cpar[K_PAUSE] = cc.pause_latency
-    ap = cfg.apic
-    cpar[K_TNUM], cpar[K_TDEN], cpar[K_TSCDL], cpar[K_APICVER] = ap.timer_period_num, ap.timer_period_den, int(ap.tsc_deadline), ap.version
+    cpar = np.zeros((cores, NK), np.int64)
+    ratio = np.zeros((cores, 3), np.int64)
+    for q in range(cores):
+        cpar[q] = core_params(cfg, q)
+        ratio[q, 0], ratio[q, 1] = cfg.clock_ratio(q)
     segs = np.array([(a, 0, len(o)) for a, o, _ in w.segments] or [(-1, -1, 0)], np.int64).reshape(-1, 3)
     pc0 = 0
     for k, (a, o, _) in enumerate(w.segments):
         segs[k, 1] = pc0
         pc0 += len(o)
-    cpar[K_NSEG] = len(w.segments)
+    cpar[:, K_NSEG] = len(w.segments)
     state = np.full(cores, WFS, np.int64)
     pc = np.zeros(cores, np.int64)
     mode = np.full(cores, isa.REAL, np.int64)
@@ -1428,7 +1563,8 @@ def build(machine_state, cfg, w: Workload) -> CpuState:
         pkeys=np.zeros(256, np.int64), pslot=np.zeros(256, np.int64), pool=np.zeros((64, 4096), np.uint8),
         npages=np.zeros(1, np.int64), cpar=cpar, pst=np.zeros((cores, len(PROG_STATS)), np.int64), heap=heap, heapn=heapn,
         segs=segs, out=np.zeros(32, np.int64), inf=np.concatenate([np.full((cores, 9), -1, np.int64), np.zeros((cores, 2), np.int64)], axis=1),
-        busy=np.full((cores, 2), -1, np.int64), apic=np.zeros((cores, 64), np.int64), timer=np.zeros((cores, 5), np.int64))
+        busy=np.full((cores, 2), -1, np.int64), apic=np.zeros((cores, 64), np.int64), timer=np.zeros((cores, 5), np.int64),
+        ratio=ratio, lst=np.zeros((64, 4096 // cfg.line) if cfg.ndomains > 1 else (0, 0), np.int8))
     for core in range(cores):
         apic_reset(pack(cs), core)
     for core in sorted(w.starts):
@@ -1443,6 +1579,23 @@ def build(machine_state, cfg, w: Workload) -> CpuState:
     return cs
 
 
+def core_params(cfg, q: int) -> np.ndarray:
+    """cpar row of core q: its core type's costs (own cycles) and the machine's modes."""
+    cc = cfg.core_type(q).core
+    cpar = np.zeros(NK, np.int64)
+    cpar[K_ALU], cpar[K_ATOMIC], cpar[K_RDTSC], cpar[K_MSR] = cc.alu_latency, cc.atomic_latency, cc.rdtsc_latency, cc.msr_latency
+    cpar[K_MMIO], cpar[K_ENTRY], cpar[K_IRET], cpar[K_INVLPG] = cc.mmio_latency, cc.interrupt_entry, cc.iret_latency, cc.invlpg_latency
+    cpar[K_CR3], cpar[K_TLBSETS], cpar[K_TLBWAYS] = cc.cr3_latency, cc.tlb_entries // cc.tlb_ways, cc.tlb_ways
+    cpar[K_X2APIC], cpar[K_IPILAT] = int(cfg.apic.mode == "x2apic"), cfg.apic.ipi_latency
+    cpar[K_WIDTH] = cc.issue_width
+    cpar[K_SPINWAKE] = cc.spin_wake_latency
+    cpar[K_CLFLUSH], cpar[K_WBINVD] = cc.clflush_latency, cc.wbinvd_latency
+    cpar[K_PAUSE] = cc.pause_latency
+    ap = cfg.apic              # the timer's clock is in reference ticks (engine time), the same for every core
+    cpar[K_TNUM], cpar[K_TDEN], cpar[K_TSCDL], cpar[K_APICVER] = ap.timer_period_num, ap.timer_period_den, int(ap.tsc_deadline), ap.version
+    return cpar
+
+
 def _grow_pages(cs: CpuState, need: int) -> None:
     cap = cs.pool.shape[0]
     while cap < need:
@@ -1451,6 +1604,10 @@ def _grow_pages(cs: CpuState, need: int) -> None:
         pool = np.zeros((cap, 4096), np.uint8)
         pool[: cs.pool.shape[0]] = cs.pool
         cs.pool = pool
+        if cs.lst.shape[0]:
+            lst = np.zeros((cap, cs.lst.shape[1]), np.int8)
+            lst[: cs.lst.shape[0]] = cs.lst
+            cs.lst = lst
     kcap = cs.pkeys.shape[0]
     while kcap < 2 * need:
         kcap *= 2
@@ -1490,6 +1647,19 @@ def read_phys(cs: CpuState, addr: int, n: int) -> bytes:
         s = page_slot(pack(cs), a >> 12, False)
         out += bytes(k) if s < 0 else cs.pool[s, a & 4095:(a & 4095) + k].tobytes()
         pos += k
+    return bytes(out)
+
+
+def read_domain(cs: CpuState, cfg, d: int, addr: int, n: int) -> bytes:
+    """n bytes as coherence domain d sees them now: its copy of each line, else memory."""
+    lb = cfg.line.bit_length() - 1
+    out = bytearray(read_phys(cs, addr, n))
+    t = pack(cs)
+    for i in range(n):
+        a = (addr + i) & (2**64 - 1)
+        s = int(key_slot(t, dom_key(d, a >> 12), False))
+        if s >= 0 and cs.lst[s, (a & 4095) >> lb] & 1:
+            out[i] = cs.pool[s, a & 4095]
     return bytes(out)
 
 

@@ -23,6 +23,14 @@ decided by where the line is found and which coherence messages it needs:
    holds them, or to memory, and inclusive levels back-invalidate the caches
    above them.  A core that no longer holds a line leaves its directory entry.
 
+Coherence domains (``package_domains``): each domain keeps its own directory
+entry per line (key ``line * domains + domain``), so a transaction involves
+only holders in its own domain and a store invalidates nothing in another
+domain; memory controllers and homes are shared.  ``flush_line`` (CLFLUSH)
+and ``flush_domain`` (WBINVD) write back and empty one line / every cache of
+a domain.  Caches of a core type with its own clock have their latencies
+converted to reference ticks when the state is built (``hwmodel.state``).
+
 ``hwmodel.reference`` implements the same rules in plain Python.
 """
 from __future__ import annotations
@@ -33,9 +41,9 @@ from hwmodel import replacement as _r
 from hwmodel._numba import njit
 from hwmodel.trace import KIND_I, KIND_S
 from hwmodel.coherence import E, HIT_OK, I, M, O, READ_OWNER_NEXT, READ_REQ, READ_SOURCE, READ_WRITEBACK, S
-from hwmodel.state import (BASE, C_ACCESSES, C_C2C, C_HOPS, C_INV_RECV, C_INV_SENT, C_LOCAL_TXN, C_MEM_READS,
+from hwmodel.state import (P_NDOM, BASE, C_ACCESSES, C_C2C, C_HOPS, C_INV_RECV, C_INV_SENT, C_LOCAL_TXN, C_MEM_READS,
                            C_MEM_WRITES, C_REMOTE_TXN, C_STALL, C_UPGRADES, CFG, COHINV, DIRTY, GFIRST, GSIZE, INCL,
-                           L_COH_MISSES, L_HITS, L_MISSES, L_WRITEBACKS, LAT, P_CPP, P_DIRLAT, P_DIRMASK, P_INTERLEAVE, P_LINEBITS, P_MEMLAT, P_MEMOCC, P_NLEV, P_NODEBYTES, P_NPRIV, P_NPRIVINST, P_HOMEOCC, P_PKGS, P_PROTO, P_WORDS, POL, POS, PRIV, SETS, VALID, WAYS, MachineState)
+                           L_COH_MISSES, L_HITS, L_MISSES, L_WRITEBACKS, LAT, P_CPP, P_DIRLAT, P_DIRMASK, P_INTERLEAVE, P_LINEBITS, P_MEMOCC, P_NLEV, P_NODEBYTES, P_NPRIV, P_NPRIVINST, P_HOMEOCC, P_PKGS, P_PROTO, P_WORDS, POL, POS, PRIV, SETS, VALID, WAYS, MachineState)
 
 
 _HIT_OK = HIT_OK
@@ -46,12 +54,12 @@ def pack(ms: MachineState) -> tuple:
     """The state arrays as one tuple, the form compiled code takes them in."""
     return (ms.geo, ms.rng, ms.tag, ms.flags, ms.meta, ms.dpath, ms.ipath, ms.privs, ms.shared,
             ms.hops, ms.params, ms.dirt, ms.d_count, ms.mem_busy, ms.clock, ms.tick, ms.lstats, ms.cstats,
-            ms.scratch, ms.msglat, ms.paths)
+            ms.scratch, ms.msglat, ms.paths, ms.cdom, ms.memlat)
 
 
 # tuple positions
 (GEO, RNG, TAG, FLAGS, META, DPATH, IPATH, PRIVS, SHARED, HOPS, PARAMS, DIRT, DCOUNT, MEMBUSY, CLOCK, TICK,
- LSTATS, CSTATS, SCRATCH, MSG, PATHS) = range(21)
+ LSTATS, CSTATS, SCRATCH, MSG, PATHS, CDOM, MEMLAT) = range(23)
 # directory columns: one row per tracked line
 D_USED, D_KEY, D_STATE, D_OWNER, D_BUSY, D_SH = range(6)
 
@@ -131,6 +139,16 @@ def mem_write(st, line, t, core):
 def _hash(line, mask):
     x = np.uint64(line) * np.uint64(0x9E3779B97F4A7C15)
     return np.int64(x >> np.uint64(20)) & mask
+
+
+@njit(forceinline=True, _nrt=False)
+def dkey(st, core, line):
+    """The directory key of ``line`` in ``core``'s coherence domain: each domain keeps its own
+    entries (``line * domains + domain``; just ``line`` on a one-domain machine)."""
+    nd = st[PARAMS][P_NDOM]
+    if nd == 1:
+        return line
+    return line * nd + st[CDOM][core]
 
 
 @njit(forceinline=True, _nrt=False)
@@ -241,7 +259,7 @@ def holds_(geo, tag, flags, privs, npi, core, line):
 @njit(_nrt=False)
 def dir_drop(st, core, line):
     """``core`` no longer holds ``line`` in any private cache."""
-    e = dir_find_(st[DIRT], st[PARAMS][P_DIRMASK], line)
+    e = dir_find_(st[DIRT], st[PARAMS][P_DIRMASK], dkey(st, core, line))
     if e < 0 or not has_bit(st, e, core):
         return
     clear_bit(st, e, core)
@@ -391,9 +409,10 @@ def line_access(st, core, line, write, ifetch, t):
         if s == -2:
             cohmask |= 1 << k
     cstate = S  # a read that hits needs no directory look-up: holding a copy means holding it validly
+    key = dkey(st, core, line)
     if write or hit_k < 0:
         cstate = I
-        e = dir_find_(st[DIRT], st[PARAMS][P_DIRMASK], line)
+        e = dir_find_(st[DIRT], st[PARAMS][P_DIRMASK], key)
         if e >= 0 and has_bit(st, e, core):
             cstate = st[DIRT][e, D_STATE] if st[DIRT][e, D_OWNER] == core else S
     if hit_k >= 0 and _HIT_OK[1 if write else 0, cstate]:
@@ -410,7 +429,7 @@ def line_access(st, core, line, write, ifetch, t):
         if write:
             st[FLAGS][slot0] |= DIRTY
             if cstate == E:
-                st[DIRT][dir_find_(st[DIRT], st[PARAMS][P_DIRMASK], line), D_STATE] = M
+                st[DIRT][dir_find_(st[DIRT], st[PARAMS][P_DIRMASK], key), D_STATE] = M
         lat = geo[paths[pv, core, hit_k], LAT]
         cstats[core, C_STALL] += lat - geo[paths[pv, core, 0], LAT]
         return lat
@@ -419,7 +438,7 @@ def line_access(st, core, line, write, ifetch, t):
     upgrade = hit_k >= 0
     if upgrade:
         cstats[core, C_UPGRADES] += 1
-    e = dir_insert(st, line)
+    e = dir_insert(st, key)
     dstate = st[DIRT][e, D_STATE]
     owner = st[DIRT][e, D_OWNER]
     if owner == core:
@@ -511,7 +530,7 @@ def line_access(st, core, line, write, ifetch, t):
             mb = st[MEMBUSY]
             ms = max(start, mb[ph])
             mb[ph] = ms + params[P_MEMOCC]
-            done = ms + params[P_MEMLAT] + msg[ph, pc]
+            done = ms + st[MEMLAT][ph] + msg[ph, pc]
             hops += hops_m[ph, pc]
             cstats[core, C_MEM_READS] += 1
         if write:
@@ -550,10 +569,12 @@ def line_access(st, core, line, write, ifetch, t):
             invalidate_core(st, q, line)
             cstats[core, C_INV_SENT] += 1
             clear_bit(st, e, q)
-        # stale copies in shared caches off my path
+        # stale copies in shared caches off my path (in my coherence domain)
         sh = st[SHARED]
         for j in range(sh.shape[0]):
             inst = sh[j]
+            if params[P_NDOM] > 1 and st[CDOM][geo[inst, GFIRST]] != st[CDOM][core]:
+                continue
             onpath = False
             for k in range(npriv, nlev):
                 if st[DPATH][core, k] == inst:
@@ -614,6 +635,63 @@ def access(st, core, kind, addr, size, t):
         lat += line_access(st, core, ln, kind >= KIND_S, kind == KIND_I, t + lat)
     st[CSTATS][core, C_ACCESSES] += 1
     return lat
+
+
+# ------------------------------------------------------------------ cache maintenance (CLFLUSH, WBINVD)
+
+@njit(_nrt=False)
+def flush_line(st, core, line, t):
+    """CLFLUSH: ``line`` leaves every cache of ``core``'s coherence domain, written back to memory
+    (at ``t``) if some copy was dirty; the domain's directory entry goes.  Returns 1 if written back."""
+    geo, flags = st[GEO], st[FLAGS]
+    nd = st[PARAMS][P_NDOM]
+    dom = st[CDOM][core]
+    dirty = False
+    for inst in range(geo.shape[0]):
+        if nd > 1 and st[CDOM][geo[inst, GFIRST]] != dom:
+            continue
+        s = find_(geo, st[TAG], flags, inst, line)
+        if s >= 0:
+            if (flags[s] & DIRTY) != 0:
+                dirty = True
+            flags[s] = 0
+    e = dir_find_(st[DIRT], st[PARAMS][P_DIRMASK], dkey(st, core, line))
+    if e >= 0:
+        dir_delete(st, e)
+    if dirty:
+        st[LSTATS][core, geo[st[DPATH][core, 0], CFG], L_WRITEBACKS] += 1
+        mem_write(st, line, t, core)
+        return 1
+    return 0
+
+
+@njit(_nrt=False)
+def flush_domain(st, core, t):
+    """WBINVD: every cache of ``core``'s coherence domain is written back (each dirty copy, in cache
+    and slot order, one memory write at ``t``) and emptied; the domain's directory entries go.
+    Returns how many copies were written back."""
+    geo, flags, tag = st[GEO], st[FLAGS], st[TAG]
+    nd = st[PARAMS][P_NDOM]
+    dom = st[CDOM][core]
+    n = 0
+    for inst in range(geo.shape[0]):
+        if nd > 1 and st[CDOM][geo[inst, GFIRST]] != dom:
+            continue
+        b = geo[inst, BASE]
+        for s in range(b, b + geo[inst, SETS] * geo[inst, WAYS]):
+            if (flags[s] & VALID) != 0 and (flags[s] & DIRTY) != 0:
+                n += 1                   # every dirty copy is one write to memory
+                mem_write(st, tag[s], t, core)
+            flags[s] = 0
+    dt = st[DIRT]
+    i = 0
+    while i < dt.shape[0]:
+        if dt[i, D_USED] != 0 and (nd == 1 or dt[i, D_KEY] % nd == dom):
+            dir_delete(st, i)        # backward shift may move another entry into i: look at i again
+        else:
+            i += 1
+    st[LSTATS][core, geo[st[DPATH][core, 0], CFG], L_WRITEBACKS] += n
+    return n
 
 
 # ------------------------------------------------------------------ the loop

@@ -48,6 +48,11 @@ JMPR       a=rs (jump to the code address in rs)                   alu
 CALLR      a=rs (call the code address in rs)                      a store
 RDMSR      a=rd, b=msr                                             msr
 PAUSE      - (spin-loop hint)                                      pause
+CLFLUSH    b/c physical address (write back + invalidate the       clflush
+           line in every cache of the core's coherence domain)
+WBINVD     - (write back + invalidate every cache of the domain)   wbinvd + memory
+                                                                   occupancy per
+                                                                   dirty copy
 =========  =====================================================  =============
 
 Calls
@@ -101,12 +106,12 @@ OP_BYTES = 4
 
 (NOP, MOVI, MOV, ADD, SUB, MUL, AND, OR, XOR, SHL, SHR, BR, JMP, COMPUTE, LOAD, STORE, FADD, XCHG, CAS,
  SPIN, WRMSR, WFI, STI, CLI, IRET, SETVEC, INVLPG, WRCR3, MODE, RDTSC, MARK, HALT) = range(32)
-(CALL, RET, JMPR, CALLR, RDMSR, PAUSE) = range(32, 38)
+(CALL, RET, JMPR, CALLR, RDMSR, PAUSE, CLFLUSH, WBINVD) = range(32, 40)
 NOPS = 41
 OP_NAMES = ("nop", "movi", "mov", "add", "sub", "mul", "and", "or", "xor", "shl", "shr", "br", "jmp",
             "compute", "load", "store", "fadd", "xchg", "cas", "spin", "wrmsr", "wfi", "sti", "cli", "iret",
             "setvec", "invlpg", "wrcr3", "mode", "rdtsc", "mark", "halt",
-            "call", "ret", "jmpr", "callr", "rdmsr", "pause", "rsv38", "rsv39", "rsv40")
+            "call", "ret", "jmpr", "callr", "rdmsr", "pause", "clflush", "wbinvd", "rsv40")
 ALU_OPS = {"add": ADD, "sub": SUB, "mul": MUL, "and": AND, "or": OR, "xor": XOR, "shl": SHL, "shr": SHR}
 
 # branch / spin conditions
@@ -440,6 +445,15 @@ class Program:
     def pause(self, comment: str = "") -> "Program":
         """The spin-loop hint: costs ``core.pause_latency``."""
         return self._emit(PAUSE, comment=comment)
+    def clflush(self, addr, base=None, comment: str = "") -> "Program":
+        """Write back (if dirty) and invalidate the line at physical ``addr`` in every cache of this
+        core's coherence domain."""
+        b, off = self._addr(addr, base)
+        return self._emit(CLFLUSH, 0, b, off, comment=comment)
+
+    def wbinvd(self, comment: str = "") -> "Program":
+        """Write back and invalidate every cache of this core's coherence domain."""
+        return self._emit(WBINVD, comment=comment)
 
     def extend(self, other: "Program", prefix: str) -> "Program":
         """Append ``other``'s ops; its labels (and its branches to them) are renamed ``prefix.label``."""

@@ -46,9 +46,14 @@ class Machine:
                 return STATUS_NAMES[status]
             cpu.grow(self.cpu, int(self.cpu.out[0]))
 
-    def read(self, addr: int, n: int) -> bytes:
-        """Bytes of simulated physical memory (the functional store)."""
-        return cpu.read_phys(self.cpu, addr, n)
+    def read(self, addr: int, n: int, domain: int | None = None) -> bytes:
+        """Bytes of simulated physical memory (the functional store); with ``domain``, as that
+        coherence domain's cores would read them now (its cached copies over memory)."""
+        if domain is None or self.cfg.ndomains == 1:
+            return cpu.read_phys(self.cpu, addr, n)
+        if not 0 <= domain < self.cfg.ndomains:
+            raise MksimError(f"domain {domain!r} does not exist on {self.cfg.name} (0..{self.cfg.ndomains - 1})")
+        return cpu.read_domain(self.cpu, self.cfg, domain, addr, n)
 
     def write(self, addr: int, data: bytes) -> None:
         cpu.write_phys(self.cpu, addr, data)
@@ -189,7 +194,7 @@ class Machine:
         s = self.state
         cores = []
         for c in range(self.cfg.cores):
-            d = {"core": c, "cycles": int(s.clock[c])}
+            d = {"core": c, "cycles": self.cfg.own_cycles(c, int(s.clock[c])), "ns": self.cfg.ns(int(s.clock[c]))}
             d.update({k: int(s.cstats[c, i]) for i, k in enumerate(CORE_STATS)})
             d["caches"] = {name: {k: int(s.lstats[c, ci, j]) for j, k in enumerate(LEVEL_STATS)}
                            for ci, name in enumerate(s.cache_names)}

@@ -69,6 +69,7 @@ class ReferenceMachine:
             for grp in range(cores // g):
                 inst = len(self.caches)
                 inst_of[(ci, grp)] = inst
+                c = cfg.cache_for(ci, grp * g)       # the core type's own geometry, latency in ticks
                 rseed = (seed * 0x9E3779B97F4A7C15 + inst * 0xBF58476D1CE4E5B9 + 1) % 2**64
                 self.caches.append(Cache(ci, c.level - 1, c.sets, c.ways, c.latency, c.sharing == "private",
                                          c.inclusion == "inclusive", range(grp * g, grp * g + g),
@@ -102,6 +103,16 @@ class ReferenceMachine:
         self.line_bits = cfg.line.bit_length() - 1
         self.proto = cfg.coherence.protocol
         self.read_rule = {row[0]: row[1:] for row in READ[self.proto]}
+        self.ndom = cfg.ndomains
+        self.memlat = [cfg.memory_latency(p) for p in range(cfg.packages)]
+        self.dom = [cfg.domain(q) for q in range(cores)]
+
+    def key(self, core: int, line: int) -> int:
+        """Directory key: each coherence domain keeps its own entries."""
+        return line if self.ndom == 1 else line * self.ndom + self.dom[core]
+
+    def cache_domain(self, inst: int) -> int:
+        return self.dom[self.caches[inst].cores[0]]
 
     # ------------------------------------------------------------ helpers
     def home(self, line: int) -> int:
@@ -123,7 +134,7 @@ class ReferenceMachine:
         return any(self.caches[i].find(line) >= 0 for i in self.privs[core])
 
     def core_state(self, core: int, line: int) -> int:
-        e = self.dir.get(line)
+        e = self.dir.get(self.key(core, line))
         if e is None or core not in e.holders:
             return I
         return e.state if e.owner == core else S
@@ -153,7 +164,7 @@ class ReferenceMachine:
 
     # ------------------------------------------------------------ leaving caches
     def drop(self, core: int, line: int) -> None:
-        e = self.dir.get(line)
+        e = self.dir.get(self.key(core, line))
         if e is None or core not in e.holders:
             return
         e.holders.discard(core)
@@ -161,7 +172,7 @@ class ReferenceMachine:
         if was_owner:
             e.owner = -1
         if not e.holders:
-            del self.dir[line]
+            del self.dir[self.key(core, line)]
         elif was_owner:
             e.state = S
 
@@ -248,7 +259,7 @@ class ReferenceMachine:
             if write:
                 self.set_dirty(top[0], line)
                 if cstate == E:
-                    self.dir[line].state = M
+                    self.dir[self.key(core, line)].state = M
             lat = self.lat(path[hit_k])
             cs["stall_cycles"] += lat - self.lat(path[0])
             return lat
@@ -256,7 +267,7 @@ class ReferenceMachine:
         upgrade = hit_k >= 0
         if upgrade:
             cs["upgrades"] += 1
-        e = self.dir.setdefault(line, Entry())
+        e = self.dir.setdefault(self.key(core, line), Entry())
         owner = e.owner if e.owner != core else -1
         dstate = e.state
         if write:
@@ -306,7 +317,7 @@ class ReferenceMachine:
             else:
                 ms = max(start, self.mem_busy[ph])
                 self.mem_busy[ph] = ms + self.cfg.memory.occupancy
-                done = ms + self.cfg.memory.latency + self.msg(ph, pc)
+                done = ms + self.memlat[ph] + self.msg(ph, pc)
                 nhops += H[ph][pc]
                 cs["memory_reads"] += 1
             if write:
@@ -336,7 +347,7 @@ class ReferenceMachine:
                 cs["invalidations_sent"] += 1
             mine = set(self.dpath[core][self.npriv:])
             for i, c in enumerate(self.caches):
-                if not c.private and i not in mine:
+                if not c.private and i not in mine and self.cache_domain(i) == self.dom[core]:
                     w = c.find(line)
                     if w >= 0:
                         c.set_of(line)[w].flags = COHINV
@@ -394,6 +405,45 @@ class ReferenceMachine:
         self.cstats[core]["accesses"] += 1
         return lat
 
+    # ------------------------------------------------------------ cache maintenance
+    def flush_line(self, core: int, line: int, t: int) -> int:
+        """CLFLUSH: the line leaves every cache of core's domain (written back if any copy was dirty)."""
+        dirty = False
+        for i, c in enumerate(self.caches):
+            if self.cache_domain(i) != self.dom[core]:
+                continue
+            w = c.find(line)
+            if w >= 0:
+                way = c.set_of(line)[w]
+                dirty = dirty or bool(way.flags & DIRTY)
+                way.flags = 0
+                c.policy.forget(line % c.sets, w)
+        self.dir.pop(self.key(core, line), None)
+        if dirty:
+            self.lstats[core][self.caches[self.dpath[core][0]].cfg_index]["writebacks"] += 1
+            self.mem_write(line, t, core)
+        return int(dirty)
+
+    def flush_domain(self, core: int, t: int) -> int:
+        """WBINVD: every cache of core's domain written back (one memory write per dirty copy) and emptied."""
+        n = 0
+        for i, c in enumerate(self.caches):
+            if self.cache_domain(i) != self.dom[core]:
+                continue
+            for s in range(c.sets):
+                for w, way in enumerate(c.lines[s]):
+                    if way.flags & VALID and way.flags & DIRTY:
+                        n += 1
+                        self.mem_write(way.tag, t, core)
+                    if way.flags:
+                        way.flags = 0
+                        c.policy.forget(s, w)
+        d = self.dom[core]
+        for k in [k for k in self.dir if self.ndom == 1 or k % self.ndom == d]:
+            del self.dir[k]
+        self.lstats[core][self.caches[self.dpath[core][0]].cfg_index]["writebacks"] += n
+        return n
+
     # ------------------------------------------------------------ a trace
     def run(self, core, kind, addr, size, max_steps: int = -1) -> list[int]:
         """Replay a trace: per-core streams, always the core with the lowest clock next (ties: lowest id)."""
@@ -418,7 +468,7 @@ class ReferenceMachine:
     def stats(self) -> dict:
         cores = []
         for c in range(self.cfg.cores):
-            d = {"core": c, "cycles": self.clock[c]}
+            d = {"core": c, "cycles": self.cfg.own_cycles(c, self.clock[c]), "ns": self.cfg.ns(self.clock[c])}
             d.update(self.cstats[c])
             d["caches"] = {cc.name: dict(self.lstats[c][ci]) for ci, cc in enumerate(self.cfg.caches)}
             cores.append(d)

@@ -293,6 +293,12 @@ class ReferenceCpu:
         self._timeline: list[tuple] = []
         self.prog_stats = [[0] * len(PROG_STATS) for _ in range(n)]
         self.ops_executed = 0
+        self.kt = [cfg.core_type(c).core for c in range(n)]      # each core's own costs (own cycles)
+        self.ratio = [cfg.clock_ratio(c) for c in range(n)]       # one own cycle = num/den ticks
+        self.rem = [0] * n                                        # carried remainder, in 1/den ticks
+        self.ndom = cfg.ndomains
+        self.dom = [cfg.domain(c) for c in range(n)]
+        self.copies: dict[tuple[int, int], list] = {}             # (domain, line) -> [bytearray, dirty]
 
     # ------------------------------------------------------------ set-up and views
     @property
@@ -328,6 +334,57 @@ class ReferenceCpu:
     def write(self, addr: int, data: bytes) -> None:
         for i, b in enumerate(data):
             self.store[(addr + i) & MASK64] = b
+
+    def ticks(self, c: int, n: int) -> int:
+        """n cycles of core c in reference ticks (n * num / den; the remainder carries to the next cost)."""
+        num, den = self.ratio[c]
+        if num == den:
+            return n
+        x = n * num + self.rem[c]
+        self.rem[c] = x % den
+        return x // den
+
+    # ------------------------------------------------------------ values seen by a coherence domain
+    def line_copy(self, c: int, addr: int) -> list:
+        """Core c's domain's copy of addr's line, filled from memory if the domain has none."""
+        line = addr >> self.line_bits
+        key = (self.dom[c], line)
+        if key not in self.copies:
+            self.copies[key] = [bytearray(self.read(line << self.line_bits, 1 << self.line_bits)), False]
+        return self.copies[key]
+
+    def dread(self, c: int, pa: int, n: int) -> int:
+        """n bytes at pa as core c sees them (memory on a one-domain machine)."""
+        if self.ndom == 1:
+            return self.read_value(pa, n)
+        lm = (1 << self.line_bits) - 1
+        return int.from_bytes(bytes(self.line_copy(c, pa + i)[0][(pa + i) & lm] for i in range(n)), "little")
+
+    def dwrite(self, c: int, pa: int, data: bytes) -> None:
+        if self.ndom == 1:
+            self.write(pa, data)
+            return
+        lm = (1 << self.line_bits) - 1
+        for i, b in enumerate(data):
+            cp = self.line_copy(c, pa + i)
+            cp[0][(pa + i) & lm] = b
+            cp[1] = True
+
+    def clean_copy(self, d: int, line: int) -> None:
+        """Write domain d's copy of line back (if dirty) and drop it."""
+        cp = self.copies.pop((d, line), None)
+        if cp is not None and cp[1]:
+            self.write(line << self.line_bits, bytes(cp[0]))
+
+    def read_domain(self, d: int, addr: int, n: int) -> bytes:
+        """n bytes as domain d sees them now, without filling anything."""
+        out = bytearray()
+        lm = (1 << self.line_bits) - 1
+        for i in range(n):
+            a = (addr + i) & MASK64
+            cp = self.copies.get((d, a >> self.line_bits))
+            out.append(cp[0][a & lm] if cp is not None else self.store.get(a, 0))
+        return bytes(out)
 
     def ipis(self) -> list[tuple]:
         return [p.row() for p in self._ipis]
@@ -473,7 +530,7 @@ class ReferenceCpu:
         self.rstack[c].append((self.pc[c], self.iflag[c], left))
         self.iflag[c] = 0
         self.pc[c] = h
-        self.clock[c] = t + self.k.interrupt_entry
+        self.clock[c] = t + self.ticks(c, self.kt[c].interrupt_entry)
         self.state[c] = RUN
         self.stat(c, S_INTERRUPTS)
         if left:
@@ -496,7 +553,7 @@ class ReferenceCpu:
         self.rstack[c].append((self.pc[c], self.iflag[c], 0))
         self.iflag[c] = 0
         self.pc[c] = h
-        self.clock[c] = time + self.k.interrupt_entry
+        self.clock[c] = time + self.ticks(c, self.kt[c].interrupt_entry)
 
     # ------------------------------------------------------------ IPIs
     def wake_check(self, q: int) -> None:
@@ -649,7 +706,7 @@ class ReferenceCpu:
                 lat = self.mem.access(c, KIND_L, ea, 8, t + cycles)
                 cycles += lat
                 self.stat(c, S_WALK_CYCLES, lat)
-                entry = self.read_value(ea, 8)
+                entry = self.dread(c, ea, 8)
                 if not entry & 1:
                     raise Fault(FK_NOT_PRESENT, va, t + cycles)
                 writable = writable and bool(entry & 2)
@@ -897,7 +954,7 @@ class ReferenceCpu:
             return False
         if not write:
             return True
-        e = m.dir.get(line)
+        e = m.dir.get(m.key(c, line))
         return e is not None and e.owner == c and e.state in (E, M)
 
     def request_delay(self, c: int, line: int) -> int:
@@ -922,7 +979,7 @@ class ReferenceCpu:
             if ch.apic:
                 part = self.apic_read(c, ch.pa - apic.APIC_BASE, fl.ti) & mask(ch.n) if op != isa.STORE else 0
             else:
-                part = self.read_value(ch.pa, ch.n) if op != isa.STORE else 0
+                part = self.dread(c, ch.pa, ch.n) if op != isa.STORE else 0
             old |= part << (8 * ch.off)
         if op == isa.STORE:
             new = a if imm else r[a]
@@ -939,13 +996,13 @@ class ReferenceCpu:
         for ch in fl.chunks:
             part = (new >> (8 * ch.off)) & mask(ch.n)
             if ch.apic:
-                t += self.k.mmio_latency
+                t += self.ticks(c, self.kt[c].mmio_latency)
                 if write:
                     self.apic_write(c, ch.pa - apic.APIC_BASE, part, t, ch.pa, FK_APIC)
             else:
                 t += self.mem.access(c, KIND_S if write else KIND_L, ch.pa, ch.n, t)
                 if write:
-                    self.write(ch.pa, part.to_bytes(ch.n, "little"))
+                    self.dwrite(c, ch.pa, part.to_bytes(ch.n, "little"))
                     self.wake_spinners(c, ch.pa, ch.n, t)
         end = max(t, now)
         # performed without a fault: count it
@@ -954,7 +1011,7 @@ class ReferenceCpu:
             if fl.hit and not any(ch.apic for ch in fl.chunks):      # retires into the store buffer
                 end = max(fl.ti + self.alu_cost(c), now)
         elif op in (isa.FADD, isa.XCHG, isa.CAS):
-            end += self.k.atomic_latency
+            end += self.ticks(c, self.kt[c].atomic_latency)
         if op != isa.STORE:
             r[a] = isa.wrap64(old)
         self.clock[c] = end
@@ -976,19 +1033,19 @@ class ReferenceCpu:
         t = fl.ti
         for ch in fl.chunks:
             if not write:
-                part = (self.apic_read(c, ch.pa - apic.APIC_BASE) & mask(ch.n) if ch.apic
-                        else self.read_value(ch.pa, ch.n))
+                part = (self.apic_read(c, ch.pa - apic.APIC_BASE, fl.ti) & mask(ch.n) if ch.apic
+                        else self.dread(c, ch.pa, ch.n))
                 old |= part << (8 * ch.off)
         for ch in fl.chunks:
             part = (new >> (8 * ch.off)) & mask(ch.n)
             if ch.apic:
-                t += self.k.mmio_latency
+                t += self.ticks(c, self.kt[c].mmio_latency)
                 if write:
-                    self.apic_write(c, ch.pa - apic.APIC_BASE, part, t, ch.pa)
+                    self.apic_write(c, ch.pa - apic.APIC_BASE, part, t, ch.pa, FK_APIC)
             else:
                 t += self.mem.access(c, KIND_S if write else KIND_L, ch.pa, ch.n, t)
                 if write:
-                    self.write(ch.pa, part.to_bytes(ch.n, "little"))
+                    self.dwrite(c, ch.pa, part.to_bytes(ch.n, "little"))
                     self.wake_spinners(c, ch.pa, ch.n, t)
         end = max(t, now)
         if op == isa.RET:
@@ -1010,16 +1067,16 @@ class ReferenceCpu:
         """A write to the lines of [pa, pa+n) completed at d: other cores spinning on them wake."""
         for line in range((pa >> self.line_bits), ((pa + n - 1) >> self.line_bits) + 1):
             for q in range(self.ncores):
-                if q != c and self.state[q] == SPIN and self.spin_line[q] == line:
+                if q != c and self.state[q] == SPIN and self.spin_line[q] == line and self.dom[q] == self.dom[c]:
                     self.state[q] = RUN
-                    self.schedule(q, max(d, self.clock[q]) + self.k.spin_wake_latency)
+                    self.schedule(q, max(d, self.clock[q]) + self.ticks(q, self.kt[q].spin_wake_latency))
 
     # ------------------------------------------------------------ one op
     def execute_op(self, c: int, row: list[int], t1: int) -> None:
         """Execute op ``row`` at t1: registers, pc and clock of core c."""
         op, a, b, cc, d, e, _f, _g = row
         r = self.regs[c]
-        k = self.k
+        k = self.kt[c]
         cost = None                     # register-class ops: alu_cost() at the end
         nxt = self.pc[c] + 1
 
@@ -1057,7 +1114,7 @@ class ReferenceCpu:
         elif op == isa.JMP:
             nxt = a
         elif op == isa.COMPUTE:
-            cost = max(0, operand(a, d))
+            cost = self.ticks(c, max(0, operand(a, d)))
             if cost > 0:                        # interruptible: busy from t1 to t1 + cost
                 self.busy[c] = (t1, t1 + cost)
                 self.pc[c] = nxt
@@ -1071,8 +1128,8 @@ class ReferenceCpu:
             self.issue_stack_op(c, row, t1)      # likewise
             return
         elif op == isa.WRMSR:
-            self.wrmsr(c, a, operand(b, d), t1)
-            cost = k.msr_latency
+            cost = self.ticks(c, k.msr_latency)
+            self.wrmsr(c, a, operand(b, d), t1, cost)
         elif op == isa.WFI:
             self.iflag[c] = 1
             self.pc[c] = nxt
@@ -1090,7 +1147,7 @@ class ReferenceCpu:
                 raise Fault(FK_STACK, 0, t1)
             nxt, self.iflag[c], left = self.rstack[c].pop()
             self.nmi_blocked[c] = False
-            cost = k.iret_latency
+            cost = self.ticks(c, k.iret_latency)
             if left:                            # back into an interrupted COMPUTE
                 self.busy[c] = (t1 + cost, t1 + cost + left)
                 self.pc[c] = nxt
@@ -1101,20 +1158,32 @@ class ReferenceCpu:
             self.handlers[c][a] = b
         elif op == isa.INVLPG:
             self.invlpg(c, ((r[b] if b >= 0 else 0) + cc) & MASK64)
-            cost = k.invlpg_latency
+            cost = self.ticks(c, k.invlpg_latency)
         elif op == isa.WRCR3:
             self.cr3[c] = operand(a, d)
             self.flush_tlb(c)
-            cost = k.cr3_latency
+            cost = self.ticks(c, k.cr3_latency)
         elif op == isa.MODE:
             self.mode[c] = a
             self.flush_tlb(c)
-            cost = k.cr3_latency
+            cost = self.ticks(c, k.cr3_latency)
         elif op == isa.RDTSC:
             r[a] = isa.wrap64(t1)
-            cost = k.rdtsc_latency
+            cost = self.ticks(c, k.rdtsc_latency)
         elif op == isa.MARK:
             self._timeline.append((c, t1, a, operand(b, d)))
+        elif op == isa.CLFLUSH:
+            line = (((r[b] if b >= 0 else 0) + cc) & MASK64) >> self.line_bits
+            self.mem.flush_line(c, line, t1)
+            if self.ndom > 1:
+                self.clean_copy(self.dom[c], line)
+            cost = self.ticks(c, k.clflush_latency)
+        elif op == isa.WBINVD:
+            n = self.mem.flush_domain(c, t1)
+            if self.ndom > 1:
+                for key in [key for key in self.copies if key[0] == self.dom[c]]:
+                    self.clean_copy(*key)
+            cost = self.ticks(c, k.wbinvd_latency) + n * self.cfg.memory.occupancy
         elif op == isa.HALT:
             self.state[c] = HALTED
             cost = 0
@@ -1124,9 +1193,9 @@ class ReferenceCpu:
                 raise Fault(FK_NO_CODE, r[a], t1)
         elif op == isa.RDMSR:
             r[a] = isa.wrap64(self.rdmsr(c, b, t1))
-            cost = k.msr_latency
+            cost = self.ticks(c, k.msr_latency)
         elif op == isa.PAUSE:
-            cost = k.pause_latency
+            cost = self.ticks(c, k.pause_latency)
         self.pc[c] = nxt
         self.clock[c] = t1 + (self.alu_cost(c) if cost is None else cost)
 
@@ -1134,21 +1203,21 @@ class ReferenceCpu:
         """Register ops (and WFI, store hits) issue ``issue_width`` together: every width-th costs alu_latency."""
         n = self.alu_issued[c]
         self.alu_issued[c] = n + 1
-        return self.k.alu_latency if n % self.k.issue_width == 0 else 0
+        return self.ticks(c, self.kt[c].alu_latency) if n % self.kt[c].issue_width == 0 else 0
 
-    def wrmsr(self, c: int, msr: int, value: int, t1: int) -> None:
+    def wrmsr(self, c: int, msr: int, value: int, t1: int, cost: int) -> None:
         if self.x2apic and msr == isa.MSR_X2APIC_ICR:
             u = value & MASK64
             self.icr_low[c], self.icr_high[c] = u & 0xFFFFFFFF, u >> 32
-            self.send_ipi(c, u & 0xFFFFFFFF, u >> 32, t1 + self.k.msr_latency, msr, t1 + self.k.msr_latency)
+            self.send_ipi(c, u & 0xFFFFFFFF, u >> 32, t1 + cost, msr, t1 + cost)
         elif self.x2apic and msr == isa.MSR_X2APIC_EOI:
             self.eoi(c)
         elif self.cfg.apic.tsc_deadline and msr == apic.MSR_TSC_DEADLINE:
-            self.tsc_deadline_write(c, value, t1 + self.k.msr_latency)
+            self.tsc_deadline_write(c, value, t1 + cost)
         elif (self.x2apic and apic.MSR_X2APIC_BASE <= msr < apic.MSR_X2APIC_BASE + 64 and value & MASK64 < 1 << 32
               and apic.REGISTERS.get((msr - apic.MSR_X2APIC_BASE) << 4, ("", 0))[1] & apic.A_X):
             try:
-                self.apic_write(c, (msr - apic.MSR_X2APIC_BASE) << 4, value, t1 + self.k.msr_latency, msr, FK_BAD_MSR)
+                self.apic_write(c, (msr - apic.MSR_X2APIC_BASE) << 4, value, t1 + cost, msr, FK_BAD_MSR)
             except Fault as f:
                 raise Fault(FK_BAD_MSR, msr, t1) from None
         else:

@@ -24,8 +24,8 @@ NGEO = 11
 VALID, DIRTY, COHINV = 1, 2, 4
 # params
 (P_LINEBITS, P_NPRIV, P_NLEV, P_CORES, P_CPP, P_PKGS, P_HOPLAT, P_DIRLAT, P_MEMLAT,
- P_MEMOCC, P_INTERLEAVE, P_NODEBYTES, P_PROTO, P_WORDS, P_DIRMASK, P_NPRIVINST, P_HOMEOCC) = range(17)
-NPARAMS = 17
+ P_MEMOCC, P_INTERLEAVE, P_NODEBYTES, P_PROTO, P_WORDS, P_DIRMASK, P_NPRIVINST, P_HOMEOCC, P_NDOM) = range(18)
+NPARAMS = 18
 INTERLEAVE_IDS = {"node": 0, "line": 1, "page": 2}
 # per (core, cache config) stats
 L_HITS, L_MISSES, L_COH_MISSES, L_WRITEBACKS = range(4)
@@ -71,6 +71,8 @@ class MachineState:
     cstats: np.ndarray     # int64 [cores, 11]
     scratch: np.ndarray    # int64 [cores]  work space
     cache_names: tuple[str, ...]
+    cdom: np.ndarray = None  # int64 [cores]  coherence domain of each core
+    memlat: np.ndarray = None  # int64 [pkgs]  latency at each package's memory controller (ticks)
 
     def nbytes(self) -> int:
         return sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray))
@@ -91,6 +93,7 @@ def build_state(cfg: MachineConfig, seed: int = 0) -> MachineState:
         g = cfg.group_size(c.sharing)
         for grp in range(cores // g):
             inst_of[(ci, grp)] = len(geo_rows)
+            c = cfg.cache_for(ci, grp * g)      # a core type's own geometry and latency (in ticks)
             sets = c.sets
             geo_rows.append([base, sets, c.ways, c.latency, POLICIES[c.replacement],
                              int(c.inclusion == "inclusive"), int(c.sharing == "private"),
@@ -133,11 +136,12 @@ def build_state(cfg: MachineConfig, seed: int = 0) -> MachineState:
     params[P_HOPLAT] = cfg.interconnect.hop_latency
     params[P_DIRLAT] = cfg.coherence.directory_latency
     params[P_HOMEOCC] = cfg.coherence.home_occupancy
-    params[P_MEMLAT], params[P_MEMOCC] = cfg.memory.latency, cfg.memory.occupancy
+    params[P_MEMLAT], params[P_MEMOCC] = cfg.memory_latency(0), cfg.memory.occupancy   # P_MEMLAT: one package
     params[P_INTERLEAVE] = INTERLEAVE_IDS[cfg.memory.interleave]
     params[P_NODEBYTES] = (cfg.memory.size // cfg.packages) // 4096 * 4096   # page-aligned nodes
     params[P_PROTO] = PROTOCOL_IDS[cfg.coherence.protocol]
     params[P_WORDS], params[P_DIRMASK], params[P_NPRIVINST] = words, cap - 1, privs.shape[1]
+    params[P_NDOM] = cfg.ndomains
     hops = hop_matrix(cfg.interconnect, cfg.packages)
     msglat = np.where(hops > 0, cfg.interconnect.link_latency + hops * cfg.interconnect.hop_latency, 0).astype(np.int64)
     rng = np.array([(seed * 0x9E3779B97F4A7C15 + i * 0xBF58476D1CE4E5B9 + 1) % 2**64
@@ -154,4 +158,6 @@ def build_state(cfg: MachineConfig, seed: int = 0) -> MachineState:
         cstats=np.zeros((cores, len(CORE_STATS)), np.int64),
         scratch=np.zeros(cores, np.int64),
         cache_names=tuple(c.name for c in cfg.caches),
+        cdom=np.array([cfg.domain(q) for q in range(cores)], np.int64),
+        memlat=np.array([cfg.memory_latency(p) for p in range(cfg.packages)], np.int64),
     )

@@ -340,6 +340,28 @@ def _section(title: str, obj, skip=("source",)) -> list[str]:
     return lines
 
 
+def _core_type_lines(cfg) -> list[str]:
+    """The [[core_type]] tables, which package has which type, and the coherence domains."""
+    lines: list[str] = []
+    for t in cfg.core_types:
+        num, den = cfg.clock_ratio(cfg.package_types.index(t.name) * cfg.cores_per_package) \
+            if t.name in cfg.package_types else (0, 0)
+        lines.append("")
+        lines += _section(f"core_type {t.name}  ({t.clock_ghz:g} GHz; one cycle = {num}/{den} reference ticks)",
+                          t.core)
+        for o in t.caches:
+            lines.append(f"  cache {o.name:<12} size={o.size or '(machine)'} ways={o.ways or '(machine)'} "
+                         f"latency={o.latency or '(machine)'} (own cycles) : {o.source or '(none given)'}")
+    if cfg.package_types or cfg.package_domains:
+        lines.append("")
+        lines.append("packages (core type, coherence domain)")
+        for p in range(cfg.packages):
+            first = p * cfg.cores_per_package
+            lines.append(f"  package {p:<3} cores {first}..{first + cfg.cores_per_package - 1}  "
+                         f"type {cfg.core_type(first).name:<12} domain {cfg.domain(first)}")
+    return lines
+
+
 def format_machine(cfg) -> str:
     """Human-readable dump of a MachineConfig: every field, each table with its source."""
     lines = [f"{cfg.name}  ({cfg.origin})"]
@@ -360,6 +382,7 @@ def format_machine(cfg) -> str:
                        ("memory", cfg.memory)):
         lines.append("")
         lines += _section(title, obj)
+    lines += _core_type_lines(cfg)
     lines.append("")
     lines.append("sources")
     if cfg.sources:
@@ -395,7 +418,7 @@ def _guess_format(path: str) -> str:
 def summarize_stats(stats: dict) -> dict:
     """Totals over cores of a ``Machine.stats()`` result."""
     cores = stats["cores"]
-    keys = [k for k in cores[0] if k not in ("core", "caches", "cycles")] if cores else []
+    keys = [k for k in cores[0] if k not in ("core", "caches", "cycles", "ns")] if cores else []
     tot = {k: sum(c[k] for c in cores) for k in keys}
     levels: dict[str, dict[str, int]] = {}
     for c in cores:
