@@ -738,6 +738,9 @@ class ReferenceCpu:
                 end = max(fl.ti + self.alu_cost(c), now)
         elif op in (isa.FADD, isa.XCHG, isa.CAS):
             end += self.k.atomic_latency
+            for ch in fl.chunks:                 # the line stays locked in M until the op ends
+                if not ch.apic:
+                    self.mem.hold_lines(ch.pa, ch.n, end)
         if op != isa.STORE:
             r[a] = isa.wrap64(old)
         self.clock[c] = end
