@@ -130,6 +130,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from hwmodel.errors import MksimError
+from kernels import registry as personalities
 
 __all__ = [
     "DEFAULT_ENV",
@@ -1364,6 +1365,9 @@ def plan(entry: MenuEntry) -> list[KernelPlan]:
             pers = opts.get("--personality")
             if pers is not None and not _PERSONALITY_RE.match(pers):
                 raise _err(f"mksim_kernel {kname}: bad --personality {pers!r}", where)
+            if pers is not None and pers not in personalities.known():
+                raise _err(f"mksim_kernel {kname}: unknown --personality {pers!r} "
+                           f"(known: {', '.join(personalities.known())})", where)
             parent = None
             if flow == "grub":
                 if "--by" in opts:

@@ -329,12 +329,14 @@ def cmd_machines(args) -> int:
     return EXIT_OK
 
 
-def _section(title: str, obj, skip=("source",)) -> list[str]:
+def _section(title: str, obj, skip=("source",), prefix: str = "", defaults=()) -> list[str]:
+    """One table; a field the machine file left out (``prefix.name`` in ``defaults``) is marked."""
     lines = [title]
     for f in dataclasses.fields(obj):
         if f.name in skip:
             continue
-        lines.append(f"  {f.name:<18} = {getattr(obj, f.name)!r}")
+        mark = "   default (assumption)" if f"{prefix}.{f.name}" in defaults else ""
+        lines.append(f"  {f.name:<18} = {getattr(obj, f.name)!r}{mark}")
     src = getattr(obj, "source", None)
     lines.append(f"  {'source':<18} : {src if src else '(none given)'}")
     return lines
@@ -352,20 +354,25 @@ def format_machine(cfg) -> str:
         lines.append(f"  {k:<18} = {getattr(cfg, k)!r}")
     lines.append(f"  {'cores':<18} = {cfg.cores}   (packages x cores_per_package)")
     lines.append(f"  {'origin':<18} = {cfg.origin!r}")
-    for c in cfg.caches:
+    for i, c in enumerate(cfg.caches):
         lines.append("")
         lines += _section(f"cache {c.name}  (L{c.level} {c.kind}, {_fmt_bytes(c.size)}, "
-                          f"{c.ways}-way, {c.sets} sets, {c.sharing})", c)
+                          f"{c.ways}-way, {c.sets} sets, {c.sharing})", c, prefix=f"cache[{i}]",
+                          defaults=cfg.defaults)
     for title, obj in (("coherence", cfg.coherence), ("interconnect", cfg.interconnect),
-                       ("memory", cfg.memory)):
+                       ("memory", cfg.memory), ("core", cfg.core), ("apic", cfg.apic)):
         lines.append("")
-        lines += _section(title, obj)
+        lines += _section(title, obj, prefix=title, defaults=cfg.defaults)
     lines.append("")
     lines.append("sources")
     if cfg.sources:
         lines += [f"  {s}" for s in cfg.sources]
     else:
         lines.append("  (none given)")
+    if cfg.defaults:
+        lines.append("")
+        lines.append(f"defaults: {len(cfg.defaults)} field(s) not in the machine file took built-in values, "
+                     "each marked 'default (assumption)' above: " + ", ".join(cfg.defaults))
     return "\n".join(lines) + "\n"
 
 
