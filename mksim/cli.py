@@ -113,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Simulate a memory-access trace.\n\n"
             "Without --machine: cachegrind-compatible single-core simulation (I1, D1, LL;\n"
-            "the same numbers as valgrind --tool=cachegrind --cache-sim=yes).\n"
+            "the same numbers as valgrind --tool=cachegrind --cache-sim=yes): a cache-count\n"
+            "model, hits and misses only, not a timing model.\n"
             "With --machine: replay the trace on a multi-core machine model (caches,\n"
             "coherence, interconnect, memory) and report per-core cycles and coherence stats."),
         epilog=(
@@ -457,6 +458,10 @@ def format_machine_stats(stats: dict, cfg, max_rows: int | None = None) -> str:
     return "\n".join(out) + "\n"
 
 
+CACHE_COUNT_NOTE = ("\n(a cache-count model, cachegrind's: hits and misses, no cycles; "
+                    "--machine replays the trace on a timing model)\n")
+
+
 def cmd_trace(args) -> int:
     from hwmodel.trace import read_trace
     cg_opts = [o for o, v in (("--I1", args.i1), ("--D1", args.d1), ("--LL", args.ll)) if v is not None]
@@ -478,7 +483,7 @@ def cmd_trace(args) -> int:
         ll = cg.parse_cache_spec(args.ll, "--LL") if args.ll is not None else cg.DEFAULT_LL
         trace = read_trace(args.file, fmt)
         result = cg.simulate(trace, i1, d1, ll)
-        text = cg.format_summary(result)
+        text = cg.format_summary(result) + CACHE_COUNT_NOTE
     else:
         from hwmodel.machine import Machine
         cfg = _load_machine(args.machine)
