@@ -133,8 +133,8 @@ class MachineConfig:
     origin: str = "<config>"
     # fields the machine file left out, as "table.field" / "cache[i].field": each took its dataclass
     # default, a number nobody sourced for this machine (``mksim machines show`` marks them
-    # "default (assumption)")
-    defaults: tuple[str, ...] = ()
+    # "default (assumption)"); not part of equality: the same numbers are the same machine
+    defaults: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def cores(self) -> int:

@@ -17,10 +17,9 @@ import numpy as np
 from hwmodel import isa
 from hwmodel._numba import njit
 from hwmodel.apic import APIC_BASE, EOI, ICR_HIGH, ICR_LOW, ID, INIT, LOWEST, NMI, NMI_VECTOR, STARTUP, FIXED, decode
-from hwmodel.coherence import E, M
-from hwmodel.engine import (CLOCK, _heap_pop, _heap_push, D_OWNER, D_STATE, DIRT, DPATH, FLAGS, GEO, IPATH, MSG, PARAMS, TAG, access,
-                            dir_find_, find_, hold_lines, home_of, request_delay, would_hit)
-from hwmodel.state import LAT, P_CPP, P_DIRMASK, P_LINEBITS, P_NLEV, P_NPRIV
+from hwmodel.engine import (CLOCK, _heap_pop, _heap_push, GEO, IPATH, MSG, PARAMS, access,
+                            hold_lines, request_delay, would_hit)
+from hwmodel.state import LAT, P_CPP, P_LINEBITS
 from hwmodel.trace import KIND_I, KIND_L, KIND_S
 from hwmodel.workload import (COALESCED, DEADLOCK, DELIVERED, DONE, FAULTED, FK_BAD_MSR, FK_MISALIGNED, FK_NO_CODE,
                               FK_NO_HANDLER, FK_NONCANONICAL, FK_NOT_PAGING, FK_NOT_PRESENT, FK_NOT_WRITABLE,
