@@ -1,8 +1,11 @@
 """The compiled memory-system engine (numba).
 
 One access of one core at a time, in timestamp order (ties: lowest core id).
-Each access is performed atomically at its issue time; its latency is
-decided by where the line is found and which coherence messages it needs:
+Each access is performed atomically when it takes effect (a hit at its issue
+time, a miss when its request reaches the line's home: cpu_spec.md, which
+programs and trace replay both follow), timed from its issue time; its
+latency is decided by where the line is found and which coherence messages
+it needs:
 
 1. The core's private levels, top down.  A hit with enough permission
    (``coherence.HIT_OK``) costs that level's latency.
