@@ -83,7 +83,7 @@ def assert_same_machine(a: Machine, b: Machine) -> None:
     assert a.directory() == b.directory()
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_a_trace_runs_like_the_same_accesses_in_a_program(data):
     """Same cycles per core, stats, caches and directory: two-phase misses, store hits at alu cost."""
@@ -138,7 +138,7 @@ def test_a_miss_takes_effect_at_the_home():
     assert m.effect_times[order.index(2)] > m.issue_times[2] == 0
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_one_core_path_gives_the_general_engines_numbers(data):
     """hwmodel.uniprocessor against engine.run_trace on one-core machines: every output the same."""
