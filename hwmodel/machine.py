@@ -220,7 +220,8 @@ class Machine:
         return out
 
     def directory(self) -> dict[int, tuple[str, int, tuple[int, ...], int]]:
-        """{line: (state, owner, holders, busy_until)}; empty on a one-core machine, which keeps none."""
+        """{line: (state, owner, holders, busy_until)}; empty on a one-core machine replayed on its one-core
+        path (``one_core_path``), which keeps none."""
         s = self.state
         out = {}
         d = s.dirt
