@@ -26,15 +26,16 @@ def pick_entry(entries: list, entry: str, path: str):
 
 
 def boot_plan_file(path: str, cfg, entry: str = "0", smp_variant: str = "linux", base_dir: str | None = None,
-                   init=flows.default_init) -> dict:
-    """Boot one entry of the plan at ``path`` on machine ``cfg``; returns the summary and the trace."""
+                   init=flows.default_init, personalities=None) -> dict:
+    """Boot one entry of the plan at ``path`` on machine ``cfg``; returns the summary and the trace.
+    ``personalities``: the names a kernel's ``--personality`` may take (None: not checked)."""
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
     except (OSError, UnicodeDecodeError) as e:
         raise MksimError(f"cannot read boot plan: {getattr(e, 'strerror', None) or e}", where=path) from None
     e = pick_entry(grubcfg.parse(text, path), entry, path)
-    plans = grubcfg.plan(e)
+    plans = grubcfg.plan(e, personalities)
     # relative image, module and initrd paths: the working directory, the plan's folder, its parent
     here = os.path.dirname(os.path.abspath(path))
     base = [base_dir] if base_dir else [os.getcwd(), here, os.path.dirname(here)]

@@ -1332,8 +1332,11 @@ def _kernel_opts(args: list[str], where: str) -> dict:
     return opts
 
 
-def plan(entry: MenuEntry) -> list[KernelPlan]:
-    """The kernels `entry` boots, validated (see "Multi-kernel extension" in the module doc)."""
+def plan(entry: MenuEntry, personalities=None) -> list[KernelPlan]:
+    """The kernels `entry` boots, validated (see "Multi-kernel extension" in the module doc).
+
+    ``personalities``: the names ``--personality`` may take (the caller's registry: boot does not import
+    kernels); None checks only the syntax."""
     wheres = entry.command_where or [f"{entry.file}:{entry.line}"] * len(entry.commands)
     entry_where = f"{entry.file}:{entry.line}"
     extended = any(c and c[0] in EXTENSION_COMMANDS for c in entry.commands)
@@ -1433,4 +1436,9 @@ def plan(entry: MenuEntry) -> list[KernelPlan]:
             who = f"kernel {n1}" if n1 == n2 else f"kernels {n1} and {n2}"
             raise _err(f"overlapping memory partitions: [{lo1:#x}, {hi1:#x}) and "
                        f"[{lo2:#x}, {hi2:#x}) of {who}", w2)
+    if personalities is not None:
+        for k in kernels:
+            if k.personality is not None and k.personality not in personalities:
+                raise _err(f"mksim_kernel {k.name}: unknown --personality {k.personality!r} "
+                           f"(known: {', '.join(sorted(personalities))})", k.where)
     return kernels

@@ -1,5 +1,9 @@
 """Cachegrind-exact single-core cache simulation of a :class:`~hwmodel.trace.Trace`.
 
+A cache-count model, not a timing model: it counts references, hits and misses as
+cachegrind does and has no notion of cycles (``hwmodel.machine.Machine`` replays a trace
+on a timing model: cpu_spec.md, 'Trace replay').
+
 Reproduces the cache simulation of valgrind 3.19 ``--tool=cachegrind --cache-sim=yes``
 (``cachegrind/cg_sim.c``, ``cg_main.c``, ``cg_arch.c``): on a lackey trace of a program the
 counts equal what cachegrind prints for that program (verified on real programs, see

@@ -173,6 +173,10 @@ class MachineConfig:
     core_types: tuple[CoreType, ...] = ()     # [[core_type]]: none = every core is the [core] table
     package_types: tuple[str, ...] = ()       # core type name per package (needed with core_types)
     package_domains: tuple[int, ...] = ()     # coherence domain per package (empty: one domain)
+    # fields the machine file left out, as "table.field" / "cache[i].field": each took its dataclass
+    # default, a number nobody sourced for this machine (``mksim machines show`` marks them
+    # "default (assumption)"); not part of equality: the same numbers are the same machine
+    defaults: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def cores(self) -> int:
@@ -485,6 +489,13 @@ def _build(cls, table: dict, where: str, prefix: str):
         raise MksimError(f"{prefix}: missing field(s) {', '.join(missing) or str(e)}", where=where) from None
 
 
+def _defaulted(cls, table: dict, prefix: str) -> list[str]:
+    """``prefix.field`` for every field of ``cls`` (but its source) that ``table`` does not give."""
+    return [f"{prefix}.{f.name}" for f in fields(cls)
+            if f.name not in ("source", "origin") and f.name not in table
+            and (f.default is not MISSING or f.default_factory is not MISSING)]
+
+
 def machine_from_dict(d: dict, origin: str = "<dict>") -> MachineConfig:
     """Build and validate a MachineConfig from a parsed TOML document."""
     for k in d:
@@ -500,6 +511,13 @@ def machine_from_dict(d: dict, origin: str = "<dict>") -> MachineConfig:
     for i, c in enumerate(cs):
         if not c.name or not isinstance(c.level, int):
             raise MksimError(f"cache[{i}]: needs name and level", where=origin)
+    defaults = [x for i, c in enumerate(caches) for x in _defaulted(CacheConfig, c, f"cache[{i}]")]
+    for key, cls in (("coherence", CoherenceConfig), ("interconnect", InterconnectConfig),
+                     ("memory", MemoryConfig), ("core", CoreConfig), ("apic", ApicConfig)):
+        t = d.get(key, {})
+        defaults += _defaulted(cls, t if isinstance(t, dict) else {}, key)
+    if not (isinstance(d.get("interconnect"), dict) and d["interconnect"].get("topology") == "mesh2d"):
+        defaults.remove("interconnect.width") if "interconnect.width" in defaults else None  # unused
     top = {}
     for k, typ in (("name", str), ("description", str)):
         if k in d and not isinstance(d[k], typ):
@@ -529,7 +547,7 @@ def machine_from_dict(d: dict, origin: str = "<dict>") -> MachineConfig:
         memory=_build(MemoryConfig, d.get("memory", {}), origin, "memory"),
         core=core,
         apic=_build(ApicConfig, d.get("apic", {}), origin, "apic"),
-        sources=tuple(sources), origin=origin, **top)
+        sources=tuple(sources), origin=origin, defaults=tuple(defaults), **top)
     return cfg.validate()
 
 

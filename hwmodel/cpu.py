@@ -18,10 +18,9 @@ from hwmodel import isa
 from hwmodel._numba import njit
 from hwmodel import apic
 from hwmodel.apic import APIC_BASE, EOI, ICR_HIGH, ICR_LOW, ID, INIT, LOWEST, NMI, NMI_VECTOR, STARTUP, FIXED, decode
-from hwmodel.coherence import E, M
-from hwmodel.engine import (CDOM, CLOCK, _heap_pop, _heap_push, D_OWNER, D_STATE, DIRT, DPATH, FLAGS, GEO, IPATH, MSG, PARAMS, TAG, access,
-                            dir_find_, dkey, find_, flush_domain, flush_line, home_of)
-from hwmodel.state import LAT, P_CPP, P_DIRMASK, P_LINEBITS, P_MEMOCC, P_NDOM, P_NLEV, P_NPRIV
+from hwmodel.engine import (CDOM, CLOCK, _heap_pop, _heap_push, DPATH, GEO, IPATH, MSG, PARAMS, access, flush_domain,
+                            flush_line, hold_lines, request_delay, would_hit)
+from hwmodel.state import LAT, P_CPP, P_LINEBITS, P_MEMOCC, P_NDOM
 from hwmodel.trace import KIND_I, KIND_L, KIND_S
 from hwmodel.workload import (COALESCED, DEADLOCK, DELIVERED, DONE, FAULTED, FK_APIC, FK_BAD_MSR, FK_MISALIGNED, FK_NO_CODE,
                               FK_NO_HANDLER, FK_NONCANONICAL, FK_NOT_PAGING, FK_NOT_PRESENT, FK_NOT_WRITABLE,
@@ -948,36 +947,6 @@ F_T, F_N, F_PA0, F_PA1, F_LEN0, F_LEN1, F_MM0, F_MM1, F_HIT, F_ALU, F_NMIB = ran
 
 
 @njit(forceinline=True, _nrt=False)
-def would_hit(st, c, line, write):
-    """Does a data access to ``line`` hit a private level with enough permission (no transaction)?"""
-    params = st[PARAMS]
-    dpath = st[DPATH]
-    found = False
-    for k in range(params[P_NPRIV]):
-        if find_(st[GEO], st[TAG], st[FLAGS], dpath[c, k], line) >= 0:
-            found = True
-            break
-    if not found:
-        return False
-    if not write:
-        return True
-    e = dir_find_(st[DIRT], params[P_DIRMASK], dkey(st, c, line))
-    if e < 0:
-        return False
-    return st[DIRT][e, D_OWNER] == c and (st[DIRT][e, D_STATE] == E or st[DIRT][e, D_STATE] == M)
-
-
-@njit(forceinline=True, _nrt=False)
-def request_delay(st, c, line):
-    """When a miss takes effect: after the lookups of every level on the path and the message to the
-    line's home, where its directory serializes it against other cores' requests."""
-    params = st[PARAMS]
-    last = st[DPATH][c, params[P_NLEV] - 1]
-    cpp = params[P_CPP]
-    return st[GEO][last, LAT] + st[MSG][c // cpp, home_of(params, line)]
-
-
-@njit(forceinline=True, _nrt=False)
 def mem_prepare(st, cs, c, pc, mk, addr, n, virt, t1):
     """Translate and check a memory op; record its chunks in the core's in-flight row.
 
@@ -1004,7 +973,7 @@ def mem_prepare(st, cs, c, pc, mk, addr, n, virt, t1):
         else:
             inf[c, F_PA0 + k] = a
     lb = st[PARAMS][P_LINEBITS]
-    delay = 0
+    delay = -1
     rights = (apic.A_R if mk != M_STORE else 0) | (apic.A_W if write else 0)
     for k in range(nch):
         pa = inf[c, F_PA0 + k]
@@ -1023,14 +992,14 @@ def mem_prepare(st, cs, c, pc, mk, addr, n, virt, t1):
         first = np.int64(np.uint64(pa) >> np.uint64(lb))
         last = np.int64((np.uint64(pa) + np.uint64(ln - 1)) >> np.uint64(lb))
         for line in range(first, last + 1):
-            if delay == 0 and not would_hit(st, c, line, write):
-                delay = request_delay(st, c, line)
+            if delay < 0 and not would_hit(st, c, line, write):
+                delay = request_delay(st, c, line)      # in flight even when the delay is 0
     inf[c, F_T] = t
-    inf[c, F_HIT] = 1 if delay == 0 else 0
+    inf[c, F_HIT] = 1 if delay < 0 else 0
     inf[c, F_N] = nch
     inf[c, F_LEN0] = n1
     inf[c, F_LEN1] = n - n1
-    return t + delay
+    return t + max(delay, 0)
 
 
 @njit(forceinline=True, _nrt=False)
@@ -1193,6 +1162,10 @@ def complete_mem(st, cs, c, now, res):
         regs[c, a] = res[0]
         pst[c, S_ATOMICS] += 1
         end += ticks(cs, c, cs[C_CPAR][c, K_ATOMIC])
+        inf = cs[C_INF]
+        for k in range(inf[c, F_N]):            # the line stays locked in M until the op ends
+            if inf[c, F_MM0 + k] == 0:
+                hold_lines(st, c, inf[c, F_PA0 + k], inf[c, F_LEN0 + k], end)
     cs[C_PC][c] = pc + 1
     st[CLOCK][c] = end
 

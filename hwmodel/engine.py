@@ -1,8 +1,11 @@
 """The compiled memory-system engine (numba).
 
 One access of one core at a time, in timestamp order (ties: lowest core id).
-Each access is performed atomically at its issue time; its latency is
-decided by where the line is found and which coherence messages it needs:
+Each access is performed atomically when it takes effect (a hit at its issue
+time, a miss when its request reaches the line's home: cpu_spec.md, which
+programs and trace replay both follow), timed from its issue time; its
+latency is decided by where the line is found and which coherence messages
+it needs:
 
 1. The core's private levels, top down.  A hit with enough permission
    (``coherence.HIT_OK``) costs that level's latency.
@@ -39,11 +42,11 @@ import numpy as np
 
 from hwmodel import replacement as _r
 from hwmodel._numba import njit
-from hwmodel.trace import KIND_I, KIND_S
+from hwmodel.trace import KIND_I, KIND_M, KIND_S
 from hwmodel.coherence import E, HIT_OK, I, M, O, READ_OWNER_NEXT, READ_REQ, READ_SOURCE, READ_WRITEBACK, S
 from hwmodel.state import (P_NDOM, BASE, C_ACCESSES, C_C2C, C_HOPS, C_INV_RECV, C_INV_SENT, C_LOCAL_TXN, C_MEM_READS,
                            C_MEM_WRITES, C_REMOTE_TXN, C_STALL, C_UPGRADES, CFG, COHINV, DIRTY, GFIRST, GSIZE, INCL,
-                           L_COH_MISSES, L_HITS, L_MISSES, L_WRITEBACKS, LAT, P_CPP, P_DIRLAT, P_DIRMASK, P_INTERLEAVE, P_LINEBITS, P_MEMOCC, P_NLEV, P_NODEBYTES, P_NPRIV, P_NPRIVINST, P_HOMEOCC, P_PKGS, P_PROTO, P_WORDS, POL, POS, PRIV, SETS, VALID, WAYS, MachineState)
+                           L_COH_MISSES, L_HITS, L_MISSES, L_WRITEBACKS, LAT, P_CPP, P_DIRLAT, P_DIRMASK, P_INTERLEAVE, P_LINEBITS, P_MEMLAT, P_MEMOCC, P_NLEV, P_NODEBYTES, P_NPRIV, P_NPRIVINST, P_HOMEOCC, P_PKGS, P_ALU, P_WIDTH, P_PROTO, P_WORDS, POL, POS, PRIV, SETS, VALID, WAYS, MachineState)
 
 
 _HIT_OK = HIT_OK
@@ -692,6 +695,87 @@ def flush_domain(st, core, t):
             i += 1
     st[LSTATS][core, geo[st[DPATH][core, 0], CFG], L_WRITEBACKS] += n
     return n
+# ------------------------------------------------------------------ the program rules, shared with cpu.py
+
+@njit(forceinline=True, _nrt=False)
+def would_hit(st, c, line, write):
+    """Does a data access to ``line`` hit a private level with enough permission (no transaction)?"""
+    params = st[PARAMS]
+    dpath = st[DPATH]
+    found = False
+    for k in range(params[P_NPRIV]):
+        if find_(st[GEO], st[TAG], st[FLAGS], dpath[c, k], line) >= 0:
+            found = True
+            break
+    if not found:
+        return False
+    if not write:
+        return True
+    e = dir_find_(st[DIRT], params[P_DIRMASK], dkey(st, c, line))
+    if e < 0:
+        return False
+    return st[DIRT][e, D_OWNER] == c and (st[DIRT][e, D_STATE] == E or st[DIRT][e, D_STATE] == M)
+
+
+@njit(forceinline=True, _nrt=False)
+def request_delay(st, c, line):
+    """When a miss takes effect: after the lookups of every level on the path and the message to the
+    line's home, where its directory serializes it against other cores' requests."""
+    params = st[PARAMS]
+    last = st[DPATH][c, params[P_NLEV] - 1]
+    cpp = params[P_CPP]
+    return st[GEO][last, LAT] + st[MSG][c // cpp, home_of(params, line)]
+
+
+@njit(forceinline=True, _nrt=False)
+def fetch_would_hit(st, c, line):
+    """Does a private level of the core's instruction path hold ``line``?"""
+    for k in range(st[PARAMS][P_NPRIV]):
+        if find_(st[GEO], st[TAG], st[FLAGS], st[IPATH][c, k], line) >= 0:
+            return True
+    return False
+
+
+@njit(forceinline=True, _nrt=False)
+def miss_delay(st, c, kind, addr, size):
+    """-1 if every line of a trace access would hit (a fetch: ``fetch_would_hit``; data:
+    ``would_hit``), else the ``request_delay`` of its first missing line (a fetch's along its
+    instruction path)."""
+    lb = st[PARAMS][P_LINEBITS]
+    first = np.int64(np.uint64(addr) >> np.uint64(lb))
+    last = np.int64((np.uint64(addr) + np.uint64(max(size, 1) - 1)) >> np.uint64(lb))
+    for ln in range(first, last + 1):
+        if kind == KIND_I:
+            if not fetch_would_hit(st, c, ln):
+                params = st[PARAMS]
+                lastl = st[IPATH][c, params[P_NLEV] - 1]
+                return st[GEO][lastl, LAT] + st[MSG][c // params[P_CPP], home_of(params, ln)]
+        elif not would_hit(st, c, ln, kind >= KIND_S):
+            return request_delay(st, c, ln)
+    return -1
+
+
+@njit(_nrt=False)
+def hold_lines(st, c, addr, size, until):
+    """A locked read-modify-write holds its lines in M until it ends: each line's busy-until at its
+    home is raised to ``until``, so a competing request waits for it (cpu_spec.md, 'Memory ops')."""
+    lb = st[PARAMS][P_LINEBITS]
+    first = np.int64(np.uint64(addr) >> np.uint64(lb))
+    last = np.int64((np.uint64(addr) + np.uint64(max(size, 1) - 1)) >> np.uint64(lb))
+    dt = st[DIRT]
+    for ln in range(first, last + 1):
+        e = dir_find_(dt, st[PARAMS][P_DIRMASK], dkey(st, c, ln))
+        if e >= 0 and dt[e, D_BUSY] < until:
+            dt[e, D_BUSY] = until
+
+
+@njit(forceinline=True, _nrt=False)
+def store_hit_cost(alu, c, alu_lat, width):
+    """``alu_cost``: a store hit retires into the store buffer; ``width`` of them issue per cycle
+    (``alu[c]`` is the core's issue-width counter)."""
+    n = alu[c]
+    alu[c] = n + 1
+    return alu_lat if n % width == 0 else 0
 
 
 # ------------------------------------------------------------------ the loop
@@ -729,22 +813,35 @@ def _heap_pop(heap, n):
 
 
 @njit(_nrt=False)
-def run_trace(st, order, starts, ends, pos, rec, max_steps, out_lat, out_issue, out_seq, done, heap):
-    """Replay per-core access streams in timestamp order.
+def run_trace(st, order, starts, ends, pos, rec, max_steps, out_lat, out_issue, out_seq, out_eff, done, heap,
+              inflight, alu):
+    """Replay per-core access streams under the program engine's rules (cpu_spec.md, 'Trace replay').
 
     ``rec[starts[c]:ends[c]]`` are core c's accesses, one row each
     (address, size << 8 | kind), so that every core reads one sequential
     stream; ``order[j]`` is row j's index in the original trace and
-    ``pos[c]`` how far core c has got.  Runs at most ``max_steps`` accesses
-    (-1: all) and returns how many it ran, so callers can step the machine
-    and check invariants between accesses.  ``out_lat[i]`` / ``out_issue[i]``
-    receive trace access i's latency and issue time; ``out_seq[k]`` the trace
-    index of the k-th access performed (``done[0]`` counts them across
-    calls), unless those are empty (a run that wants only the totals);
-    ``heap`` is work space (int64, one per core).  Compiled without numba's
-    reference counting: passing the state tuple to a call then costs nothing.
+    ``pos[c]`` how far core c has got.  The core with the smallest
+    (clock, id) goes next.  A data access that would hit is performed at
+    once; one that misses takes effect at the home: the core's clock moves
+    to issue + ``request_delay`` and the access is performed (timed from its
+    issue, ``inflight[c]``) when the core comes up again.  ``alu[c]`` is the
+    core's issue-width counter.  Runs at most ``max_steps`` accesses
+    (-1: all; an access counts when performed) and returns how many it ran,
+    so callers can step the machine and check invariants between accesses.
+    ``out_lat[i]`` / ``out_issue[i]`` receive trace access i's cost (end -
+    issue) and issue time; ``out_seq[k]`` the trace index of the k-th access
+    performed and ``out_eff[k]`` the time it took effect (its issue time, or
+    the core's clock when a miss reached its home); ``done[0]`` counts them
+    across calls.  The outputs are skipped when they are empty
+    (a run that wants only the totals); ``heap`` is work space (int64, one
+    per core).  Compiled without numba's reference counting: passing the
+    state tuple to a call then costs nothing.  A core that is still the
+    earliest after its access keeps running without a trip through the heap;
+    that changes nothing but speed.
     """
     clock = st[CLOCK]
+    params = st[PARAMS]
+    alu_lat, width = params[P_ALU], params[P_WIDTH]
     ncores = clock.shape[0]
     record = out_lat.shape[0] > 0
     n = 0
@@ -752,21 +849,48 @@ def run_trace(st, order, starts, ends, pos, rec, max_steps, out_lat, out_issue, 
         if pos[c] < ends[c]:
             n = _heap_push(heap, n, clock[c] * 8192 + c)
     steps = 0
-    while n > 0 and (max_steps < 0 or steps < max_steps):
-        key, n = _heap_pop(heap, n)
-        c = key & 8191
+    c = -1                 # the core being run; it keeps running while it is the earliest (no heap trip)
+    while max_steps < 0 or steps < max_steps:
+        if c < 0:
+            if n == 0:
+                break
+            key, n = _heap_pop(heap, n)
+            c = key & 8191
         j = pos[c]
         ks = rec[j, 1]
-        lat = access(st, c, ks & 255, rec[j, 0], ks >> 8, clock[c])
+        kind = ks & 255
+        now = clock[c]
+        ti = inflight[c]
+        if ti >= 0:                       # the second half of a miss: performed now, timed from its issue
+            inflight[c] = -1
+            end = max(ti + access(st, c, kind, rec[j, 0], ks >> 8, ti), now)
+        else:
+            ti = now
+            d = miss_delay(st, c, kind, rec[j, 0], ks >> 8)
+            if d >= 0:                    # a miss takes effect when its request reaches the home
+                inflight[c] = ti
+                clock[c] = ti + d
+                if n > 0 and heap[0] < clock[c] * 8192 + c:
+                    n = _heap_push(heap, n, clock[c] * 8192 + c)
+                    c = -1
+                continue
+            lat = access(st, c, kind, rec[j, 0], ks >> 8, ti)
+            end = ti + (store_hit_cost(alu, c, alu_lat, width) if kind == KIND_S else lat)
+        if kind == KIND_M:
+            hold_lines(st, c, rec[j, 0], ks >> 8, end)       # a modify holds its line like a locked op
         if record:
             i = order[j]
-            out_lat[i] = lat
-            out_issue[i] = clock[c]
+            out_lat[i] = end - ti
+            out_issue[i] = ti
             out_seq[done[0]] = i
+            out_eff[done[0]] = now
         done[0] += 1
-        clock[c] += lat
+        clock[c] = end
         pos[c] += 1
         steps += 1
-        if pos[c] < ends[c]:
+        if pos[c] >= ends[c]:
+            c = -1
+        elif n > 0 and heap[0] < clock[c] * 8192 + c:
             n = _heap_push(heap, n, clock[c] * 8192 + c)
+            c = -1
     return steps

@@ -16,8 +16,11 @@ from hwmodel.workload import STATE_NAMES as CORE_STATE_NAMES
 class Machine:
     """The memory system of one machine.  ``run`` replays accesses; state persists between runs."""
 
-    def __init__(self, cfg: MachineConfig | str, seed: int = 0):
+    def __init__(self, cfg: MachineConfig | str, seed: int = 0, one_core_path: bool = True):
+        """``one_core_path=False`` replays a one-core machine's traces on the general engine (with a
+        directory) instead of ``hwmodel.uniprocessor``: the same numbers, slower; tests compare the two."""
         self.cfg = load_machine(cfg) if isinstance(cfg, str) else cfg
+        self._one_core = one_core_path and self.cfg.cores == 1
         self.state = build_state(self.cfg, seed)
         self._st = engine.pack(self.state)
         self._trace = None
@@ -100,6 +103,10 @@ class Machine:
         ``record=False`` skips the per-access outputs (latency, issue time,
         performed order): faster for long traces that need only the totals.
         """
+        if self.cfg.core_types:
+            raise MksimError(f"{self.cfg.name}: trace replay on a machine with core types is not modelled "
+                             "(store-hit costs and issue widths are per core type only in the program engine); "
+                             "run the accesses as core programs instead")
         core = np.ascontiguousarray(core, dtype=np.int64)
         if core.size and (core.min() < 0 or core.max() >= self.cfg.cores):
             bad = int(core[(core < 0) | (core >= self.cfg.cores)][0])
@@ -125,7 +132,7 @@ class Machine:
                 i = int(np.nonzero(wraps)[0][0])
                 raise MksimError(f"access {i} at {int(ua[i]):#x} of {int(size[i])} bytes runs past the top "
                                  "of the 64-bit address space")
-        if self.cfg.cores == 1:
+        if self._one_core:
             rec = np.empty((0, 2), np.int64)        # the one-core path reads kind/addr/size directly
         else:
             rec = np.empty((core.size, 2), np.int64)   # per-core contiguous rows: address, size << 8 | kind
@@ -135,31 +142,33 @@ class Machine:
                            kind=kind, addr=addr, size=size,
                            lat=np.zeros(core.size if record else 0, np.int64),
                            issue=np.zeros(core.size if record else 0, np.int64),
-                           seq=np.full(core.size if record else 0, -1, np.int64), done=np.zeros(1, np.int64))
+                           seq=np.full(core.size if record else 0, -1, np.int64),
+                           eff=np.zeros(core.size if record else 0, np.int64), done=np.zeros(1, np.int64),
+                           inflight=np.full(self.cfg.cores, -1, np.int64), alu=np.zeros(self.cfg.cores, np.int64))
 
     def step(self, n: int = -1) -> int:
         """Run up to ``n`` queued accesses (-1: all); returns how many ran."""
         t = self._trace
         if t is None:
             return 0
-        if self.cfg.cores == 1:
+        if self._one_core:
             s = self.state
             start = int(t["pos"][0])
             stop = int(t["ends"][0]) if n < 0 else min(int(t["ends"][0]), start + n)
             ran = int(uniprocessor.run_single(s.geo, s.tag, s.flags, s.meta, s.rng, s.tick, s.dpath, s.ipath,
                                               s.params, s.mem_busy, s.clock, s.lstats, s.cstats, t["kind"],
-                                              t["addr"], t["size"], start, stop, t["lat"], t["issue"]))
+                                              t["addr"], t["size"], start, stop, t["lat"], t["issue"], t["eff"], t["alu"]))
             if t["seq"].size:
                 t["seq"][start:stop] = np.arange(start, stop)
             t["pos"][0] = stop
             t["done"][0] = stop
             return ran
         return int(engine.run_trace(self._st, t["order"], t["starts"], t["ends"], t["pos"],
-                                    t["rec"], n, t["lat"], t["issue"], t["seq"], t["done"],
-                                    np.empty(self.cfg.cores, np.int64)))
+                                    t["rec"], n, t["lat"], t["issue"], t["seq"], t["eff"], t["done"],
+                                    np.empty(self.cfg.cores, np.int64), t["inflight"], t["alu"]))
 
     def run(self, core, kind, addr, size, record: bool = True) -> np.ndarray:
-        """Replay a whole trace; returns each access's latency (empty if ``record=False``)."""
+        """Replay a whole trace; returns each access's cost, end - issue (empty if ``record=False``)."""
         self.load(core, kind, addr, size, record)
         self.step(-1)
         return self._trace["lat"]
@@ -172,6 +181,12 @@ class Machine:
     def issue_times(self) -> np.ndarray:
         """Cycle at which each access was issued by its core."""
         return self._trace["issue"] if self._trace else np.zeros(0, np.int64)
+
+    @property
+    def effect_times(self) -> np.ndarray:
+        """When each performed access took effect (in ``performed`` order): its issue time, or for a
+        miss the time its request reached the line's home (cpu_spec.md, 'Trace replay')."""
+        return self._trace["eff"][: int(self._trace["done"][0])] if self._trace else np.zeros(0, np.int64)
 
     @property
     def performed(self) -> np.ndarray:
@@ -214,7 +229,8 @@ class Machine:
         return out
 
     def directory(self) -> dict[int, tuple[str, int, tuple[int, ...], int]]:
-        """{line: (state, owner, holders, busy_until)}; empty on a one-core machine, which keeps none."""
+        """{line: (state, owner, holders, busy_until)}; empty on a one-core machine replayed on its one-core
+        path (``one_core_path``), which keeps none."""
         s = self.state
         out = {}
         d = s.dirt

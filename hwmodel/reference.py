@@ -17,7 +17,7 @@ from hwmodel.config import MachineConfig
 from hwmodel.interconnect import hop_matrix
 from hwmodel.replacement import MODULES
 from hwmodel.state import COHINV, CORE_STATS, DIRTY, LEVEL_STATS, VALID
-from hwmodel.trace import KIND_I, KIND_S
+from hwmodel.trace import KIND_I, KIND_M, KIND_S
 
 
 
@@ -445,12 +445,40 @@ class ReferenceMachine:
         return n
 
     # ------------------------------------------------------------ a trace
+    def would_hit(self, c: int, line: int, write: bool, fetch: bool = False) -> bool:
+        """A private level of c's data (fetch: instruction) path holds the line, and for a write the
+        core owns it in E or M."""
+        path = self.ipath[c] if fetch else self.dpath[c]
+        if not any(self.caches[path[k]].find(line) >= 0 for k in range(self.npriv)):
+            return False
+        if not write:
+            return True
+        e = self.dir.get(self.key(c, line))
+        return e is not None and e.owner == c and e.state in (E, M)
+
+    def request_delay(self, c: int, line: int, fetch: bool = False) -> int:
+        """Lookups down the whole data (fetch: instruction) path, then the message to the line's home."""
+        path = self.ipath[c] if fetch else self.dpath[c]
+        return self.lat(path[self.nlev - 1]) + self.msg(self.pkg(c), self.home(line))
+
+    def hold_lines(self, c: int, addr: int, size: int, until: int) -> None:
+        """A locked read-modify-write (or a trace's modify) holds its lines until it ends: a competing
+        request waits at the home until ``until``."""
+        ua = addr % 2**64
+        for ln in range(ua >> self.line_bits, ((ua + max(size, 1) - 1) >> self.line_bits) + 1):
+            e = self.dir.get(self.key(c, ln))
+            if e is not None:
+                e.busy = max(e.busy, until)
+
     def run(self, core, kind, addr, size, max_steps: int = -1) -> list[int]:
-        """Replay a trace: per-core streams, always the core with the lowest clock next (ties: lowest id)."""
+        """Replay a trace under the program rules (cpu_spec.md, 'Trace replay'); returns each access's
+        cost (end - issue).  Per-core streams; the core with the lowest (clock, id) goes next."""
         n = len(core)
         streams = [[i for i in range(n) if int(core[i]) == c] for c in range(self.cfg.cores)]
         pos = [0] * self.cfg.cores
-        lat = [0] * n
+        inflight: list[int | None] = [None] * self.cfg.cores     # issue time of a miss on its way home
+        issued = [0] * self.cfg.cores                            # the issue-width counter
+        cost = [0] * n
         steps = 0
         while max_steps < 0 or steps < max_steps:
             ready = [c for c in range(self.cfg.cores) if pos[c] < len(streams[c])]
@@ -458,11 +486,34 @@ class ReferenceMachine:
                 break
             c = min(ready, key=lambda x: (self.clock[x], x))
             i = streams[c][pos[c]]
-            lat[i] = self.access(c, int(kind[i]), int(addr[i]), int(size[i]), self.clock[c])
-            self.clock[c] += lat[i]
+            k, a, sz = int(kind[i]), int(addr[i]), int(size[i])
+            now = self.clock[c]
+            if inflight[c] is not None:         # the second half of a miss, timed from its issue
+                ti, inflight[c] = inflight[c], None
+                end = max(ti + self.access(c, k, a, sz, ti), now)
+            else:
+                ti = now
+                ua = a % 2**64
+                lines = range(ua >> self.line_bits, ((ua + max(sz, 1) - 1) >> self.line_bits) + 1)
+                missing = next((ln for ln in lines if not self.would_hit(c, ln, k >= KIND_S, k == KIND_I)), None)
+                if missing is not None:         # takes effect when its request reaches the home
+                    inflight[c] = ti
+                    self.clock[c] = ti + self.request_delay(c, missing, k == KIND_I)
+                    continue
+                lat = self.access(c, k, a, sz, ti)
+                if k == KIND_S:                 # a store hit retires into the store buffer: alu_cost
+                    w = self.cfg.core.issue_width
+                    end = ti + (self.cfg.core.alu_latency if issued[c] % w == 0 else 0)
+                    issued[c] += 1
+                else:                           # a load, fetch or modify hit: its latency
+                    end = ti + lat
+            if k == KIND_M:
+                self.hold_lines(c, a, sz, end)
+            cost[i] = end - ti
+            self.clock[c] = end
             pos[c] += 1
             steps += 1
-        return lat
+        return cost
 
     # ------------------------------------------------------------ views like Machine's
     def stats(self) -> dict:

@@ -1012,6 +1012,9 @@ class ReferenceCpu:
                 end = max(fl.ti + self.alu_cost(c), now)
         elif op in (isa.FADD, isa.XCHG, isa.CAS):
             end += self.ticks(c, self.kt[c].atomic_latency)
+            for ch in fl.chunks:                 # the line stays locked in M until the op ends
+                if not ch.apic:
+                    self.mem.hold_lines(c, ch.pa, ch.n, end)
         if op != isa.STORE:
             r[a] = isa.wrap64(old)
         self.clock[c] = end

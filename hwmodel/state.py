@@ -24,8 +24,10 @@ NGEO = 11
 VALID, DIRTY, COHINV = 1, 2, 4
 # params
 (P_LINEBITS, P_NPRIV, P_NLEV, P_CORES, P_CPP, P_PKGS, P_HOPLAT, P_DIRLAT, P_MEMLAT,
- P_MEMOCC, P_INTERLEAVE, P_NODEBYTES, P_PROTO, P_WORDS, P_DIRMASK, P_NPRIVINST, P_HOMEOCC, P_NDOM) = range(18)
-NPARAMS = 18
+ P_MEMOCC, P_INTERLEAVE, P_NODEBYTES, P_PROTO, P_WORDS, P_DIRMASK, P_NPRIVINST, P_HOMEOCC, P_NDOM,
+ P_ALU, P_WIDTH) = range(20)
+NPARAMS = 20
+# (P_ALU, P_WIDTH: core.alu_latency and core.issue_width, for the store-hit cost of trace replay)
 INTERLEAVE_IDS = {"node": 0, "line": 1, "page": 2}
 # per (core, cache config) stats
 L_HITS, L_MISSES, L_COH_MISSES, L_WRITEBACKS = range(4)
@@ -136,6 +138,7 @@ def build_state(cfg: MachineConfig, seed: int = 0) -> MachineState:
     params[P_HOPLAT] = cfg.interconnect.hop_latency
     params[P_DIRLAT] = cfg.coherence.directory_latency
     params[P_HOMEOCC] = cfg.coherence.home_occupancy
+    params[P_ALU], params[P_WIDTH] = cfg.core.alu_latency, cfg.core.issue_width
     params[P_MEMLAT], params[P_MEMOCC] = cfg.memory_latency(0), cfg.memory.occupancy   # P_MEMLAT: one package
     params[P_INTERLEAVE] = INTERLEAVE_IDS[cfg.memory.interleave]
     params[P_NODEBYTES] = (cfg.memory.size // cfg.packages) // 4096 * 4096   # page-aligned nodes

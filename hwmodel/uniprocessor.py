@@ -1,12 +1,17 @@
-"""The engine for a one-core machine: the same rules with nothing to keep coherent.
+"""Trace replay on a one-core machine: the same rules with nothing to keep coherent.
 
 With a single core every line it holds is E or M, no other cache can own or
 share a line, and the core's clock is always past the line's last
 transaction, so the directory and its busy-until times never change an
 outcome.  This path skips them and keeps everything else -- levels, fills,
-victims, write-backs, inclusion, memory-controller occupancy, statistics --
-exactly as ``hwmodel.engine`` does.  A one-core ``Machine`` therefore has no
-directory; the differential tests hold this path to the reference model too.
+victims, write-backs, inclusion, memory-controller occupancy, statistics,
+and the replay timing rules of ``engine.run_trace`` (cpu_spec.md, 'Trace
+replay') -- exactly as ``hwmodel.engine`` does.  A miss that takes effect at
+the home changes nothing here but its cost: no other core can act between
+its issue and its home, so it is performed at once and ends at
+``max(issue + latency, issue + request_delay)``.  A one-core ``Machine``
+therefore has no directory; differential tests hold this path to the
+general one (``Machine(..., one_core_path=False)``) and to the reference.
 """
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ from hwmodel._numba import njit
 from hwmodel.engine import find_
 from hwmodel.trace import KIND_I, KIND_S
 from hwmodel.state import (P_HOMEOCC, BASE, C_ACCESSES, C_LOCAL_TXN, C_MEM_READS, C_MEM_WRITES, C_REMOTE_TXN, C_STALL, CFG,
-                           DIRTY, INCL, L_HITS, L_MISSES, L_WRITEBACKS, LAT, P_DIRLAT, P_LINEBITS,
+                           DIRTY, INCL, L_HITS, L_MISSES, L_WRITEBACKS, LAT, P_ALU, P_DIRLAT, P_LINEBITS, P_WIDTH,
                            P_MEMLAT, P_MEMOCC, P_NLEV, P_NPRIV, POL, POS, SETS, VALID, WAYS)
 
 
@@ -87,24 +92,46 @@ def _fill(geo, tag, flags, meta, rng, tick, dpath, ipath, nlev, inst, line, t, m
     return b + way
 
 
+@njit(forceinline=True, _nrt=False)
+def _in_private(geo, tag, flags, path, npriv, line):
+    """Does a private level of the path hold ``line``?  (``engine.would_hit`` with one core.)"""
+    for k in range(npriv):
+        if find_(geo, tag, flags, path[0, k], line) >= 0:
+            return True
+    return False
+
+
 @njit(_nrt=False)
 def run_single(geo, tag, flags, meta, rng, tick, dpath, ipath, params, mem_busy, clock, lstats, cstats,
-               kind, addr, size, start, stop, out_lat, out_issue):
+               kind, addr, size, start, stop, out_lat, out_issue, out_eff, alu):
     """Replay accesses ``start:stop`` of a one-core trace; returns how many ran.
 
-    Per-access latencies and issue times go to ``out_lat`` / ``out_issue``
-    unless those are empty (a run that wants only the totals).
+    Per-access costs (end - issue), issue times and the times they took
+    effect (issue, or issue + request_delay for a miss) go to ``out_lat`` /
+    ``out_issue`` / ``out_eff`` unless those are empty (a run that wants only
+    the totals);
+    ``alu[0]`` is the core's issue-width counter.
     """
     record = out_lat.shape[0] > 0
     lb = params[P_LINEBITS]
     npriv, nlev = params[P_NPRIV], params[P_NLEV]
     occ, memlat, dirlat = params[P_MEMOCC], params[P_MEMLAT], params[P_DIRLAT]
+    alu_lat, width = params[P_ALU], params[P_WIDTH]
+    # request_delay: the whole path (the same last level for both paths unless L1 is the only level);
+    # the home is in the core's package
+    ddelay, idelay = geo[dpath[0, nlev - 1], LAT], geo[ipath[0, nlev - 1], LAT]
     for i in range(start, stop):
         t0 = clock[0]
         ifetch = kind[i] == KIND_I
         write = kind[i] >= KIND_S
         first = np.int64(np.uint64(addr[i]) >> np.uint64(lb))
         last = np.int64((np.uint64(addr[i]) + np.uint64(max(size[i], 1) - 1)) >> np.uint64(lb))
+        hits = True                 # would every line hit a private level (checked before any is performed)?
+        if first != last:
+            for line in range(first, last + 1):
+                if not _in_private(geo, tag, flags, ipath if ifetch else dpath, npriv, line):
+                    hits = False
+                    break
         lat = 0
         for line in range(first, last + 1):
             t = t0 + lat
@@ -120,6 +147,8 @@ def run_single(geo, tag, flags, meta, rng, tick, dpath, ipath, params, mem_busy,
                     hit_slot = s
                     break
                 lstats[0, geo[inst, CFG], L_MISSES] += 1
+            if first == last and (hit_k < 0 or hit_k >= npriv):
+                hits = False
             if hit_k >= 0:
                 inst = ipath[0, hit_k] if ifetch else dpath[0, hit_k]
                 lstats[0, geo[inst, CFG], L_HITS] += 1
@@ -154,8 +183,19 @@ def run_single(geo, tag, flags, meta, rng, tick, dpath, ipath, params, mem_busy,
             cstats[0, C_STALL] += (done - t) - geo[l1, LAT]
             lat += done - t
         cstats[0, C_ACCESSES] += 1
+        # the cost (cpu_spec.md, 'Trace replay'; engine.run_trace)
+        eff = t0
+        if not hits:
+            eff = t0 + (idelay if ifetch else ddelay)
+            cost = max(lat, eff - t0)
+        elif kind[i] == KIND_S:
+            cost = alu_lat if alu[0] % width == 0 else 0
+            alu[0] += 1
+        else:
+            cost = lat
         if record:
-            out_lat[i] = lat
+            out_lat[i] = cost
             out_issue[i] = t0
-        clock[0] = t0 + lat
+            out_eff[i] = eff
+        clock[0] = t0 + cost
     return stop - start

@@ -52,12 +52,11 @@ def minimal_init(inst: KernelInstance, p: isa.Program) -> None:
     tl.end(p, f"{r.name} init")
 
 
-PERSONALITIES: dict[str, Callable[[KernelInstance, isa.Program], None]] = {"minimal": minimal_init}
-
-
 def init_for(personality: str = "minimal") -> Callable[[BootRecord, int], Callable[[isa.Program], None]]:
-    """The ``init`` parameter of ``boot.flows.build``: each kernel's init ops, by personality."""
-    fn = PERSONALITIES.get(personality, minimal_init)
+    """The ``init`` parameter of ``boot.flows.build``: each kernel's init ops, by personality
+    (``kernels.registry``; an unknown name is an error)."""
+    from kernels.registry import resolve   # local: the registry names functions of this module
+    fn = resolve(personality)
 
     def make(rec: BootRecord, kid: int) -> Callable[[isa.Program], None]:
         inst = KernelInstance(rec, kid, personality)

@@ -113,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Simulate a memory-access trace.\n\n"
             "Without --machine: cachegrind-compatible single-core simulation (I1, D1, LL;\n"
-            "the same numbers as valgrind --tool=cachegrind --cache-sim=yes).\n"
+            "the same numbers as valgrind --tool=cachegrind --cache-sim=yes): a cache-count\n"
+            "model, hits and misses only, not a timing model.\n"
             "With --machine: replay the trace on a multi-core machine model (caches,\n"
             "coherence, interconnect, memory) and report per-core cycles and coherence stats."),
         epilog=(
@@ -329,12 +330,14 @@ def cmd_machines(args) -> int:
     return EXIT_OK
 
 
-def _section(title: str, obj, skip=("source",)) -> list[str]:
+def _section(title: str, obj, skip=("source",), prefix: str = "", defaults=()) -> list[str]:
+    """One table; a field the machine file left out (``prefix.name`` in ``defaults``) is marked."""
     lines = [title]
     for f in dataclasses.fields(obj):
         if f.name in skip:
             continue
-        lines.append(f"  {f.name:<18} = {getattr(obj, f.name)!r}")
+        mark = "   default (assumption)" if f"{prefix}.{f.name}" in defaults else ""
+        lines.append(f"  {f.name:<18} = {getattr(obj, f.name)!r}{mark}")
     src = getattr(obj, "source", None)
     lines.append(f"  {'source':<18} : {src if src else '(none given)'}")
     return lines
@@ -374,14 +377,15 @@ def format_machine(cfg) -> str:
         lines.append(f"  {k:<18} = {getattr(cfg, k)!r}")
     lines.append(f"  {'cores':<18} = {cfg.cores}   (packages x cores_per_package)")
     lines.append(f"  {'origin':<18} = {cfg.origin!r}")
-    for c in cfg.caches:
+    for i, c in enumerate(cfg.caches):
         lines.append("")
         lines += _section(f"cache {c.name}  (L{c.level} {c.kind}, {_fmt_bytes(c.size)}, "
-                          f"{c.ways}-way, {c.sets} sets, {c.sharing})", c)
+                          f"{c.ways}-way, {c.sets} sets, {c.sharing})", c, prefix=f"cache[{i}]",
+                          defaults=cfg.defaults)
     for title, obj in (("coherence", cfg.coherence), ("interconnect", cfg.interconnect),
-                       ("memory", cfg.memory)):
+                       ("memory", cfg.memory), ("core", cfg.core), ("apic", cfg.apic)):
         lines.append("")
-        lines += _section(title, obj)
+        lines += _section(title, obj, prefix=title, defaults=cfg.defaults)
     lines += _core_type_lines(cfg)
     lines.append("")
     lines.append("sources")
@@ -389,6 +393,10 @@ def format_machine(cfg) -> str:
         lines += [f"  {s}" for s in cfg.sources]
     else:
         lines.append("  (none given)")
+    if cfg.defaults:
+        lines.append("")
+        lines.append(f"defaults: {len(cfg.defaults)} field(s) not in the machine file took built-in values, "
+                     "each marked 'default (assumption)' above: " + ", ".join(cfg.defaults))
     return "\n".join(lines) + "\n"
 
 
@@ -473,6 +481,10 @@ def format_machine_stats(stats: dict, cfg, max_rows: int | None = None) -> str:
     return "\n".join(out) + "\n"
 
 
+CACHE_COUNT_NOTE = ("\n(a cache-count model, cachegrind's: hits and misses, no cycles; "
+                    "--machine replays the trace on a timing model)\n")
+
+
 def cmd_trace(args) -> int:
     from hwmodel.trace import read_trace
     cg_opts = [o for o, v in (("--I1", args.i1), ("--D1", args.d1), ("--LL", args.ll)) if v is not None]
@@ -494,7 +506,7 @@ def cmd_trace(args) -> int:
         ll = cg.parse_cache_spec(args.ll, "--LL") if args.ll is not None else cg.DEFAULT_LL
         trace = read_trace(args.file, fmt)
         result = cg.simulate(trace, i1, d1, ll)
-        text = cg.format_summary(result)
+        text = cg.format_summary(result) + CACHE_COUNT_NOTE
     else:
         from hwmodel.machine import Machine
         cfg = _load_machine(args.machine)
@@ -617,6 +629,7 @@ def cmd_demo(args) -> int:
     from hwmodel.trace import read_trace
     from kernels import microbench as mb
     from kernels.base import init_for
+    from kernels.registry import known
     from mksim.report import report_folder, to_json
 
     if args.accesses < 1 or args.accesses > 10_000_000:
@@ -630,7 +643,7 @@ def cmd_demo(args) -> int:
         nk = min(cfg.cores, MAX_KERNELS)     # one kernel per core, up to 40 kernels
         plan = plans.write_plan(str(tmp / "boot"), cfg, nk, "grub", "plan.cfg")
         t1 = time.perf_counter()
-        boot = bootrun.boot_plan_file(plan, cfg, base_dir=str(tmp / "boot"), init=init_for("minimal"))
+        boot = bootrun.boot_plan_file(plan, cfg, base_dir=str(tmp / "boot"), init=init_for("minimal"), personalities=known())
         t_boot = time.perf_counter() - t1
         (tmp / "boot-trace.json").write_text(to_json(boot.pop("trace")))
         boot["plan"] = "boot/plan.cfg"
@@ -901,7 +914,8 @@ def cmd_boot(args) -> int:
     from mksim.report import to_json, write_text
     cfg = _load_machine(args.machine)
     from kernels.base import init_for
-    res = bootrun.boot_plan_file(args.plan, cfg, entry=args.entry, smp_variant=args.smp, init=init_for("minimal"))
+    from kernels.registry import known
+    res = bootrun.boot_plan_file(args.plan, cfg, entry=args.entry, smp_variant=args.smp, init=init_for("minimal"), personalities=known())
     if args.trace:
         write_text(args.trace, to_json(res["trace"]))
     out = {k: v for k, v in res.items() if k != "trace"}

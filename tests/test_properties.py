@@ -65,15 +65,19 @@ def test_invariants_hold_after_every_access(data):
 @SETTINGS
 @given(data=st.data())
 def test_timestamp_order_and_program_order(data):
-    """Accesses are performed in non-decreasing issue time (ties: lower core first), each core in program order."""
+    """Accesses are performed in non-decreasing time of effect (ties: lower core first), each core in
+    program order; an access takes effect at its issue or, a miss, after it (cpu_spec.md, 'Trace replay')."""
     cfg = data.draw(machines())
     core, kind, addr, size = data.draw(traces(cfg.cores))
     m = Machine(cfg)
     m.run(core, kind, addr, size)
     seq = m.performed
     assert sorted(seq.tolist()) == list(range(len(core)))
-    keys = [(int(m.issue_times[i]), int(core[i])) for i in seq]
+    eff = m.effect_times
+    keys = [(int(eff[k]), int(core[i])) for k, i in enumerate(seq)]
     assert keys == sorted(keys)
+    for k, i in enumerate(seq):
+        assert m.issue_times[i] <= eff[k] <= m.issue_times[i] + m.latencies[i]
     for c in range(cfg.cores):
         mine = [i for i in seq if core[i] == c]
         assert mine == sorted(mine)
@@ -123,7 +127,8 @@ def test_stats_add_up(data):
 
 
 def test_single_writer_scenario_counts():
-    """Two cores ping-pong one line: each write after the first invalidates the other copy."""
+    """Two cores store to one line: each change of writer (in the order the stores were performed)
+    invalidates the other copy and takes the line from it; store hits between changes cost alu."""
     from hwmodel.config import load_machine
     m = Machine(load_machine("amd-4x4"))
     n = 20
@@ -131,7 +136,13 @@ def test_single_writer_scenario_counts():
     kind = np.full(2 * n, 2)             # stores
     m.run(core, kind, np.zeros(2 * n, np.int64), np.full(2 * n, 8))
     st = m.stats()
-    assert sum(c["invalidations_sent"] for c in st["cores"]) == 2 * n - 1
-    assert st["cores"][4]["cache_to_cache"] == n
-    assert m.directory()[0][:3] == ("M", 4, (4,))
+    writers = [int(core[i]) for i in m.performed]
+    changes = [(a, b) for a, b in zip(writers, writers[1:]) if a != b]
+    assert changes                                  # the line did move between the cores
+    assert sum(c["invalidations_sent"] for c in st["cores"]) == len(changes)
+    assert st["cores"][4]["cache_to_cache"] == sum(1 for a, b in changes if b == 4)
+    assert st["cores"][0]["cache_to_cache"] == sum(1 for a, b in changes if b == 0)
+    assert m.directory()[0][:3] == ("M", writers[-1], (writers[-1],))
+    hits = [i for i in range(2 * n) if m.latencies[i] <= 1]
+    assert len(hits) == 2 * n - 1 - len(changes)    # the first store and each change of writer miss
     assert STATE_NAMES[3] == "M"
