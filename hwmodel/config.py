@@ -101,6 +101,7 @@ class CoreConfig:
     iret_latency: int = 80
     invlpg_latency: int = 100
     cr3_latency: int = 100      # CR3 write or mode switch (and its TLB flush)
+    lidt_latency: int = 100     # LIDT (loads the IDT base)
     tlb_entries: int = 64
     tlb_ways: int = 4
     source: str = ""
@@ -113,6 +114,8 @@ class ApicConfig:
 
     mode: str = "xapic"         # xapic | x2apic: how software writes the ICR
     ipi_latency: int = 400
+    icr_busy: int = 0           # cycles the local APIC takes to send one IPI message (ICR delivery status busy)
+    multicast: str = "bus"      # bus: a multi-target IPI is one message; serial: one message per target
     source: str = ""
 
 
@@ -269,6 +272,10 @@ class MachineConfig:
             bad("apic.mode", self.apic.mode, f"must be one of {', '.join(APIC_MODES)}")
         if not isinstance(self.apic.ipi_latency, int) or self.apic.ipi_latency < 0:
             bad("apic.ipi_latency", self.apic.ipi_latency, "must be a non-negative integer")
+        if not isinstance(self.apic.icr_busy, int) or isinstance(self.apic.icr_busy, bool) or self.apic.icr_busy < 0:
+            bad("apic.icr_busy", self.apic.icr_busy, "must be a non-negative integer")
+        if self.apic.multicast not in ("bus", "serial"):
+            bad("apic.multicast", self.apic.multicast, "must be one of bus, serial")
         if self.apic.mode == "xapic" and self.cores > 255:
             bad("apic.mode", self.apic.mode, f"xAPIC ids are 8 bits (0..254 usable); {self.cores} cores need x2apic")
         return self

@@ -1,8 +1,9 @@
 """The micro-op ISA cores run, and a readable builder for programs.
 
 A program is a list of micro-ops, each one row of ``NF`` int64 fields
-``[op, a, b, c, d, e, f, g]``.  Cores have 16 registers ``r0``..``r15``
-(int64, arithmetic wraps modulo 2**64).  Code lives in simulated physical
+``[op, a, b, c, d, e, f, g]``.  Cores have 17 registers ``r0``..``r15`` and
+``sp`` (``r16``, the stack pointer interrupt frames use; int64, arithmetic
+wraps modulo 2**64).  Code lives in simulated physical
 memory: op ``i`` of a program placed at ``addr`` sits at ``addr + 4*i``
 (``OP_BYTES``), so instruction fetch goes through the I-cache like data.
 
@@ -42,6 +43,7 @@ MODE       a=0 real, 1 protected, 2 long (paging on)               cr3
 RDTSC      a=rd                                                    rdtsc
 MARK       a=event id, b=rs or imm, d=1 if imm                     alu
 HALT       - (the core stops for good; only INIT revives it)       0
+LIDT       a=rs or imm, d=1 if imm: the core's IDT base (physical)  lidt
 =========  =====================================================  =============
 
 Memory ops
@@ -75,10 +77,12 @@ OP_BYTES = 4
 
 (NOP, MOVI, MOV, ADD, SUB, MUL, AND, OR, XOR, SHL, SHR, BR, JMP, COMPUTE, LOAD, STORE, FADD, XCHG, CAS,
  SPIN, WRMSR, WFI, STI, CLI, IRET, SETVEC, INVLPG, WRCR3, MODE, RDTSC, MARK, HALT) = range(32)
-NOPS = 32
+RSV32, RSV33, RSV34, RSV35, RSV36, RSV37, RSV38, RSV39, LIDT = range(32, 41)     # 32-39: reserved here
+NOPS = 41
 OP_NAMES = ("nop", "movi", "mov", "add", "sub", "mul", "and", "or", "xor", "shl", "shr", "br", "jmp",
             "compute", "load", "store", "fadd", "xchg", "cas", "spin", "wrmsr", "wfi", "sti", "cli", "iret",
-            "setvec", "invlpg", "wrcr3", "mode", "rdtsc", "mark", "halt")
+            "setvec", "invlpg", "wrcr3", "mode", "rdtsc", "mark", "halt",
+            "rsv32", "rsv33", "rsv34", "rsv35", "rsv36", "rsv37", "rsv38", "rsv39", "lidt")
 ALU_OPS = {"add": ADD, "sub": SUB, "mul": MUL, "and": AND, "or": OR, "xor": XOR, "shl": SHL, "shr": SHR}
 
 # branch / spin conditions
@@ -91,11 +95,16 @@ F_VIRT, F_IMM = 1, 2
 # x86 MSRs the engine models
 MSR_X2APIC_ICR = 0x830
 MSR_X2APIC_EOI = 0x80B
+MSR_X2APIC_ESR = 0x828
+
+# selectors written into interrupt frames (Linux x86-64's __KERNEL_CS and __KERNEL_DS)
+FRAME_CS, FRAME_SS = 0x10, 0x18
 
 # processor modes
 REAL, PROTECTED, LONG = 0, 1, 2
 
-NREGS = 16
+NREGS = 17
+SP = 16              # the stack pointer ("sp", also "r16"): interrupt frames are pushed at it
 VALID_SIZES = (1, 2, 4, 8)
 MASK64 = (1 << 64) - 1
 
@@ -107,15 +116,17 @@ def wrap64(x: int) -> int:
 
 
 def _reg(r, what: str = "register") -> int:
+    if r == "sp":
+        return SP
     if isinstance(r, str) and r.startswith("r") and r[1:].isdigit() and int(r[1:]) < NREGS:
         return int(r[1:])
     if isinstance(r, int) and not isinstance(r, bool) and 0 <= r < NREGS:
         return r
-    raise MksimError(f"{what} {r!r}: must be r0..r{NREGS - 1}")
+    raise MksimError(f"{what} {r!r}: must be r0..r{NREGS - 1} or sp")
 
 
 def _is_reg(x) -> bool:
-    return isinstance(x, str) and x.startswith("r") and x[1:].isdigit()
+    return isinstance(x, str) and (x == "sp" or x.startswith("r") and x[1:].isdigit())
 
 
 @dataclass
@@ -258,12 +269,14 @@ class Program:
         return self._emit(WRMSR, msr, v, 0, imm, comment=comment)
 
     def ipi(self, dest: int, vector: int = 0, mode: str = "fixed", shorthand: str = "none",
-            x2apic: bool = False, comment: str = "") -> "Program":
-        """Send an IPI by writing the ICR, as software does in that APIC mode."""
+            x2apic: bool = False, comment: str = "", logical: bool = False) -> "Program":
+        """Send an IPI by writing the ICR, as software does in that APIC mode (``logical``: ``dest`` is a
+        logical destination, an MDA in xAPIC mode or cluster << 16 | bitmap in x2APIC mode)."""
         from hwmodel import apic
         if x2apic:
-            return self.wrmsr(MSR_X2APIC_ICR, apic.encode_x2apic(dest, vector, mode, shorthand), comment=comment)
-        lo, hi = apic.encode_xapic(dest, vector, mode, shorthand)
+            return self.wrmsr(MSR_X2APIC_ICR, apic.encode_x2apic(dest, vector, mode, shorthand, logical),
+                              comment=comment)
+        lo, hi = apic.encode_xapic(dest, vector, mode, shorthand, logical)
         self.store(apic.APIC_BASE + apic.ICR_HIGH, hi, size=4, comment=comment)
         return self.store(apic.APIC_BASE + apic.ICR_LOW, lo, size=4)
 
@@ -272,6 +285,15 @@ class Program:
         if x2apic:
             return self.wrmsr(MSR_X2APIC_EOI, 0, comment=comment)
         return self.store(apic.APIC_BASE + apic.EOI, 0, size=4, comment=comment)
+
+    def wait_icr_idle(self, rd="r0", comment: str = "") -> "Program":
+        """Poll the xAPIC ICR until its delivery status (bit 12) reads idle, as Linux does before a send."""
+        from hwmodel import apic
+        lab = f"_icr_idle{len(self.ops)}"
+        self.label(lab)
+        self.load(rd, apic.APIC_BASE + apic.ICR_LOW, size=4, comment=comment)
+        self.alu("and", rd, rd, apic.ICR_BUSY)
+        return self.br("ne", rd, 0, lab)
 
     def wfi(self, comment: str = "") -> "Program":
         return self._emit(WFI, comment=comment)
@@ -313,6 +335,12 @@ class Program:
 
     def halt(self, comment: str = "") -> "Program":
         return self._emit(HALT, comment=comment)
+
+    def lidt(self, base, comment: str = "") -> "Program":
+        """Set the core's IDT base (a physical address): interrupts then read their IDT entry and push
+        their frame at ``sp`` through the memory system, and IRET pops it (``cpu_spec.md``)."""
+        v, imm = self._src(base, "IDT base")
+        return self._emit(LIDT, v, 0, 0, imm, comment=comment)
 
     def extend(self, other: "Program", prefix: str) -> "Program":
         """Append ``other``'s ops; its labels (and its branches to them) are renamed ``prefix.label``."""
