@@ -62,7 +62,9 @@ Interrupts
     (``SETVEC`` or ``Machine.set_handler``); they run with interrupts off
     until ``IRET`` and must send an EOI (``eoi``) to unblock their priority
     class, as on hardware.  Handlers share the registers of the code they
-    interrupt: use registers the interrupted code does not.
+    interrupt: use registers the interrupted code does not.  After ``LIDT`` a core's interrupts read their IDT
+    entry and push the 64-bit frame at ``sp`` through the memory system, and
+    ``IRET`` pops it; before, they use a return stack with no memory traffic.
 """
 from __future__ import annotations
 
