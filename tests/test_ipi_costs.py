@@ -207,7 +207,7 @@ def test_x2apic_logical_ipi_reaches_the_cluster_members_named():
     assert [r["dst"] for r in m.ipi_report()] == [16, 29, 31]
 
 
-def test_ldr_dfr_read_back_and_reset_by_init():
+def test_ldr_dfr_read_back():
     cfg = machine()
     p = isa.Program("m")
     p.store(apic.APIC_BASE + apic.LDR, 0x12345678, size=4).store(apic.APIC_BASE + apic.DFR, 0x0, size=4)
@@ -216,6 +216,26 @@ def test_ldr_dfr_read_back_and_reset_by_init():
     m = run(cfg, setup(cfg, release(p)))
     tl = {int(e[2]): int(e[3]) for e in m.timeline()}
     assert tl[1] == 0x12000000 and tl[2] == 0x0FFFFFFF
+
+
+def test_init_resets_ldr_dfr_and_the_idt():
+    """After INIT and a start-up IPI, core 1's LDR is 0, its DFR all ones and it has no IDT: an interrupt
+    then uses the return stack and leaves its old stack untouched."""
+    cfg = machine(busy=0)
+    first = isa.Program("t").lidt(IDT).movi("sp", STACK).store(apic.APIC_BASE + apic.LDR, 0x05000000, size=4)
+    first.store(apic.APIC_BASE + apic.DFR, 0, size=4).halt()
+    again = isa.Program("again").load("r1", apic.APIC_BASE + apic.LDR, size=4).mark(5, "r1")
+    again.load("r2", apic.APIC_BASE + apic.DFR, size=4).mark(6, "r2").movi("sp", STACK).sti()
+    again.spin_until(0x31000, "ne", 0).halt()
+    main = isa.Program("m").compute(3000).ipi(1, 0, "init").compute(2000).ipi(1, 9, "startup")
+    main.compute(3000).ipi(1, VEC)
+    w = setup(cfg, release(main), first)
+    w.place(again, 9 << 12)
+    m = run(cfg, w)
+    tl = {int(e[2]): int(e[3]) for e in m.timeline()}
+    assert tl[5] == 0 and tl[6] == 0xFFFFFFFF
+    assert int.from_bytes(m.read(COUNT, 8), "little") == 1          # the interrupt was taken
+    assert m.read(STACK - 64, 64) == bytes(64)                       # without a frame in memory
 
 
 # ---------------------------------------------------------------- interrupt frames
