@@ -7,6 +7,12 @@ at ``+ 0x310`` (destination APIC id in bits 31:24).  x2APIC: one 64-bit MSR
 destination mode 11 (0 physical), delivery status 12, level 14, trigger 15,
 destination shorthand 19:18.  APIC ids are core numbers.
 
+Delivery status (bit 12 of the xAPIC ICR low dword) reads 1 while the local
+APIC is still sending the last IPI (``apic.icr_busy`` cycles a message); the
+x2APIC ICR has no delivery status (SDM 10.12.9).  Logical destination mode
+uses LDR (0xD0) and DFR (0xE0) in xAPIC mode and the logical ID derived from
+the APIC ID in x2APIC mode (``x2apic_logical_id``).
+
 Delivery (``hwmodel.cpu``): an IPI arrives ``ipi_latency`` plus the
 interconnect's message latency after the ICR write.  Fixed and lowest-priority
 IPIs set the vector's IRR bit (a second one while the bit is set is
@@ -31,6 +37,11 @@ from hwmodel.errors import MksimError
 APIC_BASE = 0xFEE00000
 APIC_PAGE = 0x1000
 ID, EOI, ICR_LOW, ICR_HIGH = 0x20, 0xB0, 0x300, 0x310
+LDR, DFR, ESR = 0xD0, 0xE0, 0x280          # logical destination, destination format, error status
+ICR_BUSY = 1 << 12                         # ICR delivery status: send pending (xAPIC only, SDM 10.12.9)
+DFR_FLAT, DFR_CLUSTER = 0xF, 0x0           # DFR bits 31:28 (SDM 10.6.2.2); DFR resets to all ones
+ESR_SEND_ILLEGAL = 1 << 5                  # SDM 10.5.3: a sent fixed/lowest-priority vector below 16
+MULTICAST = ("bus", "serial")              # apic.multicast: one message for every target, or one per target
 
 FIXED, LOWEST, SMI, NMI, INIT, STARTUP = 0, 1, 2, 4, 5, 6
 MODES = {"fixed": FIXED, "lowest": LOWEST, "smi": SMI, "nmi": NMI, "init": INIT, "startup": STARTUP}
@@ -52,13 +63,13 @@ MSR_TSC_DEADLINE = 0x6E0           # IA32_TSC_DEADLINE (SDM 10.5.4.1)
 
 # access rights of each register (index offset >> 4): readable; writable as xAPIC MMIO; writable by WRMSR in
 # x2APIC mode.  Anything else (reserved offsets, a write to a read-only register, a read of EOI) is an APIC
-# fault.  LDR, DFR and the ESR are defined by the SDM but not modelled yet: they fault.
+# fault.  In x2APIC mode the LDR is read-only (derived from the id) and there is no DFR (SDM 10.12.10).
 A_R, A_W, A_X = 1, 2, 4
 REGISTERS = {          # offset: (name, rights)
     ID: ("id", A_R), VERSION: ("version", A_R), TPR: ("tpr", A_R | A_W | A_X), APR: ("apr", 0),
     PPR: ("ppr", A_R), EOI: ("eoi", A_W | A_X), RRD: ("rrd", 0),
-    LDR: ("ldr", 0), DFR: ("dfr", 0),                      # logical destination: not modelled yet
-    SVR: ("svr", A_R | A_W | A_X), ESR: ("esr", 0),          # error status: not modelled yet
+    LDR: ("ldr", A_R | A_W), DFR: ("dfr", A_R | A_W),      # logical destination (xAPIC)
+    SVR: ("svr", A_R | A_W | A_X), ESR: ("esr", A_R | A_W | A_X),
     **{ISR0 + 0x10 * k: (f"isr{k}", A_R) for k in range(8)},
     **{TMR0 + 0x10 * k: (f"tmr{k}", A_R) for k in range(8)},
     **{IRR0 + 0x10 * k: (f"irr{k}", A_R) for k in range(8)},
@@ -93,7 +104,8 @@ def divisor(dcr):
     return np.int64(1) << ((v + 1) & 7)
 
 
-def _check(dest: int, vector: int, mode: str, shorthand: str, max_dest: int) -> tuple[int, int]:
+def _check(dest: int, vector: int, mode: str, shorthand: str, max_dest: int,
+           logical: bool = False) -> tuple[int, int]:
     if mode not in MODES:
         raise MksimError(f"IPI delivery mode {mode!r}: must be one of {', '.join(MODES)}")
     if shorthand not in SHORTHANDS:
@@ -108,18 +120,47 @@ def _check(dest: int, vector: int, mode: str, shorthand: str, max_dest: int) -> 
         low |= 1 << 14          # level assert: INIT de-assert (0x8500) is a separate, ignored write
     if m in (INIT,):
         low |= 1 << 15
+    if logical:
+        low |= 1 << 11
     return low, m
 
 
-def encode_xapic(dest: int, vector: int = 0, mode: str = "fixed", shorthand: str = "none") -> tuple[int, int]:
+def encode_xapic(dest: int, vector: int = 0, mode: str = "fixed", shorthand: str = "none",
+                 logical: bool = False) -> tuple[int, int]:
     """(ICR low, ICR high) dwords; e.g. INIT assert is 0x0000C500, SIPI 0x000006VV."""
-    low, _ = _check(dest, vector, mode, shorthand, 0xFF)
+    low, _ = _check(dest, vector, mode, shorthand, 0xFF, logical)
     return low, dest << 24
 
 
-def encode_x2apic(dest: int, vector: int = 0, mode: str = "fixed", shorthand: str = "none") -> int:
-    low, _ = _check(dest, vector, mode, shorthand, 0xFFFFFFFF)
+def encode_x2apic(dest: int, vector: int = 0, mode: str = "fixed", shorthand: str = "none",
+                  logical: bool = False) -> int:
+    low, _ = _check(dest, vector, mode, shorthand, 0xFFFFFFFF, logical)
     return (dest << 32) | low
+
+
+def x2apic_logical_id(apic_id: int) -> int:
+    """The x2APIC logical ID the hardware derives from the APIC ID (SDM 10.12.10.2): cluster
+    ``id >> 4`` in bits 31:16, bit ``id & 15`` of the 16-bit bitmap.  Read-only (LDR MSR 0x80D)."""
+    return ((apic_id >> 4) << 16) | (1 << (apic_id & 15))
+
+
+@njit(_nrt=False, forceinline=True)
+def logical_match(x2, dest, ldr, dfr, q):
+    """Does core q (xAPIC LDR ``ldr``, DFR ``dfr``) accept logical destination ``dest`` (SDM 10.6.2.2,
+    10.12.10.1)?  xAPIC: the 8-bit MDA against LDR bits 31:24, flat (DFR model 0xF: MDA & id != 0)
+    or cluster (model 0: high nibbles equal, low nibbles intersect); MDA 0xFF is a broadcast.  x2APIC:
+    cluster dest[31:16] equal to q >> 4 and bit q & 15 set in dest[15:0]; 0xFFFFFFFF is a broadcast."""
+    if x2:
+        if dest == 0xFFFFFFFF:
+            return True
+        return (dest >> 16) == (q >> 4) and ((dest >> (q & 15)) & 1) == 1
+    mda = dest & 0xFF
+    if mda == 0xFF:
+        return True
+    lid = (ldr >> 24) & 0xFF
+    if ((dfr >> 28) & 0xF) == DFR_FLAT:
+        return (mda & lid) != 0
+    return (mda >> 4) == (lid >> 4) and (mda & lid & 0xF) != 0
 
 
 @njit(_nrt=False, forceinline=True)

@@ -101,6 +101,7 @@ class CoreConfig:
     iret_latency: int = 80
     invlpg_latency: int = 100
     cr3_latency: int = 100      # CR3 write or mode switch (and its TLB flush)
+    lidt_latency: int = 100     # LIDT (loads the IDT base)
     tlb_entries: int = 64
     tlb_ways: int = 4
     pause_latency: int = 10     # PAUSE, the spin-loop hint
@@ -146,6 +147,8 @@ class ApicConfig:
 
     mode: str = "xapic"         # xapic | x2apic: how software writes the ICR
     ipi_latency: int = 400
+    icr_busy: int = 0           # cycles the local APIC takes to send one IPI message (ICR delivery status busy)
+    multicast: str = "bus"      # bus: a multi-target IPI is one message; serial: one message per target
     source: str = ""
     # the APIC timer's input clock: one tick every timer_period_num / timer_period_den core cycles
     timer_period_num: int = 1
@@ -379,6 +382,10 @@ class MachineConfig:
             bad("apic.tsc_deadline", self.apic.tsc_deadline, "must be true or false")
         if not isinstance(self.apic.version, int) or isinstance(self.apic.version, bool) or not 0 <= self.apic.version < 1 << 32:
             bad("apic.version", self.apic.version, "must be a 32-bit register value")
+        if not isinstance(self.apic.icr_busy, int) or isinstance(self.apic.icr_busy, bool) or self.apic.icr_busy < 0:
+            bad("apic.icr_busy", self.apic.icr_busy, "must be a non-negative integer")
+        if self.apic.multicast not in ("bus", "serial"):
+            bad("apic.multicast", self.apic.multicast, "must be one of bus, serial")
         if self.apic.mode == "xapic" and self.cores > 255:
             bad("apic.mode", self.apic.mode, f"xAPIC ids are 8 bits (0..254 usable); {self.cores} cores need x2apic")
         self._validate_types_and_domains(bad)

@@ -17,17 +17,19 @@ import numpy as np
 from hwmodel import isa
 from hwmodel._numba import njit
 from hwmodel import apic
-from hwmodel.apic import APIC_BASE, EOI, ICR_HIGH, ICR_LOW, ID, INIT, LOWEST, NMI, NMI_VECTOR, STARTUP, FIXED, decode
+from hwmodel.apic import (APIC_BASE, DFR, EOI, ESR, ESR_SEND_ILLEGAL, ICR_BUSY, ICR_HIGH, ICR_LOW, ID, INIT, LDR, LOWEST,
+                          NMI, NMI_VECTOR, STARTUP, FIXED, decode, logical_match)
 from hwmodel.engine import (CDOM, CLOCK, _heap_pop, _heap_push, DPATH, GEO, IPATH, MSG, PARAMS, access, flush_domain,
                             flush_line, hold_lines, request_delay, would_hit)
 from hwmodel.state import LAT, P_CPP, P_LINEBITS, P_MEMOCC, P_NDOM
 from hwmodel.trace import KIND_I, KIND_L, KIND_S
-from hwmodel.workload import (COALESCED, DEADLOCK, DELIVERED, DONE, FAULTED, FK_APIC, FK_BAD_MSR, FK_MISALIGNED, FK_NO_CODE,
+from hwmodel.workload import (COALESCED, DEADLOCK, DELIVERED, DONE, ERROR, FAULTED, FK_APIC, FK_BAD_MSR, FK_DOUBLE,
+                              FK_MISALIGNED, FK_NO_CODE,
                               FK_NO_HANDLER, FK_NONCANONICAL, FK_NOT_PAGING, FK_NOT_PRESENT, FK_NOT_WRITABLE,
                               FK_PARTITION, FK_STACK, FK_UNSUPPORTED, HALTED, IGNORED, LIMIT, PENDING, PROG_STATS, RSTACK, RUN,
                               S_ATOMICS, S_FAULTS, S_FETCH_STALL, S_INTERRUPTS, S_IPIS_SENT, S_LOADS, S_OPS,
-                              S_PREEMPTED, S_SLEEP_CYCLES, S_SPIN_SLEEPS, S_STORES, S_TIMER_INTS, S_TIMER_LOST,
-                              S_TLB_HITS, S_TLB_MISSES, S_WALK_CYCLES, SPIN,
+                              S_ICR_WAIT, S_PREEMPTED, S_SLEEP_CYCLES, S_SPIN_SLEEPS, S_STORES, S_TIMER_INTS,
+                              S_TIMER_LOST, S_TLB_HITS, S_TLB_MISSES, S_WALK_CYCLES, SPIN,
                               WFI, WFS, Workload)
 
 GROW = 3            # run() status: a log or the memory pool is full; grow and call again
@@ -35,8 +37,9 @@ GROW = 3            # run() status: a log or the memory pool is full; grow and c
 # cpar[core, K_*]: costs (in the core's own cycles) and modes
 (K_ALU, K_ATOMIC, K_RDTSC, K_MSR, K_MMIO, K_ENTRY, K_IRET, K_INVLPG, K_CR3, K_TLBSETS, K_TLBWAYS, K_X2APIC,
  K_IPILAT, K_NSEG, K_WIDTH, K_SPINWAKE) = range(16)
-K_PAUSE = 28                        # 20-27: reserved
-K_TNUM, K_TDEN, K_TSCDL, K_APICVER = range(16, 20)     # APIC timer clock (num/den core cycles a tick), TSC-deadline, version
+K_TNUM, K_TDEN, K_TSCDL, K_APICVER = range(16, 20)     # APIC timer clock (num/den ticks a timer tick), TSC-deadline, version
+K_ICRBUSY, K_MCAST, K_LIDT = 20, 21, 22      # apic.icr_busy, apic.multicast == "serial", core.lidt_latency
+K_PAUSE = 28                                 # 23-27, 29: reserved
 K_CLFLUSH, K_WBINVD = 30, 31
 NK = 32
 # what needs growing
@@ -45,7 +48,8 @@ G_IPI, G_FAULT, G_TL, G_PAGES, G_PEND, G_HEAP = range(6)
 (C_CODE, C_OPADDR, C_REGS, C_PC, C_STATE, C_IF, C_MODE, C_CR3, C_WAIT, C_SCHED, C_LASTF, C_IRR, C_ISR, C_IRRID,
  C_NMIP, C_HAND, C_RSTK, C_RSP, C_ICRLO, C_ICRHI, C_PEND, C_PENDN, C_IPI, C_NIPI, C_FAULTS, C_NFAULT, C_TL, C_NTL,
  C_TLB, C_TLBTICK, C_REGIONS, C_GRANTS, C_KERN, C_PKEYS, C_PSLOT, C_POOL, C_NPAGES, C_CPAR, C_PST, C_HEAP, C_HEAPN,
- C_SEGS, C_OUT, C_INF, C_BUSY, C_APIC, C_TIMER, C_RATIO, C_LST) = range(49)
+ C_SEGS, C_OUT, C_INF, C_BUSY, C_APIC, C_TIMER, C_RATIO, C_LST, C_IDT, C_LDR,
+ C_DFR, C_ESR, C_ICRIDLE) = range(54)
 # C_BUSY [cores, 2]: start and end of the COMPUTE in progress (-1: none); C_APIC [cores, 64]: APIC registers by
 # offset >> 4; C_TIMER [cores, 5]: the APIC timer's count start, latched divisor, index of its next expiry, time of
 # its next expiry (-1: not armed) and the TSC-deadline MSR
@@ -53,6 +57,9 @@ T_START, T_DIV, T_J, T_NEXT, T_DEADLINE = range(5)
 HORIZON = np.int64(1) << 50         # times at or beyond this are never reached (the schedule keys time * 8192)
 # C_RATIO[core]: num, den (one own cycle = num/den reference ticks), remainder carried (in 1/den ticks)
 # C_LST[pool slot, line in page]: a coherence domain's copy of a line: bit 0 valid, bit 1 dirty
+# C_IDT: IDT base set by LIDT (-1: never ran LIDT: interrupts use the return stack, no memory traffic);
+# C_LDR / C_DFR: xAPIC logical destination and destination format registers; C_ESR: [errors since the last
+# ESR write, the value ESR reads]; C_ICRIDLE: when the local APIC has sent its last IPI (delivery status idle)
 # C_OUT: 0 status detail (grow code), 1 ops executed (all calls), 2 spinning cores, 3 longest pending queue,
 # 4.. scratch
 MASK = np.int64(-1)
@@ -69,13 +76,14 @@ class CpuState:
     regions: np.ndarray; grants: np.ndarray; kern: np.ndarray; pkeys: np.ndarray; pslot: np.ndarray
     pool: np.ndarray; npages: np.ndarray; cpar: np.ndarray; pst: np.ndarray; heap: np.ndarray
     heapn: np.ndarray; segs: np.ndarray; out: np.ndarray; inf: np.ndarray; busy: np.ndarray
-    apic: np.ndarray; timer: np.ndarray; ratio: np.ndarray; lst: np.ndarray
+    apic: np.ndarray; timer: np.ndarray; ratio: np.ndarray; lst: np.ndarray; idt: np.ndarray
+    ldr: np.ndarray; dfr: np.ndarray; esr: np.ndarray; icridle: np.ndarray
 
     FIELDS = ("code", "opaddr", "regs", "pc", "state", "iflag", "mode", "cr3", "wait", "sched", "lastf", "irr",
               "isr", "irrid", "nmip", "hand", "rstk", "rsp", "icrlo", "icrhi", "pend", "pendn", "ipi", "nipi",
               "faults", "nfault", "tl", "ntl", "tlb", "tlbtick", "regions", "grants", "kern", "pkeys", "pslot",
               "pool", "npages", "cpar", "pst", "heap", "heapn", "segs", "out", "inf", "busy", "apic", "timer", "ratio",
-              "lst")
+              "lst", "idt", "ldr", "dfr", "esr", "icridle")
 
 
 def pack(cs: CpuState) -> tuple:
@@ -285,30 +293,91 @@ def schedule(cs, q, w):
 
 
 @njit(_nrt=False)
-def log_fault(st, cs, c, pc, addr, kind, owner, t):
-    """Record a fault; trap to its handler (vector 14 or 13) or stop the core."""
+def record_fault(st, cs, c, pc, addr, kind, owner, t):
     f = cs[C_FAULTS]
     i = cs[C_NFAULT][0]
     f[i, 0], f[i, 1], f[i, 2], f[i, 3], f[i, 4], f[i, 5] = c, pc, addr, kind, owner, t
     cs[C_NFAULT][0] = i + 1
     cs[C_PST][c, S_FAULTS] += 1
-    vec = 14 if (kind == FK_NOT_PRESENT or kind == FK_NOT_WRITABLE) else 13
-    h = cs[C_HAND][c, vec]
+
+
+@njit(_nrt=False)
+def stop_core(st, cs, c, t):
+    """The core is FAULTED at t."""
+    if cs[C_STATE][c] == SPIN:
+        cs[C_OUT][2] -= 1
+    cs[C_STATE][c] = FAULTED
+    st[CLOCK][c] = t
+    wake_check(st, cs, c)      # an INIT already on its way still revives it
+
+
+@njit(_nrt=False)
+def enter_handler(st, cs, c, vec, ret_pc, h, t, rem):
+    """Enter handler h for ``vec`` at t, returning to ``ret_pc``.  A core that never ran LIDT pushes
+    (ret_pc, IF) on its return stack; one that did reads the IDT entry and pushes the 64-bit frame at sp
+    through the memory system.  ``rem``: the rest of a COMPUTE it interrupts, kept on the return stack in both
+    cases (with LIDT the return stack is a shadow of the frames: (ret_pc, IF, rem) per nesting level).
+    Returns when the accesses are done, or -1 after a double fault."""
     sp = cs[C_RSP][c]
-    if kind == FK_NO_HANDLER or kind == FK_STACK or kind == FK_NO_CODE or h < 0 or sp >= RSTACK:
-        if cs[C_STATE][c] == SPIN:
-            cs[C_OUT][2] -= 1
-        cs[C_STATE][c] = FAULTED
-        st[CLOCK][c] = t
-        wake_check(st, cs, c)      # an INIT already on its way still revives it
-        return
-    cs[C_RSTK][c, sp, 0] = pc
+    if cs[C_IDT][c] < 0:
+        cs[C_RSTK][c, sp, 0] = ret_pc
+        cs[C_RSTK][c, sp, 1] = cs[C_IF][c]
+        cs[C_RSTK][c, sp, 2] = rem
+        cs[C_RSP][c] = sp + 1
+        cs[C_IF][c] = 0
+        cs[C_PC][c] = h
+        return t
+    ea = cs[C_IDT][c] + 16 * vec
+    rsp = cs[C_REGS][c, isa.SP]
+    new = (rsp & ~np.int64(15)) - 40
+    for k in range(7):              # every address is checked before any access
+        a = ea + 8 * k if k < 2 else new + 8 * (k - 2)
+        ok, owner = partition_owner_ok(cs, c, a)
+        if not ok:
+            record_fault(st, cs, c, ret_pc, a, FK_DOUBLE, owner, t)
+            stop_core(st, cs, c, t)
+            return np.int64(-1)
+    t += maccess(st, c, KIND_L, ea, 16, t)
+    ncode = cs[C_OPADDR].shape[0]
+    rip = cs[C_OPADDR][ret_pc] if 0 <= ret_pc < ncode else np.int64(-1)
+    for k in range(4, -1, -1):      # SS, RSP, RFLAGS, CS, RIP: pushed from the top down
+        if k == 4:
+            v = np.int64(isa.FRAME_SS)
+        elif k == 3:
+            v = rsp
+        elif k == 2:
+            v = 2 | (cs[C_IF][c] << 9)
+        elif k == 1:
+            v = np.int64(isa.FRAME_CS)
+        else:
+            v = rip
+        a = new + 8 * k
+        t += maccess(st, c, KIND_S, a, 8, t)
+        fwrite(st, cs, c, a, 8, v)
+        wake_spinners(st, cs, c, a, 8, t)
+    cs[C_RSTK][c, sp, 0] = ret_pc
     cs[C_RSTK][c, sp, 1] = cs[C_IF][c]
-    cs[C_RSTK][c, sp, 2] = 0
+    cs[C_RSTK][c, sp, 2] = rem
     cs[C_RSP][c] = sp + 1
+    cs[C_REGS][c, isa.SP] = new
     cs[C_IF][c] = 0
     cs[C_PC][c] = h
-    st[CLOCK][c] = t + ticks(cs, c, cs[C_CPAR][c, K_ENTRY])
+    return t
+
+
+@njit(_nrt=False)
+def log_fault(st, cs, c, pc, addr, kind, owner, t):
+    """Record a fault; trap to its handler (vector 14 or 13) or stop the core."""
+    record_fault(st, cs, c, pc, addr, kind, owner, t)
+    vec = 14 if (kind == FK_NOT_PRESENT or kind == FK_NOT_WRITABLE) else 13
+    h = cs[C_HAND][c, vec]
+    full = cs[C_RSP][c] >= RSTACK
+    if kind == FK_NO_HANDLER or kind == FK_STACK or kind == FK_NO_CODE or kind == FK_DOUBLE or h < 0 or full:
+        stop_core(st, cs, c, t)
+        return
+    te = enter_handler(st, cs, c, vec, pc, h, t, 0)
+    if te >= 0:
+        st[CLOCK][c] = te + ticks(cs, c, cs[C_CPAR][c, K_ENTRY])
 
 
 @njit(forceinline=True, _nrt=False)
@@ -354,42 +423,77 @@ def wake_check(st, cs, q):
 
 
 @njit(_nrt=False)
+def log_ipi(st, cs, c, q, vector, mode, ts, arrive, outcome):
+    ipi = cs[C_IPI]
+    i = cs[C_NIPI][0]
+    cs[C_NIPI][0] = i + 1
+    ipi[i, 0], ipi[i, 1], ipi[i, 2], ipi[i, 3] = c, q, vector, mode
+    ipi[i, 4], ipi[i, 5], ipi[i, 6], ipi[i, 7] = ts, arrive, outcome, (ts if outcome == ERROR else -1)
+    cs[C_PST][c, S_IPIS_SENT] += 1
+    return i
+
+
+@njit(forceinline=True, _nrt=False)
+def is_target(cs, c, q, sh, logical, dest, x2):
+    """Is core q a target of an ICR write by c (shorthand, destination mode and field)?"""
+    if sh == 1:
+        return q == c
+    if sh == 2:
+        return True
+    if sh == 3:
+        return q != c
+    if logical:
+        return logical_match(x2, dest, cs[C_LDR][q], cs[C_DFR][q], q)
+    return dest == q or dest == (0xFFFFFFFF if x2 else 0xFF)
+
+
+@njit(_nrt=False)
 def send_ipi(st, cs, c, low, dest, ts):
-    """An ICR write by core c completing at ts.  Returns False on a fault (logical destination)."""
+    """An ICR write by core c that the local APIC takes at ts.  Returns when its delivery status goes idle."""
     vector, mode, logical, sh, deassert = decode(low, dest)
     if deassert:
-        return True
-    if logical:
-        return False
+        return ts                   # INIT level de-assert: no message
+    if (mode == FIXED or mode == LOWEST) and vector < 16:
+        cs[C_ESR][c, 0] |= ESR_SEND_ILLEGAL     # SDM 10.5.3: not sent
+        return ts
     ncores = st[CLOCK].shape[0]
     x2 = cs[C_CPAR][c, K_X2APIC]
-    lo_q, hi_q = 0, ncores
-    if sh == 0:
-        bcast = (dest == 0xFFFFFFFF) if x2 else (dest == 0xFF)
-        if not bcast:
-            if dest >= ncores or dest < 0:
-                return True
-            lo_q, hi_q = dest, dest + 1
-    elif sh == 1:
-        lo_q, hi_q = c, c + 1
+    busy = cs[C_CPAR][c, K_ICRBUSY]
+    n = 0
+    first = -1
+    if sh == 0 and not logical and dest != (0xFFFFFFFF if x2 else 0xFF):
+        if 0 <= dest < ncores:      # one physical destination: no need to look at every core
+            n, first = 1, dest
+    else:
+        for q in range(ncores):
+            if is_target(cs, c, q, sh, logical, dest, x2):
+                n += 1
+                if first < 0:
+                    first = q
+    if n == 0:                      # a core the machine lacks, or a logical destination nobody matches
+        log_ipi(st, cs, c, -1 if logical else dest, vector, mode, ts, ts, ERROR)
+        return ts + busy
+    if mode == LOWEST and n > 1:
+        n = 1                       # lowest priority: no TPR is modelled, the lowest-numbered core wins
+    serial = cs[C_CPAR][c, K_MCAST]
     cpp = st[PARAMS][P_CPP]
-    ipi = cs[C_IPI]
-    for q in range(lo_q, hi_q):
-        if sh == 3 and q == c:
+    k = 0
+    for q in range(first, ncores):
+        if k == n:
+            break
+        if not is_target(cs, c, q, sh, logical, dest, x2):
             continue
-        i = cs[C_NIPI][0]
-        cs[C_NIPI][0] = i + 1
-        arrive = ts + cs[C_CPAR][c, K_IPILAT] + st[MSG][c // cpp, q // cpp]
-        ipi[i, 0], ipi[i, 1], ipi[i, 2], ipi[i, 3] = c, q, vector, mode
-        ipi[i, 4], ipi[i, 5], ipi[i, 6], ipi[i, 7] = ts, arrive, PENDING, -1
-        n = cs[C_PENDN][q]
-        cs[C_PEND][q, n] = i
-        cs[C_PENDN][q] = n + 1
-        if n + 1 > cs[C_OUT][3]:
-            cs[C_OUT][3] = n + 1
-        cs[C_PST][c, S_IPIS_SENT] += 1
+        depart = ts + busy * k if serial else ts
+        arrive = depart + cs[C_CPAR][c, K_IPILAT] + st[MSG][c // cpp, q // cpp]
+        i = log_ipi(st, cs, c, q, vector, mode, depart, arrive, PENDING)
+        m = cs[C_PENDN][q]
+        cs[C_PEND][q, m] = i
+        cs[C_PENDN][q] = m + 1
+        if m + 1 > cs[C_OUT][3]:
+            cs[C_OUT][3] = m + 1
         wake_check(st, cs, q)
-    return True
+        k += 1
+    return ts + busy * (n if serial else 1)
 
 
 
@@ -523,10 +627,16 @@ def apic_read(cs, c, off, t):
     if off >= apic.IRR0 and off < apic.IRR0 + 0x80:
         k = (off - apic.IRR0) >> 4
         return (cs[C_IRR][c, k >> 1] >> (32 * (k & 1))) & 0xFFFFFFFF
-    if off == ICR_LOW:
-        return cs[C_ICRLO][c]
+    if off == ICR_LOW:                  # delivery status (bit 12): busy until the APIC has sent the message
+        return cs[C_ICRLO][c] | (ICR_BUSY if t < cs[C_ICRIDLE][c] else 0)
     if off == ICR_HIGH:
         return cs[C_ICRHI][c]
+    if off == LDR:
+        return cs[C_LDR][c]
+    if off == DFR:
+        return cs[C_DFR][c]
+    if off == ESR:
+        return cs[C_ESR][c, 1]
     if off == apic.TIMER_CUR:
         return timer_current(cs, c, t)
     return r[c, off >> 4]               # TPR, SVR, LVT entries, initial count, divide
@@ -534,8 +644,8 @@ def apic_read(cs, c, off, t):
 
 @njit(_nrt=False)
 def apic_write(st, cs, c, off, v, t):
-    """Write a writable APIC register at t (value: its low 32 bits).  Returns 0, or a fault kind: FK_APIC for a
-    value the model refuses, FK_UNSUPPORTED for a logical-destination IPI."""
+    """Write a writable APIC register at t (value: its low 32 bits).  Returns 0, or FK_APIC for a value the
+    model refuses."""
     r = cs[C_APIC]
     v &= 0xFFFFFFFF
     k = off >> 4
@@ -544,9 +654,14 @@ def apic_write(st, cs, c, off, v, t):
     elif off == ICR_HIGH:
         cs[C_ICRHI][c] = v
     elif off == ICR_LOW:
-        cs[C_ICRLO][c] = v
-        if not send_ipi(st, cs, c, v, (cs[C_ICRHI][c] >> 24) & 0xFF, t):
-            return FK_UNSUPPORTED
+        cs[C_ICRLO][c] = v & ~np.int64(ICR_BUSY)         # delivery status is read-only
+        cs[C_ICRIDLE][c] = max(cs[C_ICRIDLE][c], send_ipi(st, cs, c, v, (cs[C_ICRHI][c] >> 24) & 0xFF, t))
+    elif off == LDR:
+        cs[C_LDR][c] = v & np.int64(0xFF000000)          # logical APIC ID: bits 31:24
+    elif off == DFR:
+        cs[C_DFR][c] = v | np.int64(0x0FFFFFFF)          # model in bits 31:28; the rest reads as ones
+    elif off == ESR:
+        esr_latch(cs, c)
     elif off == apic.TPR:
         r[c, k] = v & 0xFF
     elif off == apic.SVR:
@@ -630,6 +745,11 @@ def reset_core(st, cs, q):
     cs[C_BUSY][q, 0] = -1           # so is a compute
     cs[C_BUSY][q, 1] = -1
     apic_reset(cs, q)
+    cs[C_IDT][q] = -1
+    cs[C_LDR][q] = 0
+    cs[C_DFR][q] = 0xFFFFFFFF
+    cs[C_ESR][q, 0] = 0
+    cs[C_ESR][q, 1] = 0
 
 
 @njit(_nrt=False)
@@ -737,29 +857,25 @@ def take_interrupt(st, cs, q, code, t):
         i = cs[C_IRRID][q, v]
     if i >= 0:                            # -1: the APIC timer's
         ipi[i, 6], ipi[i, 7] = DELIVERED, t
+    cs[C_STATE][q] = RUN            # (the caller has taken it off the spinning count)
     h = cs[C_HAND][q, v]
     if h < 0:
         log_fault(st, cs, q, cs[C_PC][q], v, FK_NO_HANDLER, -1, t)
         return
-    sp = cs[C_RSP][q]
-    if sp >= RSTACK:
+    if cs[C_RSP][q] >= RSTACK:
         log_fault(st, cs, q, cs[C_PC][q], v, FK_STACK, -1, t)
         return
     busy = cs[C_BUSY]
     rem = busy[q, 1] - t if busy[q, 1] > t else 0     # the rest of a COMPUTE it interrupts
     busy[q, 0] = -1
     busy[q, 1] = -1
-    cs[C_RSTK][q, sp, 0] = cs[C_PC][q]
-    cs[C_RSTK][q, sp, 1] = cs[C_IF][q]
-    cs[C_RSTK][q, sp, 2] = rem
-    cs[C_RSP][q] = sp + 1
-    cs[C_IF][q] = 0
-    cs[C_PC][q] = h
-    cs[C_STATE][q] = RUN
+    te = enter_handler(st, cs, q, v, cs[C_PC][q], h, t, rem)
+    if te < 0:
+        return
     cs[C_PST][q, S_INTERRUPTS] += 1
     if rem > 0:
         cs[C_PST][q, S_PREEMPTED] += 1
-    st[CLOCK][q] = t + ticks(cs, q, cs[C_CPAR][q, K_ENTRY])
+    st[CLOCK][q] = te + ticks(cs, q, cs[C_CPAR][q, K_ENTRY])
 
 
 @njit(forceinline=True, _nrt=False)
@@ -1003,6 +1119,13 @@ def mem_prepare(st, cs, c, pc, mk, addr, n, virt, t1):
 
 
 @njit(forceinline=True, _nrt=False)
+def esr_latch(cs, c):
+    """An ESR write: the errors since the last one become readable and are cleared (SDM 10.5.3)."""
+    cs[C_ESR][c, 1] = cs[C_ESR][c, 0]
+    cs[C_ESR][c, 0] = 0
+
+
+@njit(forceinline=True, _nrt=False)
 def mem_perform(st, cs, c, pc, mk, val, expect, res):
     """Perform the chunks recorded by ``mem_prepare``, timed from their issue time.
     res[0] = old/loaded value, res[1] = completion, res[2] = first line, res[3] = 1 on a fault,
@@ -1038,10 +1161,14 @@ def mem_perform(st, cs, c, pc, mk, val, expect, res):
     for k in range(nch):
         pa, ln = inf[c, F_PA0 + k], inf[c, F_LEN0 + k]
         if inf[c, F_MM0 + k]:
+            off = pa & 0xFFF
+            if write and off == ICR_LOW and cs[C_ICRIDLE][c] > t:
+                cs[C_PST][c, S_ICR_WAIT] += cs[C_ICRIDLE][c] - t      # the APIC is still sending
+                t = cs[C_ICRIDLE][c]
             t += ticks(cs, c, cs[C_CPAR][c, K_MMIO])
             allhit = 0
             if write:
-                fk = apic_write(st, cs, c, pa & 0xFFF, (new >> (8 * sh)) & size_mask(ln), t)
+                fk = apic_write(st, cs, c, off, (new >> (8 * sh)) & size_mask(ln), t)
                 if fk:
                     log_fault(st, cs, c, pc, pa, fk, -1, t)
                     res[3] = 1
@@ -1168,6 +1295,37 @@ def complete_mem(st, cs, c, now, res):
                 hold_lines(st, c, inf[c, F_PA0 + k], inf[c, F_LEN0 + k], end)
     cs[C_PC][c] = pc + 1
     st[CLOCK][c] = end
+
+
+@njit(_nrt=False)
+def iret_frame(st, cs, c, pc, t1):
+    """IRET of a core that ran LIDT: pop RIP, CS, RFLAGS, RSP, SS at sp through the memory system and use
+    them (pc = the op at RIP, IF = RFLAGS bit 9, sp = RSP).  Returns the op's end, or -1 on a fault."""
+    sp = cs[C_REGS][c, isa.SP]
+    for k in range(5):
+        ok, owner = partition_owner_ok(cs, c, sp + 8 * k)
+        if not ok:
+            log_fault(st, cs, c, pc, sp + 8 * k, FK_PARTITION, owner, t1)
+            return np.int64(-1)
+    t = t1
+    rip = np.int64(0)
+    rflags = np.int64(0)
+    rsp = np.int64(0)
+    for k in range(5):
+        a = sp + 8 * k
+        t += maccess(st, c, KIND_L, a, 8, t)
+        v = fread(st, cs, c, a, 8)
+        if k == 0:
+            rip = v
+        elif k == 2:
+            rflags = v
+        elif k == 3:
+            rsp = v
+    cs[C_PC][c] = code_pc(cs, rip)
+    cs[C_IF][c] = (rflags >> 9) & 1
+    cs[C_REGS][c, isa.SP] = rsp
+    cs[C_INF][c, F_NMIB] = 0
+    return t + ticks(cs, c, cs[C_CPAR][c, K_IRET])
 
 
 @njit(forceinline=True, _nrt=False)
@@ -1302,11 +1460,15 @@ def step(st, cs, c, res):
         if par[c, K_X2APIC] and a == isa.MSR_X2APIC_ICR:
             cs[C_ICRLO][c] = v & 0xFFFFFFFF
             cs[C_ICRHI][c] = np.int64(np.uint64(v) >> np.uint64(32))
-            if not send_ipi(st, cs, c, v & 0xFFFFFFFF, np.int64(np.uint64(v) >> np.uint64(32)), end):
-                log_fault(st, cs, c, pc, a, FK_UNSUPPORTED, -1, end)
-                return 1
+            if cs[C_ICRIDLE][c] > t1:                     # the APIC is still sending: the write waits
+                pst[c, S_ICR_WAIT] += cs[C_ICRIDLE][c] - t1
+                end = cs[C_ICRIDLE][c] + ticks(cs, c, par[c, K_MSR])
+            cs[C_ICRIDLE][c] = max(cs[C_ICRIDLE][c],
+                                   send_ipi(st, cs, c, v & 0xFFFFFFFF, np.int64(np.uint64(v) >> np.uint64(32)), end))
         elif par[c, K_X2APIC] and a == isa.MSR_X2APIC_EOI:
             eoi(cs, c)
+        elif par[c, K_X2APIC] and a == isa.MSR_X2APIC_ESR and v == 0:
+            esr_latch(cs, c)
         elif par[c, K_TSCDL] and a == apic.MSR_TSC_DEADLINE:
             tsc_deadline_write(cs, c, v, end)
         elif par[c, K_X2APIC] and a >= apic.MSR_X2APIC_BASE and a < apic.MSR_X2APIC_BASE + 64 and \
@@ -1328,6 +1490,22 @@ def step(st, cs, c, res):
         cs[C_IF][c] = 1
     elif op == isa.CLI:
         cs[C_IF][c] = 0
+    elif op == isa.IRET and cs[C_IDT][c] >= 0:
+        end = iret_frame(st, cs, c, pc, t1)
+        if end < 0:
+            return 1
+        npc = cs[C_PC][c]
+        sp = cs[C_RSP][c]
+        if sp > 0:                  # the shadow of the frame: back into an interrupted COMPUTE if it returns there
+            sp -= 1
+            cs[C_RSP][c] = sp
+            rem = cs[C_RSTK][c, sp, 2]
+            if rem > 0 and cs[C_RSTK][c, sp, 0] == npc:
+                busy[c, 0] = end
+                busy[c, 1] = end + rem
+                clock[c] = end + rem
+                wake_check(st, cs, c)
+                return 1
     elif op == isa.IRET:
         sp = cs[C_RSP][c]
         if sp == 0:
@@ -1380,6 +1558,9 @@ def step(st, cs, c, res):
         if st[PARAMS][P_NDOM] > 1:
             dom_flush_all(st, cs, c)
         end = t1 + ticks(cs, c, par[c, K_WBINVD]) + nwb * st[PARAMS][P_MEMOCC]
+    elif op == isa.LIDT:
+        cs[C_IDT][c] = a if d else regs[c, a]
+        end = t1 + ticks(cs, c, par[c, K_LIDT])
     elif op == isa.HALT:
         state[c] = HALTED
         clock[c] = t1
@@ -1537,7 +1718,9 @@ def build(machine_state, cfg, w: Workload) -> CpuState:
         npages=np.zeros(1, np.int64), cpar=cpar, pst=np.zeros((cores, len(PROG_STATS)), np.int64), heap=heap, heapn=heapn,
         segs=segs, out=np.zeros(32, np.int64), inf=np.concatenate([np.full((cores, 9), -1, np.int64), np.zeros((cores, 2), np.int64)], axis=1),
         busy=np.full((cores, 2), -1, np.int64), apic=np.zeros((cores, 64), np.int64), timer=np.zeros((cores, 5), np.int64),
-        ratio=ratio, lst=np.zeros((64, 4096 // cfg.line) if cfg.ndomains > 1 else (0, 0), np.int8))
+        ratio=ratio, lst=np.zeros((64, 4096 // cfg.line) if cfg.ndomains > 1 else (0, 0), np.int8),
+        idt=np.full(cores, -1, np.int64), ldr=np.zeros(cores, np.int64), dfr=np.full(cores, 0xFFFFFFFF, np.int64),
+        esr=np.zeros((cores, 2), np.int64), icridle=np.zeros(cores, np.int64))
     for core in range(cores):
         apic_reset(pack(cs), core)
     for core in sorted(w.starts):
@@ -1564,6 +1747,7 @@ def core_params(cfg, q: int) -> np.ndarray:
     cpar[K_SPINWAKE] = cc.spin_wake_latency
     cpar[K_CLFLUSH], cpar[K_WBINVD] = cc.clflush_latency, cc.wbinvd_latency
     cpar[K_PAUSE] = cc.pause_latency
+    cpar[K_ICRBUSY], cpar[K_MCAST], cpar[K_LIDT] = cfg.apic.icr_busy, int(cfg.apic.multicast == "serial"), cc.lidt_latency
     ap = cfg.apic              # the timer's clock is in reference ticks (engine time), the same for every core
     cpar[K_TNUM], cpar[K_TDEN], cpar[K_TSCDL], cpar[K_APICVER] = ap.timer_period_num, ap.timer_period_den, int(ap.tsc_deadline), ap.version
     return cpar

@@ -2,7 +2,8 @@
 
 A program is a list of micro-ops, each one row of ``NF`` int64 fields
 ``[op, a, b, c, d, e, f, g]``.  Cores have 17 registers ``r0``..``r15`` and
-``sp`` (= ``r16``, the stack pointer) (int64, arithmetic wraps modulo 2**64).  Code lives in simulated physical
+``sp`` (``r16``, the stack pointer that CALL/RET and interrupt frames use;
+int64, arithmetic wraps modulo 2**64).  Code lives in simulated physical
 memory: op ``i`` of a program placed at ``addr`` sits at ``addr + 4*i``
 (``OP_BYTES``), so instruction fetch goes through the I-cache like data.
 
@@ -53,6 +54,7 @@ CLFLUSH    b/c physical address (write back + invalidate the       clflush
 WBINVD     - (write back + invalidate every cache of the domain)   wbinvd + memory
                                                                    occupancy per
                                                                    dirty copy
+LIDT       a=rs or imm, d=1 if imm: the core's IDT base (physical)  lidt
 =========  =====================================================  =============
 
 Calls
@@ -92,6 +94,11 @@ APIC registers and timer
     x2APIC mode); a reserved offset or a disallowed access is an ``apic``
     fault.  ``timer_oneshot``, ``timer_periodic``, ``timer_deadline`` and
     ``timer_stop`` emit the register writes that program the APIC timer.
+    ``wait_icr_idle`` polls the ICR's delivery status as Linux does.
+Interrupt frames
+    After ``LIDT`` a core's interrupts read their IDT entry and push the
+    64-bit frame at ``sp`` through the memory system, and ``IRET`` pops it;
+    before, they use a return stack with no memory traffic.
 """
 from __future__ import annotations
 
@@ -106,12 +113,12 @@ OP_BYTES = 4
 
 (NOP, MOVI, MOV, ADD, SUB, MUL, AND, OR, XOR, SHL, SHR, BR, JMP, COMPUTE, LOAD, STORE, FADD, XCHG, CAS,
  SPIN, WRMSR, WFI, STI, CLI, IRET, SETVEC, INVLPG, WRCR3, MODE, RDTSC, MARK, HALT) = range(32)
-(CALL, RET, JMPR, CALLR, RDMSR, PAUSE, CLFLUSH, WBINVD) = range(32, 40)
+(CALL, RET, JMPR, CALLR, RDMSR, PAUSE, CLFLUSH, WBINVD, LIDT) = range(32, 41)
 NOPS = 41
 OP_NAMES = ("nop", "movi", "mov", "add", "sub", "mul", "and", "or", "xor", "shl", "shr", "br", "jmp",
             "compute", "load", "store", "fadd", "xchg", "cas", "spin", "wrmsr", "wfi", "sti", "cli", "iret",
             "setvec", "invlpg", "wrcr3", "mode", "rdtsc", "mark", "halt",
-            "call", "ret", "jmpr", "callr", "rdmsr", "pause", "clflush", "wbinvd", "rsv40")
+            "call", "ret", "jmpr", "callr", "rdmsr", "pause", "clflush", "wbinvd", "lidt")
 ALU_OPS = {"add": ADD, "sub": SUB, "mul": MUL, "and": AND, "or": OR, "xor": XOR, "shl": SHL, "shr": SHR}
 
 # branch / spin conditions
@@ -131,12 +138,16 @@ MSR_X2APIC_VERSION = 0x803
 MSR_X2APIC_ISR0 = 0x810         # ISR bits 32i..32i+31 at 0x810 + i (i < 8)
 MSR_X2APIC_IRR0 = 0x820         # IRR, likewise
 APIC_VERSION = 0x00050014       # version 14h (integrated APIC), max LVT entry 5 (SDM 3A 11.4.8)
+MSR_X2APIC_ESR = 0x828
+
+# selectors written into interrupt frames (Linux x86-64's __KERNEL_CS and __KERNEL_DS)
+FRAME_CS, FRAME_SS = 0x10, 0x18
 
 # processor modes
 REAL, PROTECTED, LONG = 0, 1, 2
 
 NREGS = 17
-SP = 16              # the stack pointer "sp" (also "r16"): CALL/RET push and pop through it
+SP = 16              # the stack pointer "sp" (also "r16"): CALL/RET push and pop through it, interrupt frames are pushed at it
 VALID_SIZES = (1, 2, 4, 8)
 MASK64 = (1 << 64) - 1
 
@@ -302,12 +313,14 @@ class Program:
         return self._emit(WRMSR, msr, v, 0, imm, comment=comment)
 
     def ipi(self, dest: int, vector: int = 0, mode: str = "fixed", shorthand: str = "none",
-            x2apic: bool = False, comment: str = "") -> "Program":
-        """Send an IPI by writing the ICR, as software does in that APIC mode."""
+            x2apic: bool = False, comment: str = "", logical: bool = False) -> "Program":
+        """Send an IPI by writing the ICR, as software does in that APIC mode (``logical``: ``dest`` is a
+        logical destination, an MDA in xAPIC mode or cluster << 16 | bitmap in x2APIC mode)."""
         from hwmodel import apic
         if x2apic:
-            return self.wrmsr(MSR_X2APIC_ICR, apic.encode_x2apic(dest, vector, mode, shorthand), comment=comment)
-        lo, hi = apic.encode_xapic(dest, vector, mode, shorthand)
+            return self.wrmsr(MSR_X2APIC_ICR, apic.encode_x2apic(dest, vector, mode, shorthand, logical),
+                              comment=comment)
+        lo, hi = apic.encode_xapic(dest, vector, mode, shorthand, logical)
         self.store(apic.APIC_BASE + apic.ICR_HIGH, hi, size=4, comment=comment)
         return self.store(apic.APIC_BASE + apic.ICR_LOW, lo, size=4)
 
@@ -370,6 +383,14 @@ class Program:
         """Stop a one-shot or periodic count (initial count 0)."""
         from hwmodel import apic
         return self.apic_write(apic.TIMER_INIT, 0, x2apic, comment=comment)
+    def wait_icr_idle(self, rd="r0", comment: str = "") -> "Program":
+        """Poll the xAPIC ICR until its delivery status (bit 12) reads idle, as Linux does before a send."""
+        from hwmodel import apic
+        lab = f"_icr_idle{len(self.ops)}"
+        self.label(lab)
+        self.load(rd, apic.APIC_BASE + apic.ICR_LOW, size=4, comment=comment)
+        self.alu("and", rd, rd, apic.ICR_BUSY)
+        return self.br("ne", rd, 0, lab)
 
     def wfi(self, comment: str = "") -> "Program":
         return self._emit(WFI, comment=comment)
@@ -445,6 +466,7 @@ class Program:
     def pause(self, comment: str = "") -> "Program":
         """The spin-loop hint: costs ``core.pause_latency``."""
         return self._emit(PAUSE, comment=comment)
+
     def clflush(self, addr, base=None, comment: str = "") -> "Program":
         """Write back (if dirty) and invalidate the line at physical ``addr`` in every cache of this
         core's coherence domain."""
@@ -454,6 +476,12 @@ class Program:
     def wbinvd(self, comment: str = "") -> "Program":
         """Write back and invalidate every cache of this core's coherence domain."""
         return self._emit(WBINVD, comment=comment)
+
+    def lidt(self, base, comment: str = "") -> "Program":
+        """Set the core's IDT base (a physical address): interrupts then read their IDT entry and push
+        their frame at ``sp`` through the memory system, and IRET pops it (``cpu_spec.md``)."""
+        v, imm = self._src(base, "IDT base")
+        return self._emit(LIDT, v, 0, 0, imm, comment=comment)
 
     def extend(self, other: "Program", prefix: str) -> "Program":
         """Append ``other``'s ops; its labels (and its branches to them) are renamed ``prefix.label``."""

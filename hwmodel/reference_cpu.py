@@ -30,9 +30,7 @@ Readings of points the spec leaves open (the engine must match them):
   handlers.
 * Fault addresses (logged as int64): the chunk's virtual address for
   translation faults, its physical address for PARTITION, the op's address
-  for MISALIGNED and NOT_PAGING, the ICR_LOW physical address for an xAPIC
-  logical-destination IPI, the MSR number for BAD_MSR and x2APIC logical
-  IPIs, the vector for NO_HANDLER and for STACK on interrupt entry, 0 for
+  for MISALIGNED and NOT_PAGING, the MSR number for BAD_MSR, the vector for NO_HANDLER and for STACK on interrupt entry, 0 for
   STACK on IRET, ``vector << 12`` for NO_CODE of a STARTUP (logged with
   pc = -1; the mode is already REAL) and 0 for NO_CODE of a pc outside the
   placed ops (running off the end of the code: fault at t, nothing fetched,
@@ -82,6 +80,13 @@ Readings of points the spec leaves open (the engine must match them):
   earlier (an IPI or timer expiry arrives) its clock is set to that time first.  The remaining cycles ride
   on the return stack as a third element of (pc, IF, left); 0 for faults and non-compute interrupts.
 * Timer expiries are not IPIs: they set IRR with no IPI log row (``irr`` maps the vector to -1).
+* IPI costs (spec: 'IPIs'): reads of the ICR see delivery status busy until the
+  local APIC has sent the message; an ICR write waits for it (counted in
+  ``icr_wait_cycles``); LDR/DFR/ESR are kept per core.  With LIDT, interrupts
+  push real frames; the return stack shadows them with (return pc, IF, the
+  rest of an interrupted COMPUTE), so nesting is limited to the same 16 levels
+  and an IRET resumes a COMPUTE only when it returns to where it was
+  interrupted.
 * ALU: MUL keeps the low 64 bits; SHL/SHR shift by ``rb & 63``; SHR is a
   logical (unsigned) shift.  COMPUTE costs ``max(0, n)`` with an immediate
   too.  HALT advances pc.  SPIN/BR comparands are full 64-bit (not masked
@@ -101,8 +106,10 @@ from hwmodel.workload import (
     DEADLOCK,
     DELIVERED,
     DONE,
+    ERROR,
     FAULTED,
     FK_APIC,
+    FK_DOUBLE,
     FK_BAD_MSR,
     FK_MISALIGNED,
     FK_NO_CODE,
@@ -124,6 +131,7 @@ from hwmodel.workload import (
     S_ATOMICS,
     S_FAULTS,
     S_FETCH_STALL,
+    S_ICR_WAIT,
     S_INTERRUPTS,
     S_IPIS_SENT,
     S_LOADS,
@@ -280,6 +288,12 @@ class ReferenceCpu:
         self.kernel = [-1] * n
         self.icr_low = [0] * n
         self.icr_high = [0] * n
+        self.icr_idle = [0] * n              # when the local APIC has sent its last IPI
+        self.idt = [-1] * n                  # IDT base set by LIDT; -1: never ran LIDT (return stack, no traffic)
+        self.ldr = [0] * n
+        self.dfr = [0xFFFFFFFF] * n
+        self.esr_new = [0] * n               # errors since the last ESR write
+        self.esr = [0] * n                   # what the ESR reads
         self.pending: list[list[int]] = [[] for _ in range(n)]   # ids of IPIs not yet applied
         self.inflight: list[InFlight | None] = [None] * n
         self.alu_issued = [0] * n            # register-class ops so far (issue_width grouping)
@@ -527,14 +541,66 @@ class ReferenceCpu:
             return
         left = self.busy[c][1] - t if self.busy[c] is not None and self.busy[c][1] > t else 0
         self.busy[c] = None
-        self.rstack[c].append((self.pc[c], self.iflag[c], left))
-        self.iflag[c] = 0
-        self.pc[c] = h
-        self.clock[c] = t + self.ticks(c, self.kt[c].interrupt_entry)
         self.state[c] = RUN
+        te = self.enter_handler(c, v, self.pc[c], h, t, left)
+        if te is None:
+            return
+        self.clock[c] = te + self.ticks(c, self.kt[c].interrupt_entry)
         self.stat(c, S_INTERRUPTS)
         if left:
             self.stat(c, S_PREEMPTED)
+
+    def code_address(self, pc: int) -> int:
+        return self.op_addr[pc] if 0 <= pc < len(self.op_addr) else -1
+
+    def enter_handler(self, c: int, vec: int, ret_pc: int, h: int, t: int, left: int) -> int | None:
+        """Enter handler h at t returning to ret_pc: the return stack for a core that never ran LIDT, else
+        the IDT entry read and the 64-bit frame pushed at sp through the memory system.  Returns the time
+        the accesses are done, or None after a double fault (logged; the core is FAULTED)."""
+        if self.idt[c] < 0:
+            self.rstack[c].append((ret_pc, self.iflag[c], left))
+        else:
+            ea = (self.idt[c] + 16 * vec) & MASK64
+            rsp = self.regs[c][isa.SP]
+            new = ((rsp & ~15) - 40) & MASK64
+            for a in [ea, ea + 8] + [new + 8 * k for k in range(5)]:
+                try:
+                    self.check_partition(c, a & MASK64, t)
+                except Fault as f:
+                    self._faults.append((c, ret_pc, isa.wrap64(f.addr), FK_DOUBLE, f.owner, t))
+                    self.stat(c, S_FAULTS)
+                    self.state[c] = FAULTED
+                    self.clock[c] = t
+                    return None
+            t += self.mem.access(c, KIND_L, ea, 16, t)
+            frame = [self.code_address(ret_pc), isa.FRAME_CS, 2 | (self.iflag[c] << 9), rsp, isa.FRAME_SS]
+            for k in range(4, -1, -1):          # SS first, RIP last: pushed from the top down
+                a = (new + 8 * k) & MASK64
+                t += self.mem.access(c, KIND_S, a, 8, t)
+                self.dwrite(c, a, (frame[k] & MASK64).to_bytes(8, "little"))
+                self.wake_spinners(c, a, 8, t)
+            self.rstack[c].append((ret_pc, self.iflag[c], left))     # the frame's shadow
+            self.regs[c][isa.SP] = isa.wrap64(new)
+        self.iflag[c] = 0
+        self.pc[c] = h
+        return t
+
+    def iret_frame(self, c: int, t1: int) -> int:
+        """IRET after LIDT: pop RIP, CS, RFLAGS, RSP, SS at sp and use them; returns the op's cost."""
+        sp = self.regs[c][isa.SP]
+        for k in range(5):
+            self.check_partition(c, (sp + 8 * k) & MASK64, t1)
+        t = t1
+        words = []
+        for k in range(5):
+            a = (sp + 8 * k) & MASK64
+            t += self.mem.access(c, KIND_L, a, 8, t)
+            words.append(self.dread(c, a, 8))
+        self.pc[c] = self.op_at.get(words[0], -1)
+        self.iflag[c] = (words[2] >> 9) & 1
+        self.regs[c][isa.SP] = isa.wrap64(words[3])
+        self.nmi_blocked[c] = False
+        return t - t1 + self.ticks(c, self.kt[c].iret_latency)
 
     def eoi(self, c: int) -> None:
         if self.isr[c]:
@@ -546,14 +612,14 @@ class ReferenceCpu:
         self.stat(c, S_FAULTS)
         vec = 14 if kind in (FK_NOT_PRESENT, FK_NOT_WRITABLE) else 13
         h = self.handlers[c][vec]
-        if kind in (FK_NO_HANDLER, FK_STACK, FK_NO_CODE) or h < 0 or len(self.rstack[c]) >= RSTACK:
+        full = len(self.rstack[c]) >= RSTACK
+        if kind in (FK_NO_HANDLER, FK_STACK, FK_NO_CODE) or h < 0 or full:
             self.state[c] = FAULTED
             self.clock[c] = time
             return
-        self.rstack[c].append((self.pc[c], self.iflag[c], 0))
-        self.iflag[c] = 0
-        self.pc[c] = h
-        self.clock[c] = time + self.ticks(c, self.kt[c].interrupt_entry)
+        te = self.enter_handler(c, vec, self.pc[c] if pc is None else pc, h, time, 0)
+        if te is not None:
+            self.clock[c] = te + self.ticks(c, self.kt[c].interrupt_entry)
 
     # ------------------------------------------------------------ IPIs
     def wake_check(self, q: int) -> None:
@@ -578,29 +644,60 @@ class ReferenceCpu:
 
     sleep_check = wake_check
 
-    def send_ipi(self, c: int, low: int, dest: int, ts: int, fault_addr: int, fault_t: int) -> None:
-        """An ICR write at ts: log, queue and wake-check one IPI per target."""
+    def targets(self, c: int, sh: int, logical: int, dest: int) -> list[int]:
+        """The cores an ICR write by c addresses (shorthand, destination mode and field), ascending."""
+        n = self.ncores
+        if sh == apic.SH_SELF:
+            return [c]
+        if sh == apic.SH_ALL:
+            return list(range(n))
+        if sh == apic.SH_OTHERS:
+            return [q for q in range(n) if q != c]
+        if logical:
+            return [q for q in range(n) if self.logical_match(dest, q)]
+        broadcast = 0xFFFFFFFF if self.x2apic else 0xFF
+        return list(range(n)) if dest == broadcast else [q for q in range(n) if q == dest]
+
+    def logical_match(self, dest: int, q: int) -> bool:
+        """SDM 10.6.2.2 (xAPIC flat / cluster against LDR and DFR) and 10.12.10 (x2APIC cluster)."""
+        if self.x2apic:
+            if dest == 0xFFFFFFFF:
+                return True
+            lid = apic.x2apic_logical_id(q)
+            return dest >> 16 == lid >> 16 and bool(dest & lid & 0xFFFF)
+        mda, lid = dest & 0xFF, (self.ldr[q] >> 24) & 0xFF
+        if mda == 0xFF:
+            return True
+        if self.dfr[q] >> 28 == apic.DFR_FLAT:
+            return bool(mda & lid)
+        return mda >> 4 == lid >> 4 and bool(mda & lid & 0xF)
+
+    def send_ipi(self, c: int, low: int, dest: int, ts: int) -> int:
+        """An ICR write that c's local APIC takes at ts: log, queue and wake-check one IPI per target.
+        Returns when the APIC has sent it (delivery status idle)."""
         vector, mode, logical, sh, deassert = decode_icr(low)
         if deassert:
-            return
-        if logical:
-            raise Fault(FK_UNSUPPORTED, fault_addr, fault_t)
-        n = self.ncores
-        if sh == apic.SH_NONE:
-            broadcast = 0xFFFFFFFF if self.x2apic else 0xFF
-            targets = list(range(n)) if dest == broadcast else ([dest] if dest < n else [])
-        elif sh == apic.SH_SELF:
-            targets = [c]
-        elif sh == apic.SH_ALL:
-            targets = list(range(n))
-        else:
-            targets = [q for q in range(n) if q != c]
-        for q in targets:
-            arrive = ts + self.cfg.apic.ipi_latency + self.mem.msg(self.mem.pkg(c), self.mem.pkg(q))
-            self._ipis.append(Ipi(c, q, vector, mode, ts, arrive))
+            return ts
+        if mode in (apic.FIXED, apic.LOWEST) and vector < 16:
+            self.esr_new[c] |= apic.ESR_SEND_ILLEGAL
+            return ts
+        busy = self.cfg.apic.icr_busy
+        targets = self.targets(c, sh, logical, dest)
+        if not targets:
+            self._ipis.append(Ipi(c, -1 if logical else dest, vector, mode, ts, ts, ERROR, ts))
+            self.stat(c, S_IPIS_SENT)
+            return ts + busy
+        if mode == apic.LOWEST:
+            targets = targets[:1]           # no TPR modelled: the lowest-numbered core of the set
+        serial = self.cfg.apic.multicast == "serial"
+        for k, q in enumerate(targets):
+            depart = ts + busy * k if serial else ts
+            arrive = depart + self.cfg.apic.ipi_latency + self.mem.msg(self.mem.pkg(c), self.mem.pkg(q))
+            self._ipis.append(Ipi(c, q, vector, mode, depart, arrive))
             self.pending[q].append(len(self._ipis) - 1)
             self.wake_check(q)
         self.stat(c, S_IPIS_SENT, len(targets))
+        return ts + busy * (len(targets) if serial else 1)
 
     def apply_ipi(self, q: int, i: int, t: int) -> None:
         """An arrived IPI takes effect at core q (step 1)."""
@@ -656,6 +753,10 @@ class ReferenceCpu:
         self.busy[q] = None                 # so is a compute
         self.apic_regs[q] = self.apic_reset_values()
         self.timer[q] = Timer()
+        self.idt[q] = -1
+        self.ldr[q] = 0
+        self.dfr[q] = 0xFFFFFFFF
+        self.esr_new[q] = self.esr[q] = 0
 
     # ------------------------------------------------------------ TLB and page walks
     def flush_tlb(self, c: int) -> None:
@@ -767,9 +868,15 @@ class ReferenceCpu:
                 k = (off - base) >> 4
                 return sum(1 << (v - 32 * k) for v in bits if 32 * k <= v < 32 * k + 32)
         if off == apic.ICR_LOW:
-            return self.icr_low[c]
+            return self.icr_low[c] | (apic.ICR_BUSY if t < self.icr_idle[c] else 0)
         if off == apic.ICR_HIGH:
             return self.icr_high[c]
+        if off == apic.LDR:
+            return self.ldr[c]
+        if off == apic.DFR:
+            return self.dfr[c]
+        if off == apic.ESR:
+            return self.esr[c]
         if off == apic.TIMER_CUR:
             return self.timer_current(c, t)
         return self.apic_regs[c][off]
@@ -782,8 +889,15 @@ class ReferenceCpu:
         if off == apic.ICR_HIGH:
             self.icr_high[c] = value
         elif off == apic.ICR_LOW:
-            self.icr_low[c] = value
-            self.send_ipi(c, value, (self.icr_high[c] >> 24) & 0xFF, ts, fault_addr, ts)
+            self.icr_low[c] = value & ~apic.ICR_BUSY
+            idle = self.send_ipi(c, value, (self.icr_high[c] >> 24) & 0xFF, ts)
+            self.icr_idle[c] = max(self.icr_idle[c], idle)
+        elif off == apic.LDR:
+            self.ldr[c] = value & 0xFF000000
+        elif off == apic.DFR:
+            self.dfr[c] = value | 0x0FFFFFFF
+        elif off == apic.ESR:
+            self.esr_latch(c)
         elif off == apic.EOI:
             self.eoi(c)
         elif off == apic.TPR:
@@ -808,6 +922,10 @@ class ReferenceCpu:
             regs[off] = value & 0xB
         else:                                                    # the other LVT entries
             regs[off] = value & apic.LVT_BITS & ~0x60000
+
+    def esr_latch(self, c: int) -> None:
+        """SDM 10.5.3: a write makes the errors since the last write readable, and clears them."""
+        self.esr[c], self.esr_new[c] = self.esr_new[c], 0
 
     def timer_span(self, c: int, j: int) -> int:
         """Core cycles from the count's start to its j-th expiry."""
@@ -996,6 +1114,9 @@ class ReferenceCpu:
         for ch in fl.chunks:
             part = (new >> (8 * ch.off)) & mask(ch.n)
             if ch.apic:
+                if write and ch.pa - apic.APIC_BASE == apic.ICR_LOW and self.icr_idle[c] > t:
+                    self.stat(c, S_ICR_WAIT, self.icr_idle[c] - t)      # the APIC is still sending
+                    t = self.icr_idle[c]
                 t += self.ticks(c, self.kt[c].mmio_latency)
                 if write:
                     self.apic_write(c, ch.pa - apic.APIC_BASE, part, t, ch.pa, FK_APIC)
@@ -1131,8 +1252,7 @@ class ReferenceCpu:
             self.issue_stack_op(c, row, t1)      # likewise
             return
         elif op == isa.WRMSR:
-            cost = self.ticks(c, k.msr_latency)
-            self.wrmsr(c, a, operand(b, d), t1, cost)
+            cost = self.wrmsr(c, a, operand(b, d), t1)
         elif op == isa.WFI:
             self.iflag[c] = 1
             self.pc[c] = nxt
@@ -1145,6 +1265,16 @@ class ReferenceCpu:
             self.iflag[c] = 1
         elif op == isa.CLI:
             self.iflag[c] = 0
+        elif op == isa.IRET and self.idt[c] >= 0:
+            cost = self.iret_frame(c, t1)
+            nxt = self.pc[c]
+            if self.rstack[c]:                  # the frame's shadow: back into an interrupted COMPUTE
+                ret_pc, _, left = self.rstack[c].pop()
+                if left and ret_pc == nxt:
+                    self.busy[c] = (t1 + cost, t1 + cost + left)
+                    self.clock[c] = t1 + cost + left
+                    self.wake_check(c)
+                    return
         elif op == isa.IRET:
             if not self.rstack[c]:
                 raise Fault(FK_STACK, 0, t1)
@@ -1187,6 +1317,9 @@ class ReferenceCpu:
                 for key in [key for key in self.copies if key[0] == self.dom[c]]:
                     self.clean_copy(*key)
             cost = self.ticks(c, k.wbinvd_latency) + n * self.cfg.memory.occupancy
+        elif op == isa.LIDT:
+            self.idt[c] = operand(a, d)
+            cost = self.ticks(c, k.lidt_latency)
         elif op == isa.HALT:
             self.state[c] = HALTED
             cost = 0
@@ -1208,13 +1341,22 @@ class ReferenceCpu:
         self.alu_issued[c] = n + 1
         return self.ticks(c, self.kt[c].alu_latency) if n % self.kt[c].issue_width == 0 else 0
 
-    def wrmsr(self, c: int, msr: int, value: int, t1: int, cost: int) -> None:
+    def wrmsr(self, c: int, msr: int, value: int, t1: int) -> int:
+        """WRMSR at t1; returns its cost (an ICR write waits while the APIC is still sending)."""
+        cost = self.ticks(c, self.kt[c].msr_latency)
         if self.x2apic and msr == isa.MSR_X2APIC_ICR:
             u = value & MASK64
             self.icr_low[c], self.icr_high[c] = u & 0xFFFFFFFF, u >> 32
-            self.send_ipi(c, u & 0xFFFFFFFF, u >> 32, t1 + cost, msr, t1 + cost)
+            start = max(t1, self.icr_idle[c])
+            self.stat(c, S_ICR_WAIT, start - t1)
+            if start > t1:
+                cost = start - t1 + self.ticks(c, self.kt[c].msr_latency)
+            idle = self.send_ipi(c, u & 0xFFFFFFFF, u >> 32, t1 + cost)
+            self.icr_idle[c] = max(self.icr_idle[c], idle)
         elif self.x2apic and msr == isa.MSR_X2APIC_EOI:
             self.eoi(c)
+        elif self.x2apic and msr == isa.MSR_X2APIC_ESR and value == 0:
+            self.esr_latch(c)
         elif self.cfg.apic.tsc_deadline and msr == apic.MSR_TSC_DEADLINE:
             self.tsc_deadline_write(c, value, t1 + cost)
         elif (self.x2apic and apic.MSR_X2APIC_BASE <= msr < apic.MSR_X2APIC_BASE + 64 and value & MASK64 < 1 << 32
@@ -1225,6 +1367,7 @@ class ReferenceCpu:
                 raise Fault(FK_BAD_MSR, msr, t1) from None
         else:
             raise Fault(FK_BAD_MSR, msr, t1)
+        return cost
 
     # ------------------------------------------------------------ MSR reads
     def rdmsr(self, c: int, msr: int, t1: int) -> int:

@@ -19,21 +19,21 @@ RUN, SPIN, WFI, WFS, HALTED, FAULTED = range(6)
 STATE_NAMES = ("run", "spin", "wfi", "wait-for-sipi", "halted", "faulted")
 # fault kinds
 (FK_NOT_PRESENT, FK_NOT_WRITABLE, FK_NONCANONICAL, FK_NOT_PAGING, FK_PARTITION, FK_BAD_MSR, FK_MISALIGNED,
- FK_UNSUPPORTED, FK_NO_HANDLER, FK_STACK, FK_NO_CODE, FK_APIC) = range(12)
+ FK_UNSUPPORTED, FK_NO_HANDLER, FK_STACK, FK_NO_CODE, FK_APIC, FK_DOUBLE) = range(13)
 FAULT_NAMES = ("not-present", "not-writable", "noncanonical", "not-paging", "partition", "bad-msr",
-               "misaligned", "unsupported", "no-handler", "stack", "no-code", "apic")
-# IPI outcomes
-PENDING, DELIVERED, COALESCED, IGNORED = range(4)
-OUTCOME_NAMES = ("pending", "delivered", "coalesced", "ignored")
+               "misaligned", "unsupported", "no-handler", "stack", "no-code", "apic", "double-fault")
+# IPI outcomes (ERROR: sent to a core the machine lacks, or a logical destination no core matches)
+PENDING, DELIVERED, COALESCED, IGNORED, ERROR = range(5)
+OUTCOME_NAMES = ("pending", "delivered", "coalesced", "ignored", "error")
 # run status
 DONE, DEADLOCK, LIMIT = range(3)
 STATUS_NAMES = ("done", "deadlock", "limit")
 # per-core program statistics
 (S_OPS, S_LOADS, S_STORES, S_ATOMICS, S_SPIN_SLEEPS, S_IPIS_SENT, S_INTERRUPTS, S_TLB_HITS, S_TLB_MISSES,
- S_WALK_CYCLES, S_FAULTS, S_FETCH_STALL, S_SLEEP_CYCLES, S_TIMER_INTS, S_TIMER_LOST, S_PREEMPTED) = range(16)
+ S_WALK_CYCLES, S_FAULTS, S_FETCH_STALL, S_SLEEP_CYCLES, S_TIMER_INTS, S_TIMER_LOST, S_PREEMPTED, S_ICR_WAIT) = range(17)
 PROG_STATS = ("ops", "loads", "stores", "atomics", "spin_sleeps", "ipis_sent", "interrupts", "tlb_hits",
               "tlb_misses", "walk_cycles", "faults", "fetch_stall_cycles", "sleep_cycles", "timer_interrupts",
-              "timer_lost", "computes_interrupted")
+              "timer_lost", "computes_interrupted", "icr_wait_cycles")
 RSTACK = 16          # return-stack depth (nested interrupts)
 PAGE = 4096
 

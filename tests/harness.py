@@ -82,6 +82,8 @@ DATA_PAGES = (0x10000, 0x11000, 0x12000, 0x13000)
 PT_BASE = 0x1000                       # PML4 0x1000, PDPT 0x2000, PD 0x3000, PT 0x4000
 VIRT_4K = 0x400000                     # 4 KiB pages: VIRT_4K + i*4096 -> DATA_PAGES[i]
 VIRT_2M = 0x40000000                   # one 2 MiB page -> 0x200000
+IDT_BASE = 0x300000                    # LIDT targets and interrupt stacks (frames land in the snapshot's words)
+STACK_TOP = 0x310000
 
 
 def page_table_bytes(writable_mask: int = 0xF) -> list[tuple[int, bytes]]:
@@ -118,8 +120,9 @@ def cpu_machines(draw, max_cores: int = 8):
                       iret_latency=draw(st.integers(0, 20)), invlpg_latency=draw(st.integers(0, 9)),
                       cr3_latency=draw(st.integers(0, 9)), tlb_entries=ways * draw(st.sampled_from([1, 2])),
                       issue_width=draw(st.integers(1, 4)), spin_wake_latency=draw(st.integers(0, 30)),
-                      tlb_ways=ways)
-    apic = ApicConfig(mode=draw(st.sampled_from(["xapic", "x2apic"])), ipi_latency=draw(st.integers(0, 60)))
+                      tlb_ways=ways, lidt_latency=draw(st.integers(0, 9)))
+    apic = ApicConfig(mode=draw(st.sampled_from(["xapic", "x2apic"])), ipi_latency=draw(st.integers(0, 60)),
+                      icr_busy=draw(st.sampled_from([0, 5, 30, 90])), multicast=draw(st.sampled_from(["bus", "serial"])))
     return replace(cfg, core=core, apic=apic).validate()
 
 
@@ -140,6 +143,7 @@ def workloads(draw, cfg, max_ops: int = 14, irq: bool = False):
     words = [draw(st.sampled_from(DATA_PAGES)) + draw(st.integers(0, 4095 - 8)) for _ in range(nwords)]
     words += [0x4000 + 8 * draw(st.integers(0, 3))]                 # a PTE: stale-TLB material
     words += [DATA_PAGES[0] + 4096 - 4]                              # straddles into the next page
+    words += [STACK_TOP - 8 * i for i in range(1, 13)] + [DATA_PAGES[2] + 4096 - 8 * i for i in range(1, 6)]
     for a in words[:3]:
         w.write(a, draw(st.integers(0, 3)).to_bytes(8, "little"))
 
@@ -150,7 +154,7 @@ def workloads(draw, cfg, max_ops: int = 14, irq: bool = False):
         for _ in range(n):
             k = draw(st.sampled_from(["load", "store", "fadd", "xchg", "cas", "spin", "vload", "vstore",
                                       "ipi", "compute", "alu", "br", "mark", "rdtsc", "wfi", "tlb", "cli",
-                                      "sti"] + extra if not handler else
+                                      "sti", "apic", "lidt", "sp", "ipi"] + extra if not handler else
                                      ["load", "store", "fadd", "spin", "ipi", "compute", "mark", "vload"] + hextra))
             reg = f"r{draw(st.integers(1, 3)) + (4 if handler else 0)}"
             size = draw(st.sampled_from([1, 2, 4, 8]))
@@ -182,9 +186,15 @@ def workloads(draw, cfg, max_ops: int = 14, irq: bool = False):
             elif k == "ipi":
                 mode = draw(st.sampled_from(["fixed", "fixed", "fixed", "nmi", "init", "startup", "lowest"]))
                 sh = draw(st.sampled_from(["none", "none", "none", "self", "all", "all-but-self"]))
+                logical = sh == "none" and draw(st.integers(0, 2)) == 0
                 dest = draw(st.integers(0, ncores))       # ncores: an id nobody has
-                vec = draw(st.sampled_from(VECTORS)) if mode != "startup" else draw(st.sampled_from([6, 7, 9]))
-                p.ipi(dest, vec, mode, sh, x2apic=x2)
+                if logical:
+                    dest = draw(st.sampled_from([0xFFFFFFFF, (draw(st.integers(0, 1)) << 16) | draw(st.integers(0, 0xFFFF))])
+                                if x2 else st.integers(0, 0xFF))
+                vec = draw(st.sampled_from(VECTORS + (5,))) if mode != "startup" else draw(st.sampled_from([6, 7, 9]))
+                if draw(st.booleans()) and not x2:
+                    p.wait_icr_idle(reg)
+                p.ipi(dest, vec, mode, sh, x2apic=x2, logical=logical)
             elif k == "compute":
                 p.compute(draw(st.integers(0, 50)))
             elif k == "alu":
@@ -209,6 +219,22 @@ def workloads(draw, cfg, max_ops: int = 14, irq: bool = False):
                     p.wrcr3(PT_BASE)
                 else:
                     p.mode(isa.LONG)
+            elif k == "apic":                   # logical-destination and error registers, ICR delivery status
+                from hwmodel import apic as ap
+                if x2:
+                    p.wrmsr(isa.MSR_X2APIC_ESR, draw(st.sampled_from([0, 0, 1])))
+                else:
+                    off = draw(st.sampled_from([ap.LDR, ap.DFR, ap.ESR, ap.ICR_LOW]))
+                    if draw(st.booleans()) and off != ap.ICR_LOW:
+                        v = {ap.LDR: draw(st.integers(0, 255)) << 24, ap.DFR: draw(st.sampled_from([0xFFFFFFFF, 0x0FFFFFFF])),
+                             ap.ESR: 0}[off]
+                        p.store(ap.APIC_BASE + off, v, size=4)
+                    else:
+                        p.load(reg, ap.APIC_BASE + off, size=4)
+            elif k == "lidt":
+                p.lidt(draw(st.sampled_from([IDT_BASE, DATA_PAGES[1]])))
+            elif k == "sp":
+                p.movi("sp", draw(st.sampled_from([STACK_TOP, STACK_TOP - 8, DATA_PAGES[2] + 4096, DATA_PAGES[3] + 8, 0])))
             elif k == "cli":
                 p.cli()
             elif k == "sti":

@@ -9,7 +9,7 @@ from hwmodel import isa
 from hwmodel.apic import FIXED, LOWEST, NMI
 from hwmodel.config import load_machine
 from hwmodel.machine import Machine
-from hwmodel.workload import DELIVERED, FK_NO_HANDLER, FK_STACK, PENDING, Workload
+from hwmodel.workload import DELIVERED, FK_DOUBLE, FK_NO_HANDLER, FK_STACK, PENDING, Workload
 from kernels import urpc
 from tests.harness import DATA_PAGES, cpu_machines, page_table_bytes, workloads
 
@@ -93,7 +93,12 @@ def test_every_ipi_has_one_outcome_and_each_delivery_is_one_interrupt(data):
             assert r[7] >= r[5], "an IPI took effect before it arrived"
     taken = sum(s["interrupts"] for s in m.prog_stats())
     # accepted but not entered: no handler, or no room on the return stack (logged with the vector)
-    refused = sum(1 for f in m.faults() if f[3] == FK_NO_HANDLER or (f[3] == FK_STACK and f[2] > 0))
+    # (cpu_spec.md), or a double fault pushing the frame of a core that ran LIDT; a double fault right after
+    # another fault of the same core at the same time is that fault's trap failing, not an interrupt's entry
+    faults = m.faults()
+    refused = sum(1 for f in faults if f[3] == FK_NO_HANDLER or (f[3] == FK_STACK and f[2] > 0))
+    refused += sum(1 for i, f in enumerate(faults) if f[3] == FK_DOUBLE
+                   and not (i > 0 and faults[i - 1][0] == f[0] and faults[i - 1][5] == f[5]))
     delivered_ints = sum(1 for r in ipis if r[6] == DELIVERED and r[3] in (FIXED, LOWEST, NMI))
     assert taken + refused == delivered_ints
 
