@@ -1,6 +1,6 @@
 """Headers of real kernel image files: what a boot loader reads before it loads one.
 
-Formats (written from their specifications, see REFERENCES.md "Image formats"):
+Formats (written from their specifications):
 
 * the Linux x86 boot protocol setup header of a bzImage (``Documentation/arch/x86/boot.rst``),
   every field from ``setup_sects`` (0x1F1) to ``kernel_info_offset`` (0x268) under the name

@@ -706,19 +706,20 @@ def read_msr(cs, c, msr, t1):
     x2 = cs[C_CPAR][c, K_X2APIC]
     if msr == isa.MSR_APIC_BASE:
         return True, np.int64(APIC_BASE) | (np.int64(1) << 11) | (x2 << 10) | (np.int64(256) if c == 0 else 0)
-    if x2 == 0:
+    if msr == apic.MSR_TSC_DEADLINE and cs[C_CPAR][c, K_TSCDL]:
+        return True, cs[C_TIMER][c, T_DEADLINE]      # 0 unless armed in TSC-deadline mode
+    if x2 == 0 or msr < apic.MSR_X2APIC_BASE or msr >= apic.MSR_X2APIC_BASE + 64:
         return False, np.int64(0)
     if msr == isa.MSR_X2APIC_ID:
         return True, np.int64(c)
-    if msr == isa.MSR_X2APIC_VERSION:
-        return True, np.int64(isa.APIC_VERSION)
-    if isa.MSR_X2APIC_ISR0 <= msr < isa.MSR_X2APIC_ISR0 + 8 or isa.MSR_X2APIC_IRR0 <= msr < isa.MSR_X2APIC_IRR0 + 8:
-        words = cs[C_ISR] if msr < isa.MSR_X2APIC_IRR0 else cs[C_IRR]
-        i = msr & 7
-        return True, np.int64((np.uint64(words[c, i >> 1]) >> np.uint64(32 * (i & 1))) & np.uint64(0xFFFFFFFF))
+    if msr == isa.MSR_X2APIC_LDR:                   # derived from the id, read-only (SDM 10.12.10.2)
+        return True, ((np.int64(c) >> 4) << 16) | (np.int64(1) << (c & 15))
     if msr == isa.MSR_X2APIC_ICR:
         return True, (cs[C_ICRHI][c] << 32) | (cs[C_ICRLO][c] & 0xFFFFFFFF)
-    return False, np.int64(0)
+    off = (msr - apic.MSR_X2APIC_BASE) << 4
+    if off == DFR or off == ICR_HIGH or (apic.ACCESS[off >> 4] & apic.A_R) == 0:
+        return False, np.int64(0)                   # no DFR and no ICR high half in x2APIC mode
+    return True, apic_read(cs, c, off, t1)
 
 
 @njit(_nrt=False)

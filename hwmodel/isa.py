@@ -139,6 +139,7 @@ MSR_X2APIC_ISR0 = 0x810         # ISR bits 32i..32i+31 at 0x810 + i (i < 8)
 MSR_X2APIC_IRR0 = 0x820         # IRR, likewise
 APIC_VERSION = 0x00050014       # version 14h (integrated APIC), max LVT entry 5 (SDM 3A 11.4.8)
 MSR_X2APIC_ESR = 0x828
+MSR_X2APIC_LDR = 0x80D
 
 # selectors written into interrupt frames (Linux x86-64's __KERNEL_CS and __KERNEL_DS)
 FRAME_CS, FRAME_SS = 0x10, 0x18

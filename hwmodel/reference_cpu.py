@@ -75,7 +75,7 @@ Readings of points the spec leaves open (the engine must match them):
   JMPR/CALLR is at t1 with the register's value as the address (CALLR pushes
   nothing); NO_CODE of RET is at the load's end with the loaded value as the
   address, sp unchanged, the load counted in ``loads``.  RDMSR: the table
-  ``MSR_TABLE`` below; WRMSR 0x830 also keeps the value for RDMSR 0x830.
+  ``readable_msr`` below; WRMSR 0x830 also keeps the value for RDMSR 0x830.
 * Interruptible COMPUTE: a core in a COMPUTE keeps ``clock`` = the compute's end; when it is stepped
   earlier (an IPI or timer expiry arrives) its clock is set to that time first.  The remaining cycles ride
   on the return stack as a third element of (pc, IF, left); 0 for faults and non-compute interrupts.
@@ -1371,28 +1371,34 @@ class ReferenceCpu:
 
     # ------------------------------------------------------------ MSR reads
     def rdmsr(self, c: int, msr: int, t1: int) -> int:
-        """The value RDMSR reads (spec: 'RDMSR'); an MSR not in the table, or an x2APIC one in xAPIC mode:
-        fault BAD_MSR."""
-        row = MSR_TABLE.get(msr)
-        if row is None or (row[0] and not self.x2apic):
+        """The value RDMSR reads (spec: 'RDMSR'); an MSR ``readable_msr`` refuses: fault BAD_MSR."""
+        if not readable_msr(msr, self.x2apic, self.cfg.apic.tsc_deadline):
             raise Fault(FK_BAD_MSR, msr, t1)
-        return row[1](self, c, t1)
+        if msr == isa.MSR_TSC:
+            return t1
+        if msr == isa.MSR_APIC_BASE:
+            return apic.APIC_BASE | 1 << 11 | int(self.x2apic) << 10 | (1 << 8 if c == 0 else 0)
+        if msr == apic.MSR_TSC_DEADLINE:
+            return self.timer[c].deadline
+        if msr == isa.MSR_X2APIC_ID:
+            return c
+        if msr == isa.MSR_X2APIC_LDR:
+            return apic.x2apic_logical_id(c)
+        if msr == isa.MSR_X2APIC_ICR:
+            return self.icr_high[c] << 32 | self.icr_low[c]
+        return self.apic_read(c, (msr - apic.MSR_X2APIC_BASE) << 4, t1)
 
 
-def _bits32(vectors, i: int) -> int:
-    """Bits 32i..32i+31 of a 256-bit vector register given as the set of its set bits."""
-    return sum(1 << (v - 32 * i) for v in vectors if 32 * i <= v < 32 * i + 32)
 
-
-# MSR -> (x2APIC mode only, value(cpu, core, t1)): the RDMSR table of cpu_spec.md
-MSR_TABLE = {
-    isa.MSR_TSC: (False, lambda cpu, c, t1: t1),
-    isa.MSR_APIC_BASE: (False, lambda cpu, c, t1: apic.APIC_BASE | 1 << 11 | int(cpu.x2apic) << 10
-                        | (1 << 8 if c == 0 else 0)),
-    isa.MSR_X2APIC_ID: (True, lambda cpu, c, t1: c),
-    isa.MSR_X2APIC_VERSION: (True, lambda cpu, c, t1: isa.APIC_VERSION),
-    isa.MSR_X2APIC_ICR: (True, lambda cpu, c, t1: cpu.icr_high[c] << 32 | cpu.icr_low[c]),
-}
-for _i in range(8):
-    MSR_TABLE[isa.MSR_X2APIC_ISR0 + _i] = (True, lambda cpu, c, t1, i=_i: _bits32(cpu.isr[c], i))
-    MSR_TABLE[isa.MSR_X2APIC_IRR0 + _i] = (True, lambda cpu, c, t1, i=_i: _bits32(cpu.irr[c], i))
+def readable_msr(msr: int, x2apic: bool, tsc_deadline: bool) -> bool:
+    """The MSRs RDMSR reads (spec: 'RDMSR'): IA32_TSC and IA32_APIC_BASE; IA32_TSC_DEADLINE on machines that
+    have it; in x2APIC mode the APIC registers 0x800 + offset/16 that are readable (the ID, the derived LDR
+    and the 64-bit ICR included; there is no DFR and no ICR high half)."""
+    if msr in (isa.MSR_TSC, isa.MSR_APIC_BASE) or (msr == apic.MSR_TSC_DEADLINE and tsc_deadline):
+        return True
+    if not x2apic or not apic.MSR_X2APIC_BASE <= msr < apic.MSR_X2APIC_BASE + 64:
+        return False
+    off = (msr - apic.MSR_X2APIC_BASE) << 4
+    if msr in (isa.MSR_X2APIC_ID, isa.MSR_X2APIC_LDR, isa.MSR_X2APIC_ICR):
+        return True
+    return off not in (apic.DFR, apic.ICR_HIGH) and bool(apic.REGISTERS.get(off, ("", 0))[1] & apic.A_R)

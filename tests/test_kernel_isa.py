@@ -19,7 +19,7 @@ from tests.test_cpu_vs_reference import run_both
 
 STACKS = DATA_PAGES[3]            # 0x13000: the stacks live in this page (and grow into the one below)
 TABLE = DATA_PAGES[1]             # 0x11000: a dispatch table of code addresses
-MSRS = (0x10, 0x1B, 0x802, 0x803, 0x810, 0x813, 0x820, 0x823, 0x830, 0x808, 0x1234)
+MSRS = (0x10, 0x1B, 0x802, 0x803, 0x80D, 0x80E, 0x810, 0x813, 0x820, 0x823, 0x828, 0x830, 0x831, 0x808, 0x839, 0x6E0, 0x1234)
 VECTORS = (0x31, 0x62)
 
 
@@ -324,12 +324,12 @@ def test_rdmsr_reads_isr_inside_a_handler_and_irr_while_blocked():
 @given(msr=st.one_of(st.sampled_from(MSRS), st.integers(0, 0xFFFFFFFF)), x2=st.booleans())
 def test_rdmsr_reads_exactly_the_table(msr, x2):
     """Property: an MSR in the table (x2APIC rows in x2APIC mode only) reads; any other faults BAD_MSR."""
-    from hwmodel.reference_cpu import MSR_TABLE
+    from hwmodel.reference_cpu import readable_msr
     p = isa.Program("p")
     p.rdmsr("r1", msr).halt()
     m, _ = run(machine("x2apic" if x2 else "xapic"), p, both=False)
-    row = MSR_TABLE.get(msr)
-    readable = row is not None and (x2 or not row[0])
+    cfg = machine("x2apic" if x2 else "xapic")
+    readable = readable_msr(msr, x2, cfg.apic.tsc_deadline)
     assert (int(m.cpu.state[0]) == HALTED) == readable
     if not readable:
         assert (int(m.faults()[0][2]), int(m.faults()[0][3])) == (msr, FK_BAD_MSR)
