@@ -77,7 +77,7 @@ def traces(draw, cores: int, max_len: int = 120, max_lines: int = 24):
 
 # ---------------------------------------------------------------- programs for cores
 
-VECTORS = (0x30, 0x41, 0x52)
+VECTORS = (0x30, 0x41, 0x52, 0x3C)         # 0x3C: the priority class of 0x30
 DATA_PAGES = (0x10000, 0x11000, 0x12000, 0x13000)
 PT_BASE = 0x1000                       # PML4 0x1000, PDPT 0x2000, PD 0x3000, PT 0x4000, 2 MiB PD 0x5000
 PTE_4K = 0x4000                        # the PTE of VIRT_4K + i*4096 is at PTE_4K + 8*i
@@ -212,7 +212,7 @@ def workloads(draw, cfg, max_ops: int = 14):
                                       "vload", "vstore", "pte", "pte", "ipi", "compute", "alu", "br", "mark",
                                       "rdtsc", "wfi", "tlb", "cli", "sti"] if not handler else
                                      ["load", "store", "fadd", "spin", "ipi", "compute", "mark", "vload",
-                                      "pte"]))
+                                      "pte", "sti"]))
             reg = f"r{draw(st.integers(1, 3)) + (4 if handler else 0)}"
             size = draw(st.sampled_from([1, 2, 4, 8]))
             a = draw(st.sampled_from(words))
@@ -312,7 +312,8 @@ def workloads(draw, cfg, max_ops: int = 14):
             body(p, 0, draw(st.integers(0, 3)), True)
             if vec == VECTORS[0]:
                 release(p)
-            p.eoi(x2apic=x2)
+            if draw(st.integers(0, 5)):              # else its in-service bit stays (no EOI)
+                p.eoi(x2apic=x2)
             p.iret()
             if vec in (13, 14):
                 p.label("stop")
