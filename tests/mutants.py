@@ -3,14 +3,17 @@
     PYTHONPATH=. python tests/mutants.py --list            # the mutants, each checked to apply
     PYTHONPATH=. python tests/mutants.py -j 2              # run them all, two at a time
     PYTHONPATH=. python tests/mutants.py --only walk_writable_or --only tlb_lru_evicts_newest
-    PYTHONPATH=. python tests/mutants.py --baseline        # the unmutated copy must pass first
+    PYTHONPATH=. python tests/mutants.py --baseline        # run the unmutated copy first (it must pass)
 
 Each mutant changes one line of one file.  For each, the repository (hwmodel/ and what the tests
 import) is copied to a temporary folder, the mutant applied there (a snippet that is not found exactly
 once is an error: a stale mutant must be visible, not skipped), and the fast differential and property
-tests (``TESTS``) run there with ``-x`` under their own ``NUMBA_CACHE_DIR``, so every mutant costs a
-cold numba compile (a minute or two).  A mutant is *killed* when a test fails, *survived* when they all
-pass; the table names the first failing test.
+tests that can see the mutated file (``tests_for``) run there with ``-x``, without shrinking (the
+``mutants`` hypothesis profile of tests/conftest.py) and under their own ``NUMBA_CACHE_DIR``: every
+mutant costs a numba compile (a minute or two).  The unmutated copy runs first whenever a cpu.py mutant
+is chosen (it must pass); cpu.py mutants start from its compiled memory system, which cannot call into
+cpu.py.  A mutant is *killed* when a test fails, *survived* when they all pass; the table names the
+first failing test.
 
 A mutant applied to a rule both the engine and the reference read (``coherence.py``'s tables, the
 hop matrix) cannot be seen by a differential test; only a property test can kill it.  The others
@@ -23,6 +26,7 @@ replacement should differ from it in one line.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import re
 import shutil
@@ -35,8 +39,45 @@ from dataclasses import dataclass
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COPY = ("hwmodel", "tests", "kernels", "boot", "mksim", "native", "pyproject.toml")
-TESTS = ("tests/test_cpu_vs_reference.py", "tests/test_engine_vs_reference.py", "tests/test_properties.py",
-         "tests/test_cpu_properties.py")
+CPU_TESTS = ("tests/test_cpu_vs_reference.py", "tests/test_cpu_properties.py")
+MEMORY_TESTS = ("tests/test_engine_vs_reference.py", "tests/test_properties.py")
+TESTS = CPU_TESTS + MEMORY_TESTS
+
+
+def tests_for(file: str) -> tuple[str, ...]:
+    """The tests that can see a change to ``file``, the likeliest killers first: nothing but the core
+    engine runs cpu.py's code; the memory system's files are run by every test."""
+    if file == "hwmodel/cpu.py":
+        return CPU_TESTS
+    if file == "hwmodel/coherence.py":
+        return ("tests/test_properties.py", "tests/test_engine_vs_reference.py") + CPU_TESTS
+    return MEMORY_TESTS + CPU_TESTS
+
+
+def cache_subdir(root: str, folder: str) -> str:
+    """numba's cache folder for the sources in ``root/folder`` (as numba names it for NUMBA_CACHE_DIR)."""
+    path = os.path.abspath(os.path.join(root, folder))
+    return f"{os.path.basename(path)}_{hashlib.sha1(path.encode()).hexdigest()}"
+
+
+def seed_cache(warm: str, dst: str, mutated: str) -> None:
+    """Copy the baseline copy's numba cache into ``dst``'s for the sources that cannot see the mutated
+    file (only when it is cpu.py: no other compiled code calls into it); numba recompiles cpu.py's
+    functions itself (their source stamp changed)."""
+    if mutated != "hwmodel/cpu.py":
+        return
+    for folder, _dirs, files in os.walk(os.path.join(warm, "hwmodel")):
+        if "__pycache__" in folder or not any(f.endswith(".py") for f in files):
+            continue
+        rel = os.path.relpath(folder, warm)
+        src = os.path.join(warm, ".numba-cache", cache_subdir(warm, rel))
+        if not os.path.isdir(src):
+            continue
+        out = os.path.join(dst, ".numba-cache", cache_subdir(dst, rel))
+        os.makedirs(out, exist_ok=True)
+        for f in os.listdir(src):
+            if not (rel == "hwmodel" and f.startswith("cpu.")):
+                shutil.copy2(os.path.join(src, f), os.path.join(out, f))
 
 
 @dataclass(frozen=True)
@@ -226,9 +267,10 @@ def copy_repo(dst: str) -> None:
             shutil.copy2(src, os.path.join(dst, name))
 
 
-def run_one(m: Mutant | None, timeout: int, seed: int, keep: bool) -> tuple[str, str, float]:
-    """(status, killing test or note, seconds) for mutant m (None: the unmutated copy)."""
-    tmp = tempfile.mkdtemp(prefix=f"mksim-mutant-{m.name if m else 'baseline'}-")
+def run_one(m: Mutant | None, timeout: int, seed: int, keep: bool, warm: str | None = None,
+            tmp: str | None = None) -> tuple[str, str, float]:
+    """(status, killing test or note, seconds) for mutant m (None: the unmutated copy, in ``tmp``)."""
+    tmp = tmp or tempfile.mkdtemp(prefix=f"mksim-mutant-{m.name if m else 'baseline'}-")
     t0 = time.time()
     try:
         copy_repo(tmp)
@@ -236,9 +278,11 @@ def run_one(m: Mutant | None, timeout: int, seed: int, keep: bool) -> tuple[str,
             text = check(m)
             with open(os.path.join(tmp, m.file), "w") as f:
                 f.write(text)
+            if warm:
+                seed_cache(warm, tmp, m.file)
         env = dict(os.environ, PYTHONPATH=tmp, NUMBA_CACHE_DIR=os.path.join(tmp, ".numba-cache"))
         cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", f"--hypothesis-seed={seed}",
-               *TESTS]
+               "--hypothesis-profile=mutants", *(tests_for(m.file) if m else TESTS)]
         try:
             p = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -267,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="hypothesis seed")
     ap.add_argument("--baseline", action="store_true", help="run the unmutated copy (it must pass)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary copies")
+    ap.add_argument("--no-share", dest="share", action="store_false",
+                    help="compile every mutant from cold (by default cpu.py mutants reuse the baseline's "
+                         "compiled memory system)")
     a = ap.parse_args(argv)
     names = {m.name for m in MUTANTS}
     if len(names) != len(MUTANTS):
@@ -281,20 +328,25 @@ def main(argv: list[str] | None = None) -> int:
         for m in chosen:
             print(f"{m.name:32s} {m.file:38s} {m.what}")
         return 0
-    if a.baseline:
-        status, note, secs = run_one(None, a.timeout, a.seed, a.keep)
-        print(f"baseline: {status} {note} ({secs:.0f} s)", flush=True)
+    warm = None
+    if a.baseline or (a.share and any(m.file == "hwmodel/cpu.py" for m in chosen)):
+        warm = tempfile.mkdtemp(prefix="mksim-mutant-baseline-")
+        status, note, secs = run_one(None, a.timeout, a.seed, True, tmp=warm)
+        print(f"baseline (unmutated): {'passed' if status == 'survived' else status} {note} ({secs:.0f} s)",
+              flush=True)
         if status != "survived":
             return 1
     results: dict[str, tuple[str, str, float]] = {}
 
     def job(m: Mutant):
-        r = run_one(m, a.timeout, a.seed, a.keep)
+        r = run_one(m, a.timeout, a.seed, a.keep, warm if a.share else None)
         results[m.name] = r
         print(f"{m.name:32s} {r[0]:9s} {r[2]:5.0f} s  {r[1]}", flush=True)
 
     with ThreadPoolExecutor(max_workers=max(1, a.j)) as ex:
         list(ex.map(job, chosen))
+    if warm and not a.keep:
+        shutil.rmtree(warm, ignore_errors=True)
     print()
     print(f"{'mutant':32s} {'result':9s} {'killed by / note'}")
     for m in chosen:
