@@ -206,7 +206,7 @@ def workloads(draw, cfg, max_ops: int = 14):
             else:
                 p.store(use, reg, size, virt=True)
 
-    def body(p: isa.Program, depth: int, n: int, handler: bool):
+    def body(p: isa.Program, depth: int, n: int, handler: bool, alone: bool = False):
         for _ in range(n):
             k = draw(st.sampled_from(["load", "store", "fadd", "xchg", "cas", "spin", "vload", "vstore",
                                       "vload", "vstore", "pte", "pte", "ipi", "compute", "alu", "br", "mark",
@@ -227,12 +227,15 @@ def workloads(draw, cfg, max_ops: int = 14):
             elif k == "cas":
                 p.cas(reg, a, f"r{draw(st.integers(1, 3))}", reg, size)
             elif k == "spin":
-                if not handler and draw(st.booleans()):         # wake myself: that handler releases
+                if not handler and (alone or draw(st.booleans())):   # wake myself: that handler releases
                     p.sti()
                     p.ipi(0, VECTORS[0], "fixed", "self", x2apic=x2)
-                a = draw(st.sampled_from(SPIN_WORDS)) if draw(st.integers(0, 3)) else a & ~7
-                p.spin_until(a, draw(st.sampled_from(["eq", "ne", "geu", "geu"])), draw(st.integers(0, 3)),
-                             rd=reg)
+                if draw(st.integers(0, 3)) and not (handler and alone):      # may sleep until a release
+                    cond = draw(st.sampled_from(["eq", "ne", "geu", "geu"]))
+                    p.spin_until(draw(st.sampled_from(SPIN_WORDS)), cond,
+                                 100 if cond == "eq" else draw(st.integers(0, 3)), rd=reg)
+                else:                                                       # holds at once
+                    p.spin_until(a & ~7, "geu", 0, rd=reg)
             elif k == "vload":
                 p.load(reg, virtual_address(), size, virt=True)
             elif k == "vstore":
@@ -259,14 +262,14 @@ def workloads(draw, cfg, max_ops: int = 14):
             elif k == "br":
                 lab = f"l{len(p.ops)}_{depth}"
                 p.br(draw(st.sampled_from(list(isa.CONDS))), reg, draw(st.integers(-2, 3)), lab)
-                body(p, depth + 1, draw(st.integers(0, 2)), handler)
+                body(p, depth + 1, draw(st.integers(0, 2)), handler, alone)
                 p.label(lab)
             elif k == "mark":
                 p.mark(draw(st.integers(0, 5)), reg)
             elif k == "rdtsc":
                 p.rdtsc(reg)
             elif k == "wfi":
-                if draw(st.integers(0, 2)):                       # an interrupt on its way
+                if alone or draw(st.integers(0, 2)):              # an interrupt on its way
                     p.ipi(0, VECTORS[0], "fixed", "self", x2apic=x2)
                 p.wfi()
             elif k == "tlb":
@@ -300,16 +303,16 @@ def workloads(draw, cfg, max_ops: int = 14):
         p.mode(isa.LONG)
 
     def release(p: isa.Program):
-        """Every spin condition the generator makes (but EQ) holds after this."""
+        """Every spin condition the generator makes on SPIN_WORDS holds after this."""
         for a in SPIN_WORDS:
             p.store(a, 100)
 
-    def program(name: str, vec: int | None) -> isa.Program:
+    def program(name: str, vec: int | None, alone: bool = False) -> isa.Program:
         p = isa.Program(name)
         if vec is not None:
             if vec in (13, 14):
                 repair(p)
-            body(p, 0, draw(st.integers(0, 3)), True)
+            body(p, 0, draw(st.integers(0, 3)), True, nstart == 1)
             if vec == VECTORS[0]:
                 release(p)
             if draw(st.integers(0, 5)):              # else its in-service bit stays (no EOI)
@@ -326,7 +329,7 @@ def workloads(draw, cfg, max_ops: int = 14):
         loops = draw(st.integers(1, 2))
         p.movi("r9", loops)
         p.label("top")
-        body(p, 0, draw(st.integers(1, max_ops)), False)
+        body(p, 0, draw(st.integers(1, max_ops)), False, alone)
         p.sub("r9", "r9", 1)
         p.br("ne", "r9", 0, "top")
         release(p)
@@ -338,7 +341,7 @@ def workloads(draw, cfg, max_ops: int = 14):
     nstart = draw(st.integers(1, ncores))
     started = draw(st.permutations(range(ncores)))[:nstart]
     for i, core in enumerate(started):
-        pl = w.place(program(f"core{core}", None), 0x100000 + 0x1000 * i)
+        pl = w.place(program(f"core{core}", None, nstart == 1), 0x100000 + 0x1000 * i)
         w.start(core, pl.pc(), at=draw(st.integers(0, 30)))
     for vi, vec in enumerate(HANDLER_VECTORS):
         if vec == VECTORS[0] or draw(st.integers(0, 3)) > 0:

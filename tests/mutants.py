@@ -257,10 +257,10 @@ def check(m: Mutant, root: str = ROOT) -> str:
     return text.replace(m.original, m.replacement)
 
 
-def copy_repo(dst: str) -> None:
-    ignore = shutil.ignore_patterns("__pycache__", ".hypothesis", "*.pyc")
+def copy_repo(dst: str, root: str = ROOT) -> None:
+    ignore = shutil.ignore_patterns("__pycache__", ".hypothesis", "*.pyc", ".numba-cache")
     for name in COPY:
-        src = os.path.join(ROOT, name)
+        src = os.path.join(root, name)
         if os.path.isdir(src):
             shutil.copytree(src, os.path.join(dst, name), ignore=ignore)
         elif os.path.exists(src):
@@ -268,14 +268,15 @@ def copy_repo(dst: str) -> None:
 
 
 def run_one(m: Mutant | None, timeout: int, seed: int, keep: bool, warm: str | None = None,
-            tmp: str | None = None) -> tuple[str, str, float]:
-    """(status, killing test or note, seconds) for mutant m (None: the unmutated copy, in ``tmp``)."""
+            tmp: str | None = None, source: str = ROOT) -> tuple[str, str, float]:
+    """(status, killing test or note, seconds) for mutant m (None: the unmutated copy, in ``tmp``),
+    in a copy of ``source``."""
     tmp = tmp or tempfile.mkdtemp(prefix=f"mksim-mutant-{m.name if m else 'baseline'}-")
     t0 = time.time()
     try:
-        copy_repo(tmp)
+        copy_repo(tmp, source)
         if m is not None:
-            text = check(m)
+            text = check(m, source)
             with open(os.path.join(tmp, m.file), "w") as f:
                 f.write(text)
             if warm:
@@ -328,18 +329,21 @@ def main(argv: list[str] | None = None) -> int:
         for m in chosen:
             print(f"{m.name:32s} {m.file:38s} {m.what}")
         return 0
+    snapshot = tempfile.mkdtemp(prefix="mksim-mutant-source-")      # edits made while this runs do not leak in
+    copy_repo(snapshot)
     warm = None
     if a.baseline or (a.share and any(m.file == "hwmodel/cpu.py" for m in chosen)):
         warm = tempfile.mkdtemp(prefix="mksim-mutant-baseline-")
-        status, note, secs = run_one(None, a.timeout, a.seed, True, tmp=warm)
+        status, note, secs = run_one(None, a.timeout, a.seed, True, tmp=warm, source=snapshot)
         print(f"baseline (unmutated): {'passed' if status == 'survived' else status} {note} ({secs:.0f} s)",
               flush=True)
         if status != "survived":
+            shutil.rmtree(snapshot, ignore_errors=True)
             return 1
     results: dict[str, tuple[str, str, float]] = {}
 
     def job(m: Mutant):
-        r = run_one(m, a.timeout, a.seed, a.keep, warm if a.share else None)
+        r = run_one(m, a.timeout, a.seed, a.keep, warm if a.share else None, source=snapshot)
         results[m.name] = r
         print(f"{m.name:32s} {r[0]:9s} {r[2]:5.0f} s  {r[1]}", flush=True)
 
@@ -347,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         list(ex.map(job, chosen))
     if warm and not a.keep:
         shutil.rmtree(warm, ignore_errors=True)
+    shutil.rmtree(snapshot, ignore_errors=True)
     print()
     print(f"{'mutant':32s} {'result':9s} {'killed by / note'}")
     for m in chosen:
