@@ -210,7 +210,7 @@ def workloads(draw, cfg, max_ops: int = 14):
         for _ in range(n):
             k = draw(st.sampled_from(["load", "store", "fadd", "xchg", "cas", "spin", "vload", "vstore",
                                       "vload", "vstore", "pte", "pte", "ipi", "compute", "alu", "br", "mark",
-                                      "rdtsc", "wfi", "tlb", "cli", "sti"] if not handler else
+                                      "rdtsc", "wfi", "tlb", "cli", "sti", "apic"] if not handler else
                                      ["load", "store", "fadd", "spin", "ipi", "compute", "mark", "vload",
                                       "pte", "sti"]))
             reg = f"r{draw(st.integers(1, 3)) + (4 if handler else 0)}"
@@ -242,6 +242,10 @@ def workloads(draw, cfg, max_ops: int = 14):
                 p.store(virtual_address(), reg, size, virt=True)
             elif k == "pte":
                 pte_edit(p, reg, size)
+            elif k == "apic":                               # xAPIC register reads (x2APIC: plain memory)
+                from hwmodel import apic
+                off = draw(st.sampled_from([apic.ID, apic.ICR_LOW, apic.ICR_HIGH, apic.EOI - 0x10]))
+                p.load(reg, apic.APIC_BASE + off, draw(st.sampled_from([1, 2, 4])))
             elif k == "ipi":
                 if handler:
                     lab = f"i{len(p.ops)}_{depth}"
@@ -250,6 +254,8 @@ def workloads(draw, cfg, max_ops: int = 14):
                 mode = draw(st.sampled_from(["fixed", "fixed", "fixed", "nmi", "init", "startup", "lowest"]))
                 sh = draw(st.sampled_from(["none", "none", "none", "self", "all", "all-but-self"]))
                 dest = draw(st.integers(0, ncores))       # ncores: an id nobody has
+                if draw(st.integers(0, 7)) == 0:
+                    dest = 0xFFFFFFFF if x2 else 0xFF     # broadcast by destination
                 vec = draw(st.sampled_from(VECTORS)) if mode != "startup" else draw(st.sampled_from([6, 7, 9]))
                 p.ipi(dest, vec, mode, sh, x2apic=x2)
                 if handler:
