@@ -10,9 +10,9 @@ import) is copied to a temporary folder, the mutant applied there (a snippet tha
 once is an error: a stale mutant must be visible, not skipped), and the fast differential and property
 tests that can see the mutated file (``tests_for``) run there with ``-x``, without shrinking (the
 ``mutants`` hypothesis profile of tests/conftest.py) and under their own ``NUMBA_CACHE_DIR``: every
-mutant costs a numba compile (a minute or two).  The unmutated copy runs first whenever a cpu.py mutant
-is chosen (it must pass); cpu.py mutants start from its compiled memory system, which cannot call into
-cpu.py.  A mutant is *killed* when a test fails, *survived* when they all pass; the table names the
+mutant costs a numba compile (a minute or two).  Whenever a cpu.py mutant is chosen, an unmutated copy
+first compiles the engine (two quick tests; ``--baseline``: all of ``TESTS``, which must pass) and
+cpu.py mutants start from its compiled memory system, which cannot call into cpu.py.  A mutant is *killed* when a test fails, *survived* when they all pass; the table names the
 first failing test.
 
 A mutant applied to a rule both the engine and the reference read (``coherence.py``'s tables, the
@@ -39,6 +39,8 @@ from dataclasses import dataclass
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COPY = ("hwmodel", "tests", "kernels", "boot", "mksim", "native", "pyproject.toml")
+WARMUP = ("tests/test_cpu_properties.py::test_a_stale_tlb_entry_survives_a_pte_change_until_invlpg",
+          "tests/test_cpu_properties.py::test_a_burst_of_ipis_to_a_waiting_core_is_taken_once_each")
 CPU_TESTS = ("tests/test_cpu_vs_reference.py", "tests/test_cpu_properties.py")
 MEMORY_TESTS = ("tests/test_engine_vs_reference.py", "tests/test_properties.py")
 TESTS = CPU_TESTS + MEMORY_TESTS
@@ -128,47 +130,6 @@ MUTANTS = [
     Mutant("walk_ps_bit8", "hwmodel/cpu.py",
            "        if level == 2 and (ent >> 7) & 1:", "        if level == 2 and (ent >> 8) & 1:",
            "the PD entry's PS bit is read from bit 8"),
-    # ---- memory: size masks, page split, atomics
-    Mutant("size_mask_short", "hwmodel/cpu.py",
-           "    return (np.int64(1) << (8 * n)) - 1", "    return (np.int64(1) << (8 * n - 1)) - 1",
-           "size masks lose their top bit (CAS compare)"),
-    Mutant("no_page_split", "hwmodel/cpu.py",
-           "    n1 = min(n, 4096 - (addr & 4095))", "    n1 = min(n, 8192 - (addr & 4095))",
-           "an access crossing 4 KiB is one chunk"),
-    Mutant("cas_compare_unmasked", "hwmodel/cpu.py",
-           "new = val if old == (expect & size_mask(n)) else old", "new = val if old == expect else old",
-           "CAS compares the whole expected register"),
-    Mutant("atomic_no_latency", "hwmodel/cpu.py",
-           "        end += cs[C_CPAR][K_ATOMIC]", "        end += 0",
-           "atomics cost no atomic_latency"),
-    # ---- timing formulas
-    Mutant("request_delay_no_msg", "hwmodel/cpu.py",
-           "    return st[GEO][last, LAT] + st[MSG][c // cpp, home_of(params, line)]",
-           "    return st[GEO][last, LAT]",
-           "a miss takes effect without the message to the home"),
-    Mutant("store_hit_no_buffer", "hwmodel/cpu.py",
-           "            end = max(issued + alu_cost(cs, c), now)", "            end = max(res[1] + alu_cost(cs, c), now)",
-           "a store hit waits for the cache instead of retiring into the store buffer"),
-    Mutant("issue_width_off_by_one", "hwmodel/cpu.py",
-           "return cs[C_CPAR][K_ALU] if n % cs[C_CPAR][K_WIDTH] == 0 else 0",
-           "return cs[C_CPAR][K_ALU] if n % cs[C_CPAR][K_WIDTH] == 1 else 0",
-           "the width-th register op, not the first, pays alu_latency"),
-    Mutant("spin_wake_free", "hwmodel/cpu.py",
-           "schedule(cs, q, max(d, st[CLOCK][q]) + cs[C_CPAR][K_SPINWAKE])", "schedule(cs, q, max(d, st[CLOCK][q]))",
-           "a woken spinner pays no spin_wake_latency"),
-    Mutant("fetch_stall_whole_latency", "hwmodel/cpu.py",
-           "        stall = lat - st[GEO][st[IPATH][c, 0], LAT]", "        stall = lat",
-           "a fetch stalls for the whole latency, L1I included"),
-    Mutant("mmio_free", "hwmodel/cpu.py",
-           "            t += cs[C_CPAR][K_MMIO]", "            t += 0",
-           "xAPIC register accesses cost nothing"),
-    Mutant("wrmsr_free", "hwmodel/cpu.py",
-           "        end = t1 + par[K_MSR]", "        end = t1",
-           "WRMSR costs nothing"),
-    Mutant("entry_free", "hwmodel/cpu.py",
-           "    cs[C_PST][q, S_INTERRUPTS] += 1\n    st[CLOCK][q] = t + cs[C_CPAR][K_ENTRY]",
-           "    cs[C_PST][q, S_INTERRUPTS] += 1\n    st[CLOCK][q] = t",
-           "taking an interrupt costs no interrupt_entry"),
     # ---- APIC: priority classes, coalescing, NMI blocking, EOI
     Mutant("apic_same_class_preempts", "hwmodel/cpu.py",
            "    if (v >> 4) > (s >> 4 if s >= 0 else -1):", "    if (v >> 4) >= (s >> 4 if s >= 0 else -1):",
@@ -202,6 +163,71 @@ MUTANTS = [
            "        if grants[g, 0] <= pa < grants[g, 1] and grants[g, 2] == k:",
            "        if grants[g, 0] <= pa < grants[g, 1]:",
            "a grant to one kernel admits every kernel"),
+    # ---- memory: size masks, page split, atomics
+    Mutant("size_mask_short", "hwmodel/cpu.py",
+           "    return (np.int64(1) << (8 * n)) - 1", "    return (np.int64(1) << (8 * n - 1)) - 1",
+           "size masks lose their top bit (CAS compare)"),
+    Mutant("no_page_split", "hwmodel/cpu.py",
+           "    n1 = min(n, 4096 - (addr & 4095))", "    n1 = min(n, 8192 - (addr & 4095))",
+           "an access crossing 4 KiB is one chunk"),
+    Mutant("cas_compare_unmasked", "hwmodel/cpu.py",
+           "new = val if old == (expect & size_mask(n)) else old", "new = val if old == expect else old",
+           "CAS compares the whole expected register"),
+    Mutant("atomic_no_latency", "hwmodel/cpu.py",
+           "        end += cs[C_CPAR][K_ATOMIC]", "        end += 0",
+           "atomics cost no atomic_latency"),
+    # ---- coherence tables (shared by engine and reference: only property tests can see these)
+    Mutant("mesi_m_read_no_writeback", "hwmodel/coherence.py",
+           "        (M,     S,      S,         FROM_OWNER,  True),   # dirty data goes to memory too",
+           "        (M,     S,      S,         FROM_OWNER,  False),   # dirty data goes to memory too",
+           "MESI: a read of an M line leaves the old owner's copy dirty in S"),
+    Mutant("hit_ok_write_in_s", "hwmodel/coherence.py",
+           "    [0, 0, 1, 1, 0],   # write", "    [0, 1, 1, 1, 0],   # write",
+           "a write hits a line held in S without invalidating the sharers"),
+    Mutant("moesi_read_of_i_gives_s", "hwmodel/coherence.py",
+           "        (I,     E,      -1,        FROM_MEMORY, False),\n        (S,     S,      -1,        FROM_MEMORY, False),\n        (E,     S,      S,         FROM_OWNER,  False),\n        (M,     S,      O,",
+           "        (I,     S,      -1,        FROM_MEMORY, False),\n        (S,     S,      -1,        FROM_MEMORY, False),\n        (E,     S,      S,         FROM_OWNER,  False),\n        (M,     S,      O,",
+           "MOESI: the first reader of a line gets S, not E"),
+    # ---- timing formulas
+    Mutant("request_delay_no_msg", "hwmodel/cpu.py",
+           "    return st[GEO][last, LAT] + st[MSG][c // cpp, home_of(params, line)]",
+           "    return st[GEO][last, LAT]",
+           "a miss takes effect without the message to the home"),
+    Mutant("store_hit_no_buffer", "hwmodel/cpu.py",
+           "            end = max(issued + alu_cost(cs, c), now)", "            end = max(res[1] + alu_cost(cs, c), now)",
+           "a store hit waits for the cache instead of retiring into the store buffer"),
+    Mutant("issue_width_off_by_one", "hwmodel/cpu.py",
+           "return cs[C_CPAR][K_ALU] if n % cs[C_CPAR][K_WIDTH] == 0 else 0",
+           "return cs[C_CPAR][K_ALU] if n % cs[C_CPAR][K_WIDTH] == 1 else 0",
+           "the width-th register op, not the first, pays alu_latency"),
+    Mutant("spin_wake_free", "hwmodel/cpu.py",
+           "schedule(cs, q, max(d, st[CLOCK][q]) + cs[C_CPAR][K_SPINWAKE])", "schedule(cs, q, max(d, st[CLOCK][q]))",
+           "a woken spinner pays no spin_wake_latency"),
+    Mutant("fetch_stall_whole_latency", "hwmodel/cpu.py",
+           "        stall = lat - st[GEO][st[IPATH][c, 0], LAT]", "        stall = lat",
+           "a fetch stalls for the whole latency, L1I included"),
+    Mutant("mmio_free", "hwmodel/cpu.py",
+           "            t += cs[C_CPAR][K_MMIO]", "            t += 0",
+           "xAPIC register accesses cost nothing"),
+    Mutant("wrmsr_free", "hwmodel/cpu.py",
+           "        end = t1 + par[K_MSR]", "        end = t1",
+           "WRMSR costs nothing"),
+    Mutant("entry_free", "hwmodel/cpu.py",
+           "    cs[C_PST][q, S_INTERRUPTS] += 1\n    st[CLOCK][q] = t + cs[C_CPAR][K_ENTRY]",
+           "    cs[C_PST][q, S_INTERRUPTS] += 1\n    st[CLOCK][q] = t",
+           "taking an interrupt costs no interrupt_entry"),
+    # ---- replacement (numba side; the reference has its own classes)
+    Mutant("lru_evicts_newest", "hwmodel/replacement/lru/__init__.py",
+           "        if meta[base + w] < meta[base + best]:", "        if meta[base + w] > meta[base + best]:",
+           "LRU evicts the most recently used way"),
+    Mutant("fifo_acts_as_lru", "hwmodel/replacement/fifo/__init__.py",
+           "def hit(meta, base, ways, way, tick, rng):\n    pass",
+           "def hit(meta, base, ways, way, tick, rng):\n    meta[base + way] = tick",
+           "FIFO refreshes a line on a hit"),
+    Mutant("random_other_bits", "hwmodel/replacement/random/__init__.py",
+           "    return np.int64((rng[0] >> np.uint64(33)) % np.uint64(ways))",
+           "    return np.int64((rng[0] >> np.uint64(32)) % np.uint64(ways))",
+           "random replacement draws from other bits of its generator"),
     # ---- memory system (engine.py): coherence timing and actions
     Mutant("home_occupancy_ignored", "hwmodel/engine.py",
            "        hb[npk + ph] = start + params[P_HOMEOCC]", "        hb[npk + ph] = start",
@@ -216,30 +242,6 @@ MUTANTS = [
            "            if cstate == E:\n                st[DIRT][dir_find_(st[DIRT], st[PARAMS][P_DIRMASK], line), D_STATE] = M",
            "            if cstate == E:\n                pass",
            "a write hit in E leaves the directory in E"),
-    # ---- coherence tables (shared by engine and reference: only property tests can see these)
-    Mutant("mesi_m_read_no_writeback", "hwmodel/coherence.py",
-           "        (M,     S,      S,         FROM_OWNER,  True),   # dirty data goes to memory too",
-           "        (M,     S,      S,         FROM_OWNER,  False),   # dirty data goes to memory too",
-           "MESI: a read of an M line leaves the old owner's copy dirty in S"),
-    Mutant("hit_ok_write_in_s", "hwmodel/coherence.py",
-           "    [0, 0, 1, 1, 0],   # write", "    [0, 1, 1, 1, 0],   # write",
-           "a write hits a line held in S without invalidating the sharers"),
-    Mutant("moesi_read_of_i_gives_s", "hwmodel/coherence.py",
-           "        (I,     E,      -1,        FROM_MEMORY, False),\n        (S,     S,      -1,        FROM_MEMORY, False),\n        (E,     S,      S,         FROM_OWNER,  False),\n        (M,     S,      O,",
-           "        (I,     S,      -1,        FROM_MEMORY, False),\n        (S,     S,      -1,        FROM_MEMORY, False),\n        (E,     S,      S,         FROM_OWNER,  False),\n        (M,     S,      O,",
-           "MOESI: the first reader of a line gets S, not E"),
-    # ---- replacement (numba side; the reference has its own classes)
-    Mutant("lru_evicts_newest", "hwmodel/replacement/lru/__init__.py",
-           "        if meta[base + w] < meta[base + best]:", "        if meta[base + w] > meta[base + best]:",
-           "LRU evicts the most recently used way"),
-    Mutant("fifo_acts_as_lru", "hwmodel/replacement/fifo/__init__.py",
-           "def hit(meta, base, ways, way, tick, rng):\n    pass",
-           "def hit(meta, base, ways, way, tick, rng):\n    meta[base + way] = tick",
-           "FIFO refreshes a line on a hit"),
-    Mutant("random_other_bits", "hwmodel/replacement/random/__init__.py",
-           "    return np.int64((rng[0] >> np.uint64(33)) % np.uint64(ways))",
-           "    return np.int64((rng[0] >> np.uint64(32)) % np.uint64(ways))",
-           "random replacement draws from other bits of its generator"),
 ]
 
 
@@ -268,7 +270,7 @@ def copy_repo(dst: str, root: str = ROOT) -> None:
 
 
 def run_one(m: Mutant | None, timeout: int, seed: int, keep: bool, warm: str | None = None,
-            tmp: str | None = None, source: str = ROOT) -> tuple[str, str, float]:
+            tmp: str | None = None, source: str = ROOT, tests: tuple[str, ...] = TESTS) -> tuple[str, str, float]:
     """(status, killing test or note, seconds) for mutant m (None: the unmutated copy, in ``tmp``),
     in a copy of ``source``."""
     tmp = tmp or tempfile.mkdtemp(prefix=f"mksim-mutant-{m.name if m else 'baseline'}-")
@@ -283,7 +285,7 @@ def run_one(m: Mutant | None, timeout: int, seed: int, keep: bool, warm: str | N
                 seed_cache(warm, tmp, m.file)
         env = dict(os.environ, PYTHONPATH=tmp, NUMBA_CACHE_DIR=os.path.join(tmp, ".numba-cache"))
         cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", f"--hypothesis-seed={seed}",
-               "--hypothesis-profile=mutants", *(tests_for(m.file) if m else TESTS)]
+               "--hypothesis-profile=mutants", *(tests_for(m.file) if m else tests)]
         try:
             p = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -334,9 +336,10 @@ def main(argv: list[str] | None = None) -> int:
     warm = None
     if a.baseline or (a.share and any(m.file == "hwmodel/cpu.py" for m in chosen)):
         warm = tempfile.mkdtemp(prefix="mksim-mutant-baseline-")
-        status, note, secs = run_one(None, a.timeout, a.seed, True, tmp=warm, source=snapshot)
-        print(f"baseline (unmutated): {'passed' if status == 'survived' else status} {note} ({secs:.0f} s)",
-              flush=True)
+        status, note, secs = run_one(None, a.timeout, a.seed, True, tmp=warm, source=snapshot,
+                                     tests=TESTS if a.baseline else WARMUP)
+        print(f"{'baseline' if a.baseline else 'warm-up'} (unmutated): "
+              f"{'passed' if status == 'survived' else status} {note} ({secs:.0f} s)", flush=True)
         if status != "survived":
             shutil.rmtree(snapshot, ignore_errors=True)
             return 1
