@@ -197,8 +197,13 @@ def workloads(draw, cfg, max_ops: int = 14):
             new = draw(st.sampled_from(FRAMES_2M)) | draw(st.sampled_from([0x83, 0x83, 0x83, 0x81, 0x81, 0x80]))
             inv = va + (draw(st.sampled_from(HOT_2M)) if draw(st.booleans()) else draw(st.integers(0, BIG - 1)))
         p.store(entry, new, 8)
-        if draw(st.integers(0, 2)):
-            p.invlpg(inv)                                            # else the TLB entry stays stale
+        how = draw(st.sampled_from(["invlpg", "invlpg", "invlpg", "stale", "stale", "mode", "cr3"]))
+        if how == "invlpg":
+            p.invlpg(inv)
+        elif how == "mode":                                          # MODE and WRCR3 flush the whole TLB
+            p.mode(isa.LONG)
+        elif how == "cr3":
+            p.wrcr3(PT_BASE)                                         # "stale": the TLB entry stays
         if draw(st.booleans()):
             use = va + (draw(st.sampled_from(HOT_2M)) & (4095 if va < VIRT_2M else BIG - 1))
             if draw(st.booleans()):
@@ -210,7 +215,7 @@ def workloads(draw, cfg, max_ops: int = 14):
         for _ in range(n):
             k = draw(st.sampled_from(["load", "store", "fadd", "xchg", "cas", "spin", "vload", "vstore",
                                       "vload", "vstore", "pte", "pte", "ipi", "compute", "alu", "br", "mark",
-                                      "rdtsc", "wfi", "tlb", "cli", "sti", "apic"] if not handler else
+                                      "rdtsc", "wfi", "tlb", "cli", "sti", "apic", "vpages"] if not handler else
                                      ["load", "store", "fadd", "spin", "ipi", "compute", "mark", "vload",
                                       "pte", "sti"]))
             reg = f"r{draw(st.integers(1, 3)) + (4 if handler else 0)}"
@@ -242,6 +247,10 @@ def workloads(draw, cfg, max_ops: int = 14):
                 p.store(virtual_address(), reg, size, virt=True)
             elif k == "pte":
                 pte_edit(p, reg, size)
+            elif k == "vpages":                             # TLB pressure: a few pages, reused
+                pages = [virtual_address() & ~0xFFF for _ in range(3)]
+                for _ in range(draw(st.integers(3, 6))):
+                    p.load(reg, draw(st.sampled_from(pages)) + (a & 0xFF8), 8, virt=True)
             elif k == "apic":                               # xAPIC register reads (x2APIC: plain memory)
                 from hwmodel import apic
                 off = draw(st.sampled_from([apic.ID, apic.ICR_LOW, apic.ICR_HIGH, apic.EOI - 0x10]))
