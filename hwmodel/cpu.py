@@ -1349,6 +1349,7 @@ def step(st, cs, c, res):
     if v >= 0:
         if s == SPIN:
             cs[C_OUT][2] -= 1
+            state[c] = RUN           # off its line already: a NO_HANDLER / STACK fault must not count it again
         take_interrupt(st, cs, c, v, t)
         wake_check(st, cs, c)
         return 0

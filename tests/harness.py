@@ -77,33 +77,52 @@ def traces(draw, cores: int, max_len: int = 120, max_lines: int = 24):
 
 # ---------------------------------------------------------------- programs for cores
 
-VECTORS = (0x30, 0x41, 0x52)
+VECTORS = (0x30, 0x41, 0x52, 0x3C)         # 0x3C: the priority class of 0x30
 DATA_PAGES = (0x10000, 0x11000, 0x12000, 0x13000)
-PT_BASE = 0x1000                       # PML4 0x1000, PDPT 0x2000, PD 0x3000, PT 0x4000
-VIRT_4K = 0x400000                     # 4 KiB pages: VIRT_4K + i*4096 -> DATA_PAGES[i]
-VIRT_2M = 0x40000000                   # one 2 MiB page -> 0x200000
+PT_BASE = 0x1000                       # PML4 0x1000, PDPT 0x2000, PD 0x3000, PT 0x4000, 2 MiB PD 0x5000
+PTE_4K = 0x4000                        # the PTE of VIRT_4K + i*4096 is at PTE_4K + 8*i
+PDE_2M = 0x5000                        # the PD entry of VIRT_2M + k*2 MiB is at PDE_2M + 8*k
+VIRT_4K = 0x400000                     # 4 KiB pages: VIRT_4K + i*4096 -> DATA_PAGES[i] (i < 4; 4, 5 absent)
+VIRT_2M = 0x40000000                   # 2 MiB pages: VIRT_2M + k*2 MiB -> FRAMES_2M[k]
+BIG = 1 << 21
+FRAMES_2M = (0x200000, 0x800000)
+HOT_2M = (0x0, 0x38, 0x1FFC, 0x7FF8, BIG - 4)   # offsets in a 2 MiB page (4 KiB and 2 MiB straddles)
+PT_PAGES = (0x1000, 0x6000)            # [lo, hi) of the page tables
+CLEAN_BASE = 0xA000                    # a second, pristine set of tables (all writable, no page absent)
+SHARED_PAGE = 0x8000                   # spin flags and the fault counter; granted to every kernel
+SPIN_WORDS = (0x8000, 0x8008, 0x8040)
+FAULT_COUNT = 0x8080                   # faults taken so far (all cores): handlers stop the core past FAULT_CAP
+FAULT_CAP = 2
+IPI_COUNT = 0x80C0                     # IPIs sent by handlers: none past IPI_CAP (no endless interrupt storms)
+IPI_CAP = 4
+HANDLER_BASE = 0x500000                # handler of HANDLER_VECTORS[i] at HANDLER_BASE + 0x1000 * i
+HANDLER_VECTORS = VECTORS + (2, 13, 14)
 IDT_BASE = 0x300000                    # LIDT targets and interrupt stacks (frames land in the snapshot's words)
 STACK_TOP = 0x310000
 
 
-def page_table_bytes(writable_mask: int = 0xF) -> list[tuple[int, bytes]]:
-    """A small x86-64 page table: 4 KiB pages over DATA_PAGES (writable per bit), one 2 MiB page."""
-    def ent(addr, flags):
-        return (addr | flags).to_bytes(8, "little")
-    pml4 = bytearray(4096)
-    pdpt = bytearray(4096)
-    pd = bytearray(4096)
-    pt = bytearray(4096)
-    pml4[0:8] = ent(0x2000, 3)
-    pdpt[0:8] = ent(0x3000, 3)                     # va 0 .. 1 GiB
-    pdpt[8:16] = ent(0x5000, 3)                    # va 1 GiB .. 2 GiB (the 2 MiB page)
-    pd[2 * 8:3 * 8] = ent(0x4000, 3)               # va 0x400000: the 4 KiB table
-    pt_pd2 = bytearray(4096)
-    pt_pd2[0:8] = ent(0x200000, 3 | 0x80)          # 2 MiB page at va 0x40000000
+def _ent(addr: int, flags: int) -> bytes:
+    return (addr | flags).to_bytes(8, "little")
+
+
+def page_table_bytes(writable_mask: int = 0xF, big_writable: int = 0x3, base: int = PT_BASE,
+                     aliases: bool = False) -> list[tuple[int, bytes]]:
+    """A small x86-64 page table at ``base`` (PML4, PDPT, PD, PT, 2 MiB PD in five pages): 4 KiB pages
+    over DATA_PAGES (writable per bit of ``writable_mask``), two 2 MiB pages over FRAMES_2M (writable per
+    bit of ``big_writable``); with ``aliases`` the next two 4 KiB pages map DATA_PAGES[0] and [1] again.
+    At PT_BASE its PTEs are at PTE_4K and its 2 MiB entries at PDE_2M."""
+    pml4, pdpt, pd, pt, pd2 = (bytearray(4096) for _ in range(5))
+    pml4[0:8] = _ent(base + 0x1000, 3)
+    pdpt[0:8] = _ent(base + 0x2000, 3)             # va 0 .. 1 GiB
+    pdpt[8:16] = _ent(base + 0x4000, 3)            # va 1 GiB .. 2 GiB (the 2 MiB pages)
+    pd[2 * 8:3 * 8] = _ent(base + 0x3000, 3)       # va 0x400000: the 4 KiB table
+    for k, pa in enumerate(FRAMES_2M):
+        pd2[k * 8:(k + 1) * 8] = _ent(pa, 1 | 0x80 | (2 if (big_writable >> k) & 1 else 0))
     for i, pa in enumerate(DATA_PAGES):
-        pt[i * 8:(i + 1) * 8] = ent(pa, 1 | (2 if (writable_mask >> i) & 1 else 0))
-    return [(0x1000, bytes(pml4)), (0x2000, bytes(pdpt)), (0x3000, bytes(pd)), (0x4000, bytes(pt)),
-            (0x5000, bytes(pt_pd2))]
+        pt[i * 8:(i + 1) * 8] = _ent(pa, 1 | (2 if (writable_mask >> i) & 1 else 0))
+    if aliases:
+        pt[32:48] = _ent(DATA_PAGES[0], 3) + _ent(DATA_PAGES[1], 3)
+    return [(base + 0x1000 * i, bytes(t)) for i, t in enumerate((pml4, pdpt, pd, pt, pd2))]
 
 
 @st.composite
@@ -118,7 +137,7 @@ def cpu_machines(draw, max_cores: int = 8):
                       rdtsc_latency=draw(st.integers(0, 9)), msr_latency=draw(st.integers(0, 20)),
                       mmio_latency=draw(st.integers(0, 20)), interrupt_entry=draw(st.integers(0, 40)),
                       iret_latency=draw(st.integers(0, 20)), invlpg_latency=draw(st.integers(0, 9)),
-                      cr3_latency=draw(st.integers(0, 9)), tlb_entries=ways * draw(st.sampled_from([1, 2])),
+                      cr3_latency=draw(st.integers(0, 9)), tlb_entries=ways * draw(st.sampled_from([1, 2, 4])),
                       issue_width=draw(st.integers(1, 4)), spin_wake_latency=draw(st.integers(0, 30)),
                       tlb_ways=ways, lidt_latency=draw(st.integers(0, 9)))
     apic = ApicConfig(mode=draw(st.sampled_from(["xapic", "x2apic"])), ipi_latency=draw(st.integers(0, 60)),
@@ -128,34 +147,88 @@ def cpu_machines(draw, max_cores: int = 8):
 
 @st.composite
 def workloads(draw, cfg, max_ops: int = 14, irq: bool = False):
-    """Random programs on random cores: memory ops (physical and virtual, some straddling lines and
-    pages), atomics, spin-waits, IPIs of every kind, handlers, WFI, TLB ops, partitions.  ``irq`` adds long
-    COMPUTEs (interruptible), the APIC timer in every mode, APIC register reads, TPR writes, faulting APIC
-    accesses, and handlers that re-enable interrupts (nesting)."""
+    """Random programs on random cores: memory ops (physical and virtual through 4 KiB and 2 MiB pages,
+    some straddling lines and pages), page-table edits with and without INVLPG (stale TLB entries),
+    atomics, spin-waits, IPIs of every kind (logical destinations, ICR polls), handlers, LIDT and interrupt
+    frames on a stack, WFI, TLB ops, partitions.  ``irq`` adds long COMPUTEs (interruptible), the APIC timer
+    in every mode, APIC register reads, TPR writes, faulting APIC accesses, and handlers that re-enable
+    interrupts (nesting).
+
+    Built so that most ops do useful work: fault handlers (vectors 13, 14) repair the page tables, CR3
+    and the mode, and stop the core once FAULT_CAP faults were taken (no endless fault loops); every
+    main program ends by releasing the spin flags and interrupting the other cores (no spin or WFI
+    waits for nothing).  Returns (workload, physical words worth comparing)."""
     from hwmodel import isa
     from hwmodel.workload import Workload
     x2 = cfg.apic.mode == "x2apic"
     ncores = cfg.cores
     w = Workload(ncores)
-    for a, b in page_table_bytes(draw(st.integers(0, 15))):
+    for a, b in page_table_bytes(draw(st.sampled_from([15, 15, 15, 7, 10, 0])), draw(st.sampled_from([3, 3, 1, 2]))):
+        w.write(a, b)
+    for a, b in page_table_bytes(base=CLEAN_BASE, aliases=True):
         w.write(a, b)
     nwords = draw(st.integers(1, 6))
     words = [draw(st.sampled_from(DATA_PAGES)) + draw(st.integers(0, 4095 - 8)) for _ in range(nwords)]
-    words += [0x4000 + 8 * draw(st.integers(0, 3))]                 # a PTE: stale-TLB material
+    words += [PTE_4K + 8 * draw(st.integers(0, 3))]                 # a PTE: stale-TLB material
     words += [DATA_PAGES[0] + 4096 - 4]                              # straddles into the next page
     words += [STACK_TOP - 8 * i for i in range(1, 13)] + [DATA_PAGES[2] + 4096 - 8 * i for i in range(1, 6)]
+    words += [draw(st.sampled_from(FRAMES_2M)) + draw(st.sampled_from(HOT_2M)) for _ in range(2)]
+    words += list(SPIN_WORDS)
     for a in words[:3]:
+        w.write(a, draw(st.integers(0, 3)).to_bytes(8, "little"))
+    for a in SPIN_WORDS:
         w.write(a, draw(st.integers(0, 3)).to_bytes(8, "little"))
 
     extra = ["lcompute", "lcompute", "timer", "timer", "apicrd", "tpr", "apicbad"] if irq else []
-    hextra = ["lcompute", "sti", "timer", "apicrd"] if irq else []
+    hextra = ["lcompute", "timer", "apicrd"] if irq else []
 
-    def body(p: isa.Program, depth: int, n: int, handler: bool):
+    def virtual_address() -> int:
+        """A 4 KiB-page address aliasing one of the words, or a hot 2 MiB-page address."""
+        c = draw(st.integers(0, 19))
+        if c == 0:
+            return 1 << 47                                          # non-canonical
+        if c < 10:
+            off = draw(st.sampled_from(words)) & 0xFFF if draw(st.booleans()) else draw(st.integers(0, 4095))
+            page = draw(st.integers(0, 3)) if draw(st.integers(0, 7)) else draw(st.integers(4, 5))   # 4, 5: absent
+            return VIRT_4K + page * 4096 + off
+        off = draw(st.sampled_from(HOT_2M)) if draw(st.integers(0, 3)) else draw(st.integers(0, BIG - 1))
+        return VIRT_2M + draw(st.integers(0, 1)) * BIG + off
+
+    def pte_edit(p: isa.Program, reg: str, size: int):
+        """Rewrite a 4 KiB PTE or a 2 MiB PD entry; maybe INVLPG it; maybe use it."""
+        if draw(st.booleans()):
+            i = draw(st.integers(0, 3))
+            entry, va = PTE_4K + 8 * i, VIRT_4K + 4096 * i
+            new = draw(st.sampled_from(DATA_PAGES)) | draw(st.sampled_from([3, 3, 3, 1, 1, 0]))
+            inv = va + draw(st.integers(0, 4095))
+        else:
+            k = draw(st.integers(0, 1))
+            entry, va = PDE_2M + 8 * k, VIRT_2M + BIG * k
+            new = draw(st.sampled_from(FRAMES_2M)) | draw(st.sampled_from([0x83, 0x83, 0x83, 0x81, 0x81, 0x80]))
+            inv = va + (draw(st.sampled_from(HOT_2M)) if draw(st.booleans()) else draw(st.integers(0, BIG - 1)))
+        p.store(entry, new, 8)
+        how = draw(st.sampled_from(["invlpg", "invlpg", "invlpg", "stale", "stale", "mode", "cr3"]))
+        if how == "invlpg":
+            p.invlpg(inv)
+        elif how == "mode":                                          # MODE and WRCR3 flush the whole TLB
+            p.mode(isa.LONG)
+        elif how == "cr3":
+            p.wrcr3(PT_BASE)                                         # "stale": the TLB entry stays
+        if draw(st.booleans()):
+            use = va + (draw(st.sampled_from(HOT_2M)) & (4095 if va < VIRT_2M else BIG - 1))
+            if draw(st.booleans()):
+                p.load(reg, use, size, virt=True)
+            else:
+                p.store(use, reg, size, virt=True)
+
+    def body(p: isa.Program, depth: int, n: int, handler: bool, alone: bool = False):
         for _ in range(n):
             k = draw(st.sampled_from(["load", "store", "fadd", "xchg", "cas", "spin", "vload", "vstore",
-                                      "ipi", "compute", "alu", "br", "mark", "rdtsc", "wfi", "tlb", "cli",
-                                      "sti", "apic", "lidt", "sp", "ipi"] + extra if not handler else
-                                     ["load", "store", "fadd", "spin", "ipi", "compute", "mark", "vload"] + hextra))
+                                      "vload", "vstore", "pte", "pte", "ipi", "compute", "alu", "br", "mark",
+                                      "rdtsc", "wfi", "tlb", "cli", "sti", "apic", "vpages", "apicreg", "lidt",
+                                      "sp"] + extra if not handler else
+                                     ["load", "store", "fadd", "spin", "ipi", "compute", "mark", "vload",
+                                      "pte", "sti"] + hextra))
             reg = f"r{draw(st.integers(1, 3)) + (4 if handler else 0)}"
             size = draw(st.sampled_from([1, 2, 4, 8]))
             a = draw(st.sampled_from(words))
@@ -170,20 +243,34 @@ def workloads(draw, cfg, max_ops: int = 14, irq: bool = False):
             elif k == "cas":
                 p.cas(reg, a, f"r{draw(st.integers(1, 3))}", reg, size)
             elif k == "spin":
-                a &= ~7
-                p.spin_until(a, draw(st.sampled_from(["eq", "ne", "geu"])), draw(st.integers(0, 3)), rd=reg)
-            elif k in ("vload", "vstore"):
-                if draw(st.booleans()):
-                    va = VIRT_4K + draw(st.integers(0, 5)) * 4096 + draw(st.integers(0, 4095))
-                else:
-                    va = VIRT_2M + draw(st.integers(0, (1 << 21) - 1))
-                if draw(st.integers(0, 9)) == 0:
-                    va = 1 << 47                                        # non-canonical
-                if k == "vload":
-                    p.load(reg, va, size, virt=True)
-                else:
-                    p.store(va, reg, size, virt=True)
+                if not handler and (alone or draw(st.booleans())):   # wake myself: that handler releases
+                    p.sti()
+                    p.ipi(0, VECTORS[0], "fixed", "self", x2apic=x2)
+                if draw(st.integers(0, 3)) and not (handler and alone):      # may sleep until a release
+                    cond = draw(st.sampled_from(["eq", "ne", "geu", "geu"]))
+                    p.spin_until(draw(st.sampled_from(SPIN_WORDS)), cond,
+                                 100 if cond == "eq" else draw(st.integers(0, 3)), rd=reg)
+                else:                                                       # holds at once
+                    p.spin_until(a & ~7, "geu", 0, rd=reg)
+            elif k == "vload":
+                p.load(reg, virtual_address(), size, virt=True)
+            elif k == "vstore":
+                p.store(virtual_address(), reg, size, virt=True)
+            elif k == "pte":
+                pte_edit(p, reg, size)
+            elif k == "vpages":                             # TLB pressure: a few pages, reused
+                pages = [virtual_address() & ~0xFFF for _ in range(3)]
+                for _ in range(draw(st.integers(3, 6))):
+                    p.load(reg, draw(st.sampled_from(pages)) + (a & 0xFF8), 8, virt=True)
+            elif k == "apic":                               # xAPIC register reads (x2APIC: plain memory)
+                from hwmodel import apic
+                off = draw(st.sampled_from([apic.ID, apic.ICR_LOW, apic.ICR_HIGH, apic.EOI - 0x10]))
+                p.load(reg, apic.APIC_BASE + off, draw(st.sampled_from([1, 2, 4])))
             elif k == "ipi":
+                if handler:
+                    lab = f"i{len(p.ops)}_{depth}"
+                    p.fadd("r6", IPI_COUNT, 1)
+                    p.br("geu", "r6", IPI_CAP, lab)
                 mode = draw(st.sampled_from(["fixed", "fixed", "fixed", "nmi", "init", "startup", "lowest"]))
                 sh = draw(st.sampled_from(["none", "none", "none", "self", "all", "all-but-self"]))
                 logical = sh == "none" and draw(st.integers(0, 2)) == 0
@@ -191,10 +278,14 @@ def workloads(draw, cfg, max_ops: int = 14, irq: bool = False):
                 if logical:
                     dest = draw(st.sampled_from([0xFFFFFFFF, (draw(st.integers(0, 1)) << 16) | draw(st.integers(0, 0xFFFF))])
                                 if x2 else st.integers(0, 0xFF))
+                elif draw(st.integers(0, 7)) == 0:
+                    dest = 0xFFFFFFFF if x2 else 0xFF     # broadcast by destination
                 vec = draw(st.sampled_from(VECTORS + (5,))) if mode != "startup" else draw(st.sampled_from([6, 7, 9]))
                 if draw(st.booleans()) and not x2:
                     p.wait_icr_idle(reg)
                 p.ipi(dest, vec, mode, sh, x2apic=x2, logical=logical)
+                if handler:
+                    p.label(lab)
             elif k == "compute":
                 p.compute(draw(st.integers(0, 50)))
             elif k == "alu":
@@ -203,23 +294,27 @@ def workloads(draw, cfg, max_ops: int = 14, irq: bool = False):
             elif k == "br":
                 lab = f"l{len(p.ops)}_{depth}"
                 p.br(draw(st.sampled_from(list(isa.CONDS))), reg, draw(st.integers(-2, 3)), lab)
-                body(p, depth + 1, draw(st.integers(0, 2)), handler)
+                body(p, depth + 1, draw(st.integers(0, 2)), handler, alone)
                 p.label(lab)
             elif k == "mark":
                 p.mark(draw(st.integers(0, 5)), reg)
             elif k == "rdtsc":
                 p.rdtsc(reg)
             elif k == "wfi":
+                if alone or draw(st.integers(0, 2)):              # an interrupt on its way
+                    p.ipi(0, VECTORS[0], "fixed", "self", x2apic=x2)
                 p.wfi()
             elif k == "tlb":
-                c = draw(st.integers(0, 2))
+                c = draw(st.integers(0, 3))
                 if c == 0:
-                    p.invlpg(VIRT_4K + draw(st.integers(0, 3)) * 4096)
+                    p.invlpg(VIRT_4K + draw(st.integers(0, 3)) * 4096 + draw(st.integers(0, 4095)))
                 elif c == 1:
+                    p.invlpg(VIRT_2M + draw(st.integers(0, 1)) * BIG + draw(st.integers(0, BIG - 1)))
+                elif c == 2:
                     p.wrcr3(PT_BASE)
                 else:
                     p.mode(isa.LONG)
-            elif k == "apic":                   # logical-destination and error registers, ICR delivery status
+            elif k == "apicreg":                # logical-destination and error registers, ICR delivery status
                 from hwmodel import apic as ap
                 if x2:
                     p.wrmsr(isa.MSR_X2APIC_ESR, draw(st.sampled_from([0, 0, 1])))
@@ -305,37 +400,67 @@ def workloads(draw, cfg, max_ops: int = 14, irq: bool = False):
             else:
                 p.store(apic.APIC_BASE + apic.TIMER_CUR, 5, size=4)
 
-    # a loop makes spin-waits and IPIs interleave with more traffic
-    def program(name: str, handler: bool) -> isa.Program:
+    def repair(p: isa.Program):
+        """Fault handler: count the fault, stop past the cap, else switch to whole page tables: the
+        pristine ones, or (sometimes) the edited ones made whole again."""
+        p.fadd("r7", FAULT_COUNT, 1)
+        p.br("geu", "r7", FAULT_CAP, "stop")
+        if draw(st.integers(0, 2)):
+            p.wrcr3(CLEAN_BASE)
+        else:
+            for i, pa in enumerate(DATA_PAGES + DATA_PAGES[:2]):
+                p.store(PTE_4K + 8 * i, pa | 3)
+            for k, pa in enumerate(FRAMES_2M):
+                p.store(PDE_2M + 8 * k, pa | 0x83)
+            p.wrcr3(PT_BASE)
+        p.mode(isa.LONG)
+
+    def release(p: isa.Program):
+        """Every spin condition the generator makes on SPIN_WORDS holds after this."""
+        for a in SPIN_WORDS:
+            p.store(a, 100)
+
+    def program(name: str, vec: int | None, alone: bool = False) -> isa.Program:
         p = isa.Program(name)
-        if handler:
-            body(p, 0, draw(st.integers(0, 3)), True)
-            p.eoi(x2apic=x2)
+        if vec is not None:
+            if vec in (13, 14):
+                repair(p)
+            body(p, 0, draw(st.integers(0, 3)), True, nstart == 1)
+            if vec == VECTORS[0]:
+                release(p)
+            if draw(st.integers(0, 5)):              # else its in-service bit stays (no EOI)
+                p.eoi(x2apic=x2)
             p.iret()
+            if vec in (13, 14):
+                p.label("stop")
+                p.halt()
             return p
-        if draw(st.integers(0, 9)) > 0:
+        if draw(st.integers(0, 19)) > 0:
             p.wrcr3(PT_BASE)
         if draw(st.integers(0, 9)) < (8 if irq else 5):
             p.sti()
         loops = draw(st.integers(1, 2))
         p.movi("r9", loops)
         p.label("top")
-        body(p, 0, draw(st.integers(1, max_ops)), False)
+        body(p, 0, draw(st.integers(1, max_ops)), False, alone)
         if irq:                                 # time for timers and IPIs to arrive during a compute
             p.compute(draw(st.integers(0, 6000)))
         p.sub("r9", "r9", 1)
         p.br("ne", "r9", 0, "top")
+        release(p)
+        if ncores > 1:
+            p.ipi(0, VECTORS[0], "fixed", "all-but-self", x2apic=x2)      # wakes WFI sleepers
         p.halt()
         return p
 
     nstart = draw(st.integers(1, ncores))
     started = draw(st.permutations(range(ncores)))[:nstart]
     for i, core in enumerate(started):
-        pl = w.place(program(f"core{core}", False), 0x100000 + 0x1000 * i)
+        pl = w.place(program(f"core{core}", None, nstart == 1), 0x100000 + 0x1000 * i)
         w.start(core, pl.pc(), at=draw(st.integers(0, 30)))
-    for vi, vec in enumerate(VECTORS + (2, 13, 14)):
-        if draw(st.integers(0, 3)) > 0:
-            hp = w.place(program(f"h{vec}", True), 0x500000 + 0x1000 * vi)
+    for vi, vec in enumerate(HANDLER_VECTORS):
+        if vec == VECTORS[0] or draw(st.integers(0, 3)) > 0:
+            hp = w.place(program(f"h{vec}", vec), HANDLER_BASE + 0x1000 * vi)
             for core in range(ncores):
                 w.set_handler(core, vec, hp.pc())
     for vec in (6, 7):                       # start-up targets (0x9000 has no code)
@@ -344,12 +469,15 @@ def workloads(draw, cfg, max_ops: int = 14, irq: bool = False):
         sp.halt()
         w.place(sp, vec << 12)
     if not irq and draw(st.booleans()):      # partitions: up to 2 kernels over the data pages
-        for i, pg in enumerate(DATA_PAGES + (0x200000,)):
+        for pg in DATA_PAGES + FRAMES_2M:
             if draw(st.integers(0, 3)) > 0:
-                w.partition(draw(st.integers(0, 1)), pg, pg + (0x200000 if pg == 0x200000 else 0x1000))
+                w.partition(draw(st.integers(0, 1)), pg, pg + (BIG if pg in FRAMES_2M else 0x1000))
         if draw(st.booleans()):
             pg = draw(st.sampled_from(DATA_PAGES))
             w.grant(draw(st.integers(0, 1)), pg, pg + 0x1000)
+        for kern in (0, 1):                  # page tables and flags: everybody's
+            w.grant(kern, *PT_PAGES)
+            w.grant(kern, SHARED_PAGE, SHARED_PAGE + 0x1000)
         for core in range(ncores):
             w.assign(core, draw(st.integers(-1, 1)))
     return w, words

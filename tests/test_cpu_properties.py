@@ -9,7 +9,7 @@ from hwmodel import isa
 from hwmodel.apic import FIXED, LOWEST, NMI
 from hwmodel.config import load_machine
 from hwmodel.machine import Machine
-from hwmodel.workload import DELIVERED, FK_DOUBLE, FK_NO_HANDLER, FK_STACK, PENDING, Workload
+from hwmodel.workload import DELIVERED, FK_DOUBLE, FK_NO_HANDLER, FK_STACK, PENDING, PROG_STATS, Workload
 from kernels import urpc
 from tests.harness import DATA_PAGES, cpu_machines, page_table_bytes, workloads
 
@@ -222,3 +222,54 @@ def test_deadlock_is_reported_with_what_each_core_waits_on():
     m.load_workload(w)
     assert m.execute() == "deadlock"
     assert m.waits() == [(0, "spin", "line 0x9000"), (5, "spin", "line 0x9040"), (9, "wfi", "interrupt")]
+
+
+def _one_set_two_way_tlb():
+    from dataclasses import replace
+    cfg = load_machine("amd-4x4")
+    return replace(cfg, core=replace(cfg.core, tlb_entries=2, tlb_ways=2)).validate()
+
+
+def test_a_tlb_hit_makes_its_entry_the_most_recent():
+    """One set of two ways: A, B, A (hit), C evicts B (the least recent), so A hits again and B misses."""
+    from hwmodel.reference_cpu import ReferenceCpu
+    from tests.harness import VIRT_4K
+    cfg = _one_set_two_way_tlb()
+    w = Workload(cfg.cores)
+    for a, b in page_table_bytes():
+        w.write(a, b)
+    p = isa.Program("lru")
+    p.wrcr3(0x1000)
+    for page in (0, 1, 0, 2, 0, 1):
+        p.load("r1", VIRT_4K + 0x1000 * page, virt=True)
+    p.halt()
+    w.start(0, w.place(p, 0x100000).pc())
+    m = Machine(cfg)
+    m.load_workload(w)
+    assert m.execute() == "done"
+    r = ReferenceCpu(cfg)
+    r.load_workload(w)
+    assert r.execute() == "done"
+    ref = dict(zip(PROG_STATS, r.prog_stats[0]))
+    for st in (m.prog_stats()[0], ref):
+        assert (st["tlb_hits"], st["tlb_misses"]) == (2, 4)
+
+
+def test_a_second_nmi_waits_for_the_iret_of_the_first():
+    """Two NMIs sent back to back: the second is held pending until the handler's IRET (SDM 6.7.1)."""
+    m = Machine("amd-4x4")
+    w = m.workload()
+    s = isa.Program("sender")
+    s.ipi(1, 2, "nmi").compute(300).ipi(1, 2, "nmi").halt()       # the second arrives inside the handler
+    busy = isa.Program("busy")
+    busy.movi("r1", 100).label("loop").compute(50).sub("r1", "r1", 1).br("ne", "r1", 0, "loop").halt()
+    h = isa.Program("nmi")
+    h.mark(1).compute(500).mark(2).iret()
+    w.start(0, w.place(s, 0x100000).pc())
+    w.start(1, w.place(busy, 0x101000).pc())
+    hp = w.place(h, 0x102000)
+    w.set_handler(1, 2, hp.pc())
+    m.load_workload(w)
+    assert m.execute() == "done"
+    assert [int(e[2]) for e in m.timeline()] == [1, 2, 1, 2]
+    assert [x["outcome"] for x in m.ipi_report()] == ["delivered", "delivered"]

@@ -146,3 +146,29 @@ def test_single_writer_scenario_counts():
     hits = [i for i in range(2 * n) if m.latencies[i] <= 1]
     assert len(hits) == 2 * n - 1 - len(changes)    # the first store and each change of writer miss
     assert STATE_NAMES[3] == "M"
+
+
+def test_protocol_transitions_of_one_line():
+    """The MESI and MOESI rows, access by access: the first reader gets E and writes it silently (no
+    upgrade); a reader of a dirty line leaves the writer in S (MESI, written back) or O (MOESI);
+    a writer ends alone in M.  (The tables are shared by the engine and the reference, so only a
+    test like this one sees a wrong row.)"""
+    from dataclasses import replace
+
+    from hwmodel.config import load_machine
+    from hwmodel.trace import KIND_L, KIND_S
+    a, b = 0, 4                                        # two packages
+    for proto in ("mesi", "moesi"):
+        base = load_machine("amd-4x4")
+        m = Machine(replace(base, coherence=replace(base.coherence, protocol=proto)))
+        shared_dirty = ("S", -1, (a, b)) if proto == "mesi" else ("O", a, (a, b))
+        steps = [(a, KIND_L, ("E", a, (a,))), (a, KIND_S, ("M", a, (a,))), (b, KIND_L, shared_dirty),
+                 (b, KIND_S, ("M", b, (b,))), (b, KIND_L, ("M", b, (b,)))]
+        for core, kind, want in steps:
+            m.run(np.array([core]), np.array([kind]), np.array([0x1000]), np.array([8]))
+            assert m.directory()[0x1000 >> 6][:3] == want, (proto, core, kind)
+        st = m.stats()["cores"]
+        assert st[a]["upgrades"] == 0                  # E -> M needed no transaction
+        assert st[a]["caches"]["L2"]["writebacks"] + st[a]["caches"]["L1D"]["writebacks"] == (proto == "mesi")
+        m.run(np.array([a, b]), np.array([KIND_L, KIND_L]), np.array([0x2000, 0x2000]), np.array([8, 8]))
+        assert m.directory()[0x2000 >> 6][:3] == ("S", -1, (a, b))          # E shared: both S
