@@ -394,7 +394,7 @@ def timer_wake(cs, q):
     return te
 
 
-@njit(forceinline=True, _nrt=False)
+@njit(_nrt=False)
 def wake_check(st, cs, q):
     """A core that is not running, or is in a COMPUTE: schedule it at its earliest pending IPI (every IPI wakes
     its target, so that it takes effect, is ignored or is latched in IRR when it arrives) or timer expiry."""
@@ -1063,7 +1063,7 @@ F_T, F_N, F_PA0, F_PA1, F_LEN0, F_LEN1, F_MM0, F_MM1, F_HIT, F_ALU, F_NMIB = ran
 # (F_ALU: the issue-width counter; F_NMIB: an NMI was taken and no IRET followed yet, SDM 6.7.1)
 
 
-@njit(forceinline=True, _nrt=False)
+@njit(_nrt=False)
 def mem_prepare(st, cs, c, pc, mk, addr, n, virt, t1):
     """Translate and check a memory op; record its chunks in the core's in-flight row.
 
@@ -1126,7 +1126,7 @@ def esr_latch(cs, c):
     cs[C_ESR][c, 0] = 0
 
 
-@njit(forceinline=True, _nrt=False)
+@njit(_nrt=False)
 def mem_perform(st, cs, c, pc, mk, val, expect, res):
     """Perform the chunks recorded by ``mem_prepare``, timed from their issue time.
     res[0] = old/loaded value, res[1] = completion, res[2] = first line, res[3] = 1 on a fault,
@@ -1201,7 +1201,7 @@ def cond_true(cond, a, b):
     return np.uint64(a) >= np.uint64(b)
 
 
-@njit(forceinline=True, _nrt=False)
+@njit(_nrt=False)
 def go_to_sleep(st, cs, c, state):
     cs[C_STATE][c] = state
     if state == SPIN:
@@ -1250,22 +1250,24 @@ def complete_mem(st, cs, c, now, res):
     imm = (e & isa.F_IMM) != 0
     mk = op - isa.LOAD
     val = np.int64(0)
-    if op > isa.SPIN:                   # CALL, CALLR push the return address; RET pops one
-        issued = cs[C_INF][c, F_T]
+    expect = np.int64(0)
+    stack = op > isa.SPIN               # CALL, CALLR push the return address; RET pops one
+    if stack:
         mk = M_LOAD if op == isa.RET else M_STORE
-        mem_perform(st, cs, c, pc, mk, cs[C_OPADDR][pc] + isa.OP_BYTES, 0, res)
-        if res[3] == 0:
-            finish_call(st, cs, c, pc, op, issued, now, res)
-        return
-    if op == isa.STORE:
+        val = cs[C_OPADDR][pc] + isa.OP_BYTES
+    elif op == isa.STORE:
         val = a if imm else regs[c, a]
     elif op == isa.FADD or op == isa.XCHG:
         val = f if imm else regs[c, f]
     elif op == isa.CAS:
         val = regs[c, g]
+        expect = regs[c, f]
     issued = cs[C_INF][c, F_T]
-    mem_perform(st, cs, c, pc, mk, val, regs[c, f] if op == isa.CAS else 0, res)
+    mem_perform(st, cs, c, pc, mk, val, expect, res)     # one call site: this is inlined into step
     if res[3]:
+        return
+    if stack:
+        finish_call(st, cs, c, pc, op, issued, now, res)
         return
     pst = cs[C_PST]
     end = max(res[1], now)
@@ -1296,6 +1298,13 @@ def complete_mem(st, cs, c, now, res):
                 hold_lines(st, c, inf[c, F_PA0 + k], inf[c, F_LEN0 + k], end)
     cs[C_PC][c] = pc + 1
     st[CLOCK][c] = end
+
+
+@njit(_nrt=False)
+def complete_miss(st, cs, c, now, res):
+    """``complete_mem`` for an op that was in flight (a miss), not inlined: step keeps one inlined copy, for
+    hits (compile time: the engine is one large function)."""
+    complete_mem(st, cs, c, now, res)
 
 
 @njit(_nrt=False)
@@ -1343,7 +1352,7 @@ def step(st, cs, c, res):
         wake_check(st, cs, c)
         return 0
     if cs[C_INF][c, F_T] >= 0:
-        complete_mem(st, cs, c, t, res)      # the second half of a memory op that missed
+        complete_miss(st, cs, c, t, res)      # the second half of a memory op that missed
         return 0
     v = deliverable(cs, c)
     if v >= 0:
