@@ -246,7 +246,7 @@ def dom_flush_all(st, cs, c):
     """WBINVD, values: every copy the domain holds is written back if dirty, then dropped."""
     lb = st[PARAMS][P_LINEBITS]
     d = st[CDOM][c]
-    lo = dom_key(d, -1)
+    lo = dom_key(d, np.int64(-1))
     keys, slots = cs[C_PKEYS], cs[C_PSLOT]
     for h in range(keys.shape[0]):
         k = keys[h]
@@ -334,10 +334,10 @@ def enter_handler(st, cs, c, vec, ret_pc, h, t, rem):
         a = ea + 8 * k if k < 2 else new + 8 * (k - 2)
         ok, owner = partition_owner_ok(cs, c, a)
         if not ok:
-            record_fault(st, cs, c, ret_pc, a, FK_DOUBLE, owner, t)
+            record_fault(st, cs, c, ret_pc, a, np.int64(FK_DOUBLE), owner, t)
             stop_core(st, cs, c, t)
             return np.int64(-1)
-    t += maccess(st, c, KIND_L, ea, 16, t)
+    t += maccess(st, c, np.int64(KIND_L), ea, np.int64(16), t)
     ncode = cs[C_OPADDR].shape[0]
     rip = cs[C_OPADDR][ret_pc] if 0 <= ret_pc < ncode else np.int64(-1)
     for k in range(4, -1, -1):      # SS, RSP, RFLAGS, CS, RIP: pushed from the top down
@@ -352,9 +352,9 @@ def enter_handler(st, cs, c, vec, ret_pc, h, t, rem):
         else:
             v = rip
         a = new + 8 * k
-        t += maccess(st, c, KIND_S, a, 8, t)
-        fwrite(st, cs, c, a, 8, v)
-        wake_spinners(st, cs, c, a, 8, t)
+        t += maccess(st, c, np.int64(KIND_S), a, np.int64(8), t)
+        fwrite(st, cs, c, a, np.int64(8), v)
+        wake_spinners(st, cs, c, a, np.int64(8), t)
     cs[C_RSTK][c, sp, 0] = ret_pc
     cs[C_RSTK][c, sp, 1] = cs[C_IF][c]
     cs[C_RSTK][c, sp, 2] = rem
@@ -375,7 +375,7 @@ def log_fault(st, cs, c, pc, addr, kind, owner, t):
     if kind == FK_NO_HANDLER or kind == FK_STACK or kind == FK_NO_CODE or kind == FK_DOUBLE or h < 0 or full:
         stop_core(st, cs, c, t)
         return
-    te = enter_handler(st, cs, c, vec, pc, h, t, 0)
+    te = enter_handler(st, cs, c, vec, pc, h, t, np.int64(0))
     if te >= 0:
         st[CLOCK][c] = te + ticks(cs, c, cs[C_CPAR][c, K_ENTRY])
 
@@ -471,7 +471,7 @@ def send_ipi(st, cs, c, low, dest, ts):
                 if first < 0:
                     first = q
     if n == 0:                      # a core the machine lacks, or a logical destination nobody matches
-        log_ipi(st, cs, c, -1 if logical else dest, vector, mode, ts, ts, ERROR)
+        log_ipi(st, cs, c, -1 if logical else dest, vector, mode, ts, ts, np.int64(ERROR))
         return ts + busy
     if mode == LOWEST and n > 1:
         n = 1                       # lowest priority: no TPR is modelled, the lowest-numbered core wins
@@ -485,7 +485,7 @@ def send_ipi(st, cs, c, low, dest, ts):
             continue
         depart = ts + busy * k if serial else ts
         arrive = depart + cs[C_CPAR][c, K_IPILAT] + st[MSG][c // cpp, q // cpp]
-        i = log_ipi(st, cs, c, q, vector, mode, depart, arrive, PENDING)
+        i = log_ipi(st, cs, c, q, vector, mode, depart, arrive, np.int64(PENDING))
         m = cs[C_PENDN][q]
         cs[C_PEND][q, m] = i
         cs[C_PENDN][q] = m + 1
@@ -531,7 +531,7 @@ def timer_arm(cs, q, t):
         tm[q, T_START], tm[q, T_NEXT] = -1, -1
         return
     tm[q, T_START], tm[q, T_J] = t, 1
-    tm[q, T_NEXT] = t + timer_span(cs, q, 1)
+    tm[q, T_NEXT] = t + timer_span(cs, q, np.int64(1))
 
 
 @njit(_nrt=False)
@@ -789,7 +789,7 @@ def accept_ipis(st, cs, q, t):
                 cs[C_MODE][q] = isa.REAL
                 if pc < 0:
                     ipi[i, 6], ipi[i, 7] = out, t
-                    log_fault(st, cs, q, -1, addr, FK_NO_CODE, -1, t)
+                    log_fault(st, cs, q, np.int64(-1), addr, np.int64(FK_NO_CODE), np.int64(-1), t)
                     continue
                 cs[C_PC][q] = pc
                 cs[C_STATE][q] = RUN
@@ -861,10 +861,10 @@ def take_interrupt(st, cs, q, code, t):
     cs[C_STATE][q] = RUN            # (the caller has taken it off the spinning count)
     h = cs[C_HAND][q, v]
     if h < 0:
-        log_fault(st, cs, q, cs[C_PC][q], v, FK_NO_HANDLER, -1, t)
+        log_fault(st, cs, q, cs[C_PC][q], v, np.int64(FK_NO_HANDLER), np.int64(-1), t)
         return
     if cs[C_RSP][q] >= RSTACK:
-        log_fault(st, cs, q, cs[C_PC][q], v, FK_STACK, -1, t)
+        log_fault(st, cs, q, cs[C_PC][q], v, np.int64(FK_STACK), np.int64(-1), t)
         return
     busy = cs[C_BUSY]
     rem = busy[q, 1] - t if busy[q, 1] > t else 0     # the rest of a COMPUTE it interrupts
@@ -959,8 +959,8 @@ def translate(st, cs, c, va, write, t, res):
     for level in range(4):
         shift = 39 - 9 * level
         ea = table + ((va >> shift) & 511) * 8
-        cyc += maccess(st, c, KIND_L, ea, 8, t + cyc)
-        ent = fread(st, cs, c, ea, 8)
+        cyc += maccess(st, c, np.int64(KIND_L), ea, np.int64(8), t + cyc)
+        ent = fread(st, cs, c, ea, np.int64(8))
         if (ent & 1) == 0:
             res[1] = cyc
             res[2] = FK_NOT_PRESENT
@@ -1079,12 +1079,12 @@ def mem_prepare(st, cs, c, pc, mk, addr, n, virt, t1):
         a = addr if k == 0 else addr + n1
         if virt:
             if cs[C_MODE][c] != isa.LONG:
-                log_fault(st, cs, c, pc, a, FK_NOT_PAGING, -1, t)
+                log_fault(st, cs, c, pc, a, np.int64(FK_NOT_PAGING), np.int64(-1), t)
                 return -1
             translate(st, cs, c, a, write, t, tr)
             t += tr[1]
             if tr[2] >= 0:
-                log_fault(st, cs, c, pc, a, tr[2], -1, t)
+                log_fault(st, cs, c, pc, a, tr[2], np.int64(-1), t)
                 return -1
             inf[c, F_PA0 + k] = tr[0]
         else:
@@ -1098,12 +1098,12 @@ def mem_prepare(st, cs, c, pc, mk, addr, n, virt, t1):
         if is_apic(cs, c, pa):
             inf[c, F_MM0 + k] = 1
             if not apic_ok(pa & 0xFFF, n1 if k == 0 else n - n1, rights):
-                log_fault(st, cs, c, pc, pa, FK_APIC, -1, t)
+                log_fault(st, cs, c, pc, pa, np.int64(FK_APIC), np.int64(-1), t)
                 return -1
             continue
         ok, owner = partition_owner_ok(cs, c, pa)
         if not ok:
-            log_fault(st, cs, c, pc, pa, FK_PARTITION, owner, t)
+            log_fault(st, cs, c, pc, pa, np.int64(FK_PARTITION), owner, t)
             return -1
         ln = k and n - n1 or n1
         first = np.int64(np.uint64(pa) >> np.uint64(lb))
@@ -1171,7 +1171,7 @@ def mem_perform(st, cs, c, pc, mk, val, expect, res):
             if write:
                 fk = apic_write(st, cs, c, off, (new >> (8 * sh)) & size_mask(ln), t)
                 if fk:
-                    log_fault(st, cs, c, pc, pa, fk, -1, t)
+                    log_fault(st, cs, c, pc, pa, fk, np.int64(-1), t)
                     res[3] = 1
                     return
         else:
@@ -1227,7 +1227,7 @@ def finish_call(st, cs, c, pc, op, issued, now, res):
         pst[c, S_LOADS] += 1
         target = code_pc(cs, res[0])
         if target < 0:
-            log_fault(st, cs, c, pc, res[0], FK_NO_CODE, -1, end)
+            log_fault(st, cs, c, pc, res[0], np.int64(FK_NO_CODE), np.int64(-1), end)
             return
         regs[c, isa.SP] += 8
     else:
@@ -1286,7 +1286,7 @@ def complete_mem(st, cs, c, now, res):
             cs[C_WAIT][c] = res[2]
             pst[c, S_SPIN_SLEEPS] += 1
             st[CLOCK][c] = end
-            go_to_sleep(st, cs, c, SPIN)
+            go_to_sleep(st, cs, c, np.int64(SPIN))
             return
     else:
         regs[c, a] = res[0]
@@ -1315,7 +1315,7 @@ def iret_frame(st, cs, c, pc, t1):
     for k in range(5):
         ok, owner = partition_owner_ok(cs, c, sp + 8 * k)
         if not ok:
-            log_fault(st, cs, c, pc, sp + 8 * k, FK_PARTITION, owner, t1)
+            log_fault(st, cs, c, pc, sp + 8 * k, np.int64(FK_PARTITION), owner, t1)
             return np.int64(-1)
     t = t1
     rip = np.int64(0)
@@ -1323,8 +1323,8 @@ def iret_frame(st, cs, c, pc, t1):
     rsp = np.int64(0)
     for k in range(5):
         a = sp + 8 * k
-        t += maccess(st, c, KIND_L, a, 8, t)
-        v = fread(st, cs, c, a, 8)
+        t += maccess(st, c, np.int64(KIND_L), a, np.int64(8), t)
+        v = fread(st, cs, c, a, np.int64(8))
         if k == 0:
             rip = v
         elif k == 2:
@@ -1338,7 +1338,7 @@ def iret_frame(st, cs, c, pc, t1):
     return t + ticks(cs, c, cs[C_CPAR][c, K_IRET])
 
 
-@njit(forceinline=True, _nrt=False)
+@njit(_nrt=False)
 def step(st, cs, c, res):
     """One step of core c at its clock (cpu_spec.md, 'One step').  Returns 1 if an op executed."""
     clock = st[CLOCK]
@@ -1377,14 +1377,14 @@ def step(st, cs, c, res):
     pst = cs[C_PST]
     pc = cs[C_PC][c]
     if pc < 0 or pc >= cs[C_CODE].shape[0] or par[c, K_NSEG] == 0:
-        log_fault(st, cs, c, pc, 0, FK_NO_CODE, -1, t)     # ran off the end of the placed code
+        log_fault(st, cs, c, pc, np.int64(0), np.int64(FK_NO_CODE), np.int64(-1), t)     # ran off the end of the placed code
         return 0
     # fetch
     opaddr = cs[C_OPADDR][pc]
     iline = np.int64(np.uint64(opaddr) >> np.uint64(st[PARAMS][P_LINEBITS]))
     t1 = t
     if iline != cs[C_LASTF][c]:
-        lat = maccess(st, c, KIND_I, opaddr, isa.OP_BYTES, t)
+        lat = maccess(st, c, np.int64(KIND_I), opaddr, np.int64(isa.OP_BYTES), t)
         stall = lat - st[GEO][st[IPATH][c, 0], LAT]
         if stall > 0:
             t1 = t + stall
@@ -1444,14 +1444,14 @@ def step(st, cs, c, res):
         if op <= isa.SPIN:
             addr = cc + (regs[c, b] if b >= 0 else 0)
             if op == isa.SPIN and addr & (d - 1):
-                log_fault(st, cs, c, pc, addr, FK_MISALIGNED, -1, t1)
+                log_fault(st, cs, c, pc, addr, np.int64(FK_MISALIGNED), np.int64(-1), t1)
                 return 1
             mk = op - isa.LOAD
             n = d
             virt = (e & isa.F_VIRT) != 0
         else:                   # the stack access of a call or return: 8 bytes, physical
             if op == isa.CALLR and code_pc(cs, regs[c, a]) < 0:
-                log_fault(st, cs, c, pc, regs[c, a], FK_NO_CODE, -1, t1)
+                log_fault(st, cs, c, pc, regs[c, a], np.int64(FK_NO_CODE), np.int64(-1), t1)
                 return 1
             mk = M_LOAD if op == isa.RET else M_STORE
             addr = regs[c, isa.SP] - (0 if op == isa.RET else 8)
@@ -1485,17 +1485,17 @@ def step(st, cs, c, res):
         elif par[c, K_X2APIC] and a >= apic.MSR_X2APIC_BASE and a < apic.MSR_X2APIC_BASE + 64 and \
                 (apic.ACCESS[a - apic.MSR_X2APIC_BASE] & apic.A_X) and (v >> 32) == 0:
             if apic_write(st, cs, c, (a - apic.MSR_X2APIC_BASE) << 4, v, end):
-                log_fault(st, cs, c, pc, a, FK_BAD_MSR, -1, t1)
+                log_fault(st, cs, c, pc, a, np.int64(FK_BAD_MSR), np.int64(-1), t1)
                 return 1
         else:
-            log_fault(st, cs, c, pc, a, FK_BAD_MSR, -1, t1)
+            log_fault(st, cs, c, pc, a, np.int64(FK_BAD_MSR), np.int64(-1), t1)
             return 1
     elif op == isa.WFI:
         cs[C_IF][c] = 1
         cs[C_PC][c] = npc
         clock[c] = t1 + alu_cost(cs, c)
         if deliverable(cs, c) < 0:
-            go_to_sleep(st, cs, c, WFI)
+            go_to_sleep(st, cs, c, np.int64(WFI))
         return 1
     elif op == isa.STI:
         cs[C_IF][c] = 1
@@ -1520,7 +1520,7 @@ def step(st, cs, c, res):
     elif op == isa.IRET:
         sp = cs[C_RSP][c]
         if sp == 0:
-            log_fault(st, cs, c, pc, 0, FK_STACK, -1, t1)
+            log_fault(st, cs, c, pc, np.int64(0), np.int64(FK_STACK), np.int64(-1), t1)
             return 1
         sp -= 1
         cs[C_RSP][c] = sp
@@ -1581,12 +1581,12 @@ def step(st, cs, c, res):
     elif op == isa.JMPR:
         npc = code_pc(cs, regs[c, a])
         if npc < 0:
-            log_fault(st, cs, c, pc, regs[c, a], FK_NO_CODE, -1, t1)
+            log_fault(st, cs, c, pc, regs[c, a], np.int64(FK_NO_CODE), np.int64(-1), t1)
             return 1
     elif op == isa.RDMSR:
         ok, v = read_msr(cs, c, b, t1)
         if not ok:
-            log_fault(st, cs, c, pc, b, FK_BAD_MSR, -1, t1)
+            log_fault(st, cs, c, pc, b, np.int64(FK_BAD_MSR), np.int64(-1), t1)
             return 1
         regs[c, a] = v
         end = t1 + ticks(cs, c, par[c, K_MSR])

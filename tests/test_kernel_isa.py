@@ -299,7 +299,7 @@ def test_rdmsr_table_in_both_apic_modes():
     r = [int(x) for x in m.cpu.regs[1]]
     assert r[2] == r[1] + cfg.core.rdtsc_latency                # TSC: the cycle, as RDTSC
     assert r[3] == 0xFEE00000 | 1 << 11 | 1 << 10             # EN, EXTD; core 1 is no BSP
-    assert (r[4], r[5], r[6]) == (1, isa.APIC_VERSION, (5 << 32) | 0x4031)
+    assert (r[4], r[5], r[6]) == (1, cfg.apic.version, (5 << 32) | 0x4031)   # version: the preset's
     q = isa.Program("q")
     q.rdmsr("r3", 0x1B).rdmsr("r4", 0x802).halt()
     m, _ = run(machine("xapic"), q)

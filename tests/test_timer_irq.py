@@ -332,7 +332,7 @@ def test_os_noise_periodic_tick_stretches_compute_by_ticks_times_handler_cost():
     (Program("p").store(apic.APIC_BASE + apic.VERSION, 1, size=4), FK_APIC),     # read-only
     (Program("p").load("r1", apic.APIC_BASE + apic.EOI, size=4), FK_APIC),       # write-only
     (Program("p").load("r1", apic.APIC_BASE + apic.TIMER_CUR, size=2), FK_APIC),  # not a 4-byte access
-    (Program("p").load("r1", apic.APIC_BASE + apic.LDR, size=4), FK_APIC),       # not modelled yet
+    (Program("p").load("r1", apic.APIC_BASE + apic.APR, size=4), FK_APIC),       # APR: not modelled
     (Program("p").apic_write(apic.SVR, 0xFF), FK_APIC),                          # software disable
     (Program("p").apic_write(apic.LVT_TIMER, 3 << 17 | VEC), FK_APIC),           # reserved timer mode
 ])
