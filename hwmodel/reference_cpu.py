@@ -1110,22 +1110,7 @@ class ReferenceCpu:
         else:
             new = 0
         new &= mask(n)
-        t = fl.ti
-        for ch in fl.chunks:
-            part = (new >> (8 * ch.off)) & mask(ch.n)
-            if ch.apic:
-                if write and ch.pa - apic.APIC_BASE == apic.ICR_LOW and self.icr_idle[c] > t:
-                    self.stat(c, S_ICR_WAIT, self.icr_idle[c] - t)      # the APIC is still sending
-                    t = self.icr_idle[c]
-                t += self.ticks(c, self.kt[c].mmio_latency)
-                if write:
-                    self.apic_write(c, ch.pa - apic.APIC_BASE, part, t, ch.pa, FK_APIC)
-            else:
-                t += self.mem.access(c, KIND_S if write else KIND_L, ch.pa, ch.n, t)
-                if write:
-                    self.dwrite(c, ch.pa, part.to_bytes(ch.n, "little"))
-                    self.wake_spinners(c, ch.pa, ch.n, t)
-        end = max(t, now)
+        end = max(self.write_chunks(c, fl, new, write), now)
         # performed without a fault: count it
         self.stat(c, S_LOADS if op in (isa.LOAD, isa.SPIN) else S_STORES if op == isa.STORE else S_ATOMICS)
         if op == isa.STORE:
@@ -1147,22 +1132,17 @@ class ReferenceCpu:
             return
         self.pc[c] += 1
 
-    def perform_stack_op(self, c: int, fl: InFlight, now: int) -> None:
-        """Second half of CALL / CALLR / RET: the push or pop through the memory system, then sp and pc."""
-        op, a = self.code[self.pc[c]][0], self.code[self.pc[c]][1]
-        r = self.regs[c]
-        write = op != isa.RET
-        new = (self.op_addr[self.pc[c]] + isa.OP_BYTES) & MASK64
-        old = 0
+    def write_chunks(self, c: int, fl: InFlight, new: int, write: bool) -> int:
+        """Each chunk through the memory system (or the APIC) from the issue time, writing ``new`` if
+        ``write``; returns the completion.  One path for memory ops and stack ops, as the engine's
+        ``mem_perform``."""
         t = fl.ti
-        for ch in fl.chunks:
-            if not write:
-                part = (self.apic_read(c, ch.pa - apic.APIC_BASE, fl.ti) & mask(ch.n) if ch.apic
-                        else self.dread(c, ch.pa, ch.n))
-                old |= part << (8 * ch.off)
         for ch in fl.chunks:
             part = (new >> (8 * ch.off)) & mask(ch.n)
             if ch.apic:
+                if write and ch.pa - apic.APIC_BASE == apic.ICR_LOW and self.icr_idle[c] > t:
+                    self.stat(c, S_ICR_WAIT, self.icr_idle[c] - t)      # the APIC is still sending
+                    t = self.icr_idle[c]
                 t += self.ticks(c, self.kt[c].mmio_latency)
                 if write:
                     self.apic_write(c, ch.pa - apic.APIC_BASE, part, t, ch.pa, FK_APIC)
@@ -1171,7 +1151,21 @@ class ReferenceCpu:
                 if write:
                     self.dwrite(c, ch.pa, part.to_bytes(ch.n, "little"))
                     self.wake_spinners(c, ch.pa, ch.n, t)
-        end = max(t, now)
+        return t
+
+    def perform_stack_op(self, c: int, fl: InFlight, now: int) -> None:
+        """Second half of CALL / CALLR / RET: the push or pop through the memory system, then sp and pc."""
+        op, a = self.code[self.pc[c]][0], self.code[self.pc[c]][1]
+        r = self.regs[c]
+        write = op != isa.RET
+        new = (self.op_addr[self.pc[c]] + isa.OP_BYTES) & MASK64
+        old = 0
+        for ch in fl.chunks:
+            if not write:
+                part = (self.apic_read(c, ch.pa - apic.APIC_BASE, fl.ti) & mask(ch.n) if ch.apic
+                        else self.dread(c, ch.pa, ch.n))
+                old |= part << (8 * ch.off)
+        end = max(self.write_chunks(c, fl, new, write), now)
         if op == isa.RET:
             self.stat(c, S_LOADS)
             target = self.op_at.get(isa.wrap64(old), -1)
