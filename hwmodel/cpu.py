@@ -17,6 +17,7 @@ import numpy as np
 from hwmodel import isa
 from hwmodel._numba import njit
 from hwmodel import apic
+from hwmodel.tupleref import ref
 from hwmodel.apic import (APIC_BASE, DFR, EOI, ESR, ESR_SEND_ILLEGAL, ICR_BUSY, ICR_HIGH, ICR_LOW, ID, INIT, LDR, LOWEST,
                           NMI, NMI_VECTOR, STARTUP, FIXED, decode, logical_match)
 from hwmodel.engine import (CDOM, CLOCK, _heap_pop, _heap_push, DPATH, GEO, IPATH, MSG, PARAMS, access, flush_domain,
@@ -394,7 +395,7 @@ def timer_wake(cs, q):
     return te
 
 
-@njit(_nrt=False)
+@njit(forceinline=True, _nrt=False)
 def wake_check(st, cs, q):
     """A core that is not running, or is in a COMPUTE: schedule it at its earliest pending IPI (every IPI wakes
     its target, so that it takes effect, is ignored or is latched in IRR when it arrives) or timer expiry."""
@@ -1063,7 +1064,7 @@ F_T, F_N, F_PA0, F_PA1, F_LEN0, F_LEN1, F_MM0, F_MM1, F_HIT, F_ALU, F_NMIB = ran
 # (F_ALU: the issue-width counter; F_NMIB: an NMI was taken and no IRET followed yet, SDM 6.7.1)
 
 
-@njit(_nrt=False)
+@njit(forceinline=True, _nrt=False)
 def mem_prepare(st, cs, c, pc, mk, addr, n, virt, t1):
     """Translate and check a memory op; record its chunks in the core's in-flight row.
 
@@ -1126,7 +1127,7 @@ def esr_latch(cs, c):
     cs[C_ESR][c, 0] = 0
 
 
-@njit(_nrt=False)
+@njit(forceinline=True, _nrt=False)
 def mem_perform(st, cs, c, pc, mk, val, expect, res):
     """Perform the chunks recorded by ``mem_prepare``, timed from their issue time.
     res[0] = old/loaded value, res[1] = completion, res[2] = first line, res[3] = 1 on a fault,
@@ -1201,12 +1202,49 @@ def cond_true(cond, a, b):
     return np.uint64(a) >= np.uint64(b)
 
 
-@njit(_nrt=False)
+@njit(forceinline=True, _nrt=False)
 def go_to_sleep(st, cs, c, state):
     cs[C_STATE][c] = state
     if state == SPIN:
         cs[C_OUT][2] += 1
     wake_check(st, cs, c)
+
+
+@njit(forceinline=True, _nrt=False)
+def reg_op(cs, c, op, a, b, cc, d, e, npc):
+    """A register-class op (NOP .. JMP: no memory, alu cost): returns the next pc."""
+    regs = cs[C_REGS]
+    if op == isa.MOVI:
+        regs[c, a] = b
+    elif op == isa.MOV:
+        regs[c, a] = regs[c, b]
+    elif op <= isa.SHR:
+        x = regs[c, b]
+        y = cc if d else regs[c, cc]
+        if op == isa.ADD:
+            r = x + y
+        elif op == isa.SUB:
+            r = x - y
+        elif op == isa.MUL:
+            r = x * y
+        elif op == isa.AND:
+            r = x & y
+        elif op == isa.OR:
+            r = x | y
+        elif op == isa.XOR:
+            r = x ^ y
+        elif op == isa.SHL:
+            r = x << (y & 63)
+        else:
+            r = np.int64(np.uint64(x) >> np.uint64(y & 63))
+        regs[c, a] = r
+    elif op == isa.BR:
+        y = cc if d else regs[c, cc]
+        if cond_true(a, regs[c, b], y):
+            return e
+    elif op == isa.JMP:
+        return a
+    return npc
 
 
 @njit(forceinline=True, _nrt=False)
@@ -1300,7 +1338,7 @@ def complete_mem(st, cs, c, now, res):
     st[CLOCK][c] = end
 
 
-@njit(_nrt=False)
+@njit(forceinline=True, _nrt=False)
 def complete_miss(st, cs, c, now, res):
     """``complete_mem`` for an op that was in flight (a miss), not inlined: step keeps one inlined copy, for
     hits (compile time: the engine is one large function)."""
@@ -1398,38 +1436,8 @@ def step(st, cs, c, res):
     cs[C_OUT][1] += 1
     npc = pc + 1
     end = np.int64(-1)         # register-class ops: alu_cost() at the end
-    if op == isa.NOP:
-        pass
-    elif op == isa.MOVI:
-        regs[c, a] = b
-    elif op == isa.MOV:
-        regs[c, a] = regs[c, b]
-    elif op <= isa.SHR:
-        x = regs[c, b]
-        y = cc if d else regs[c, cc]
-        if op == isa.ADD:
-            r = x + y
-        elif op == isa.SUB:
-            r = x - y
-        elif op == isa.MUL:
-            r = x * y
-        elif op == isa.AND:
-            r = x & y
-        elif op == isa.OR:
-            r = x | y
-        elif op == isa.XOR:
-            r = x ^ y
-        elif op == isa.SHL:
-            r = x << (y & 63)
-        else:
-            r = np.int64(np.uint64(x) >> np.uint64(y & 63))
-        regs[c, a] = r
-    elif op == isa.BR:
-        y = cc if d else regs[c, cc]
-        if cond_true(a, regs[c, b], y):
-            npc = e
-    elif op == isa.JMP:
-        npc = a
+    if op <= isa.JMP:
+        npc = reg_op(cs, c, op, a, b, cc, d, e, npc)
     elif op == isa.COMPUTE:
         n = a if d else regs[c, a]
         end = t1 + ticks(cs, c, max(n, 0))
@@ -1599,6 +1607,33 @@ def step(st, cs, c, res):
     return 1
 
 
+@njit(forceinline=True, _nrt=False)
+def fast_step(st, cs, c):
+    """``step`` for the common case, inlined into ``run``: a running core with nothing pending, no miss in
+    flight, no interrupt to take, not in a COMPUTE, whose next op is a register-class op on the
+    instruction line it fetched last.  Returns 1 if it executed the op (exactly as ``step`` would), else 0
+    and ``step`` takes the core."""
+    t = st[CLOCK][c]
+    tn = cs[C_TIMER][c, T_NEXT]
+    if cs[C_PENDN][c] > 0 or (tn >= 0 and tn <= t) or cs[C_STATE][c] != RUN or cs[C_INF][c, F_T] >= 0 \
+            or cs[C_BUSY][c, 1] >= 0:
+        return 0
+    pc = cs[C_PC][c]
+    code = cs[C_CODE]
+    if pc < 0 or pc >= code.shape[0] or code[pc, 0] > isa.JMP or cs[C_CPAR][c, K_NSEG] == 0:
+        return 0
+    if np.int64(np.uint64(cs[C_OPADDR][pc]) >> np.uint64(st[PARAMS][P_LINEBITS])) != cs[C_LASTF][c]:
+        return 0
+    if deliverable(cs, c) >= 0:
+        return 0
+    cs[C_PST][c, S_OPS] += 1
+    cs[C_OUT][1] += 1
+    cs[C_PC][c] = reg_op(cs, c, code[pc, 0], code[pc, 1], code[pc, 2], code[pc, 3], code[pc, 4], code[pc, 5],
+                         pc + 1)
+    st[CLOCK][c] = t + alu_cost(cs, c)
+    return 1
+
+
 # ------------------------------------------------------------------ the loop
 
 @njit(forceinline=True, _nrt=False)
@@ -1622,10 +1657,13 @@ def room(st, cs):
 
 
 @njit(_nrt=False)
-def run(st, cs, max_ops):
+def run(st_tuple, cs_tuple, max_ops):
     """Run until no core is scheduled, or ``max_ops`` ops have executed (-1: no limit).
 
-    Returns DONE, DEADLOCK, LIMIT or GROW (``cs[C_OUT][0]`` says what to grow)."""
+    Returns DONE, DEADLOCK, LIMIT or GROW (``cs[C_OUT][0]`` says what to grow).  The two state
+    tuples are passed down by reference (``hwmodel.tupleref``): one pointer each per call."""
+    st = ref(st_tuple)
+    cs = ref(cs_tuple)
     clock = st[CLOCK]
     sched = cs[C_SCHED]
     res = cs[C_OUT][20:26]
@@ -1652,7 +1690,10 @@ def run(st, cs, max_ops):
                 clock[c] = t
             elif clock[c] > t:
                 clock[c] = t            # a core in a COMPUTE, stepped when an interrupt may preempt it
-            ops += step(st, cs, c, res)
+            if fast_step(st, cs, c):
+                ops += 1
+            else:
+                ops += step(st, cs, c, res)
             if cs[C_STATE][c] != RUN or sched[c] >= 0:
                 break
             t = clock[c]

@@ -42,6 +42,7 @@ import numpy as np
 
 from hwmodel import replacement as _r
 from hwmodel._numba import njit
+from hwmodel.tupleref import ref
 from hwmodel.trace import KIND_I, KIND_M, KIND_S
 from hwmodel.coherence import E, HIT_OK, I, M, O, READ_OWNER_NEXT, READ_REQ, READ_SOURCE, READ_WRITEBACK, S
 from hwmodel.state import (P_NDOM, BASE, C_ACCESSES, C_C2C, C_HOPS, C_INV_RECV, C_INV_SENT, C_LOCAL_TXN, C_MEM_READS,
@@ -813,7 +814,7 @@ def _heap_pop(heap, n):
 
 
 @njit(_nrt=False)
-def run_trace(st, order, starts, ends, pos, rec, max_steps, out_lat, out_issue, out_seq, out_eff, done, heap,
+def run_trace(st_tuple, order, starts, ends, pos, rec, max_steps, out_lat, out_issue, out_seq, out_eff, done, heap,
               inflight, alu):
     """Replay per-core access streams under the program engine's rules (cpu_spec.md, 'Trace replay').
 
@@ -834,11 +835,12 @@ def run_trace(st, order, starts, ends, pos, rec, max_steps, out_lat, out_issue, 
     the core's clock when a miss reached its home); ``done[0]`` counts them
     across calls.  The outputs are skipped when they are empty
     (a run that wants only the totals); ``heap`` is work space (int64, one
-    per core).  Compiled without numba's reference counting: passing the
-    state tuple to a call then costs nothing.  A core that is still the
+    per core).  The state tuple is passed down by reference
+    (``hwmodel.tupleref``), one pointer per call.  A core that is still the
     earliest after its access keeps running without a trip through the heap;
     that changes nothing but speed.
     """
+    st = ref(st_tuple)
     clock = st[CLOCK]
     params = st[PARAMS]
     alu_lat, width = params[P_ALU], params[P_WIDTH]

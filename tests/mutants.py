@@ -146,8 +146,8 @@ MUTANTS = [
            "        cs[C_ISR][q, s >> 6] &= ~(np.int64(1) << ((s + 1) & 63))",
            "EOI clears the bit above the highest in-service vector"),
     Mutant("fault_returns_past_op", "hwmodel/cpu.py",
-           "    te = enter_handler(st, cs, c, vec, pc, h, t, 0)",
-           "    te = enter_handler(st, cs, c, vec, pc + 1, h, t, 0)",
+           "    te = enter_handler(st, cs, c, vec, pc, h, t, np.int64(0))",
+           "    te = enter_handler(st, cs, c, vec, pc + 1, h, t, np.int64(0))",
            "a fault's handler returns past the faulting op"),
     # ---- IPIs: arrival latency, shorthand
     Mutant("ipi_no_latency", "hwmodel/cpu.py",
