@@ -80,6 +80,9 @@ def build(cfg, plans: list, base_dir: str | list[str] = ".", variant: str = "lin
     if not plans:
         raise MksimError("boot plan: no kernels")
     records = [loader.place(p, cfg, base_dir) for p in plans]
+    for r, p in zip(records, plans):
+        if p.personality:
+            r.personality = p.personality
     kid = {r.name: i for i, r in enumerate(records)}
     used: dict[int, str] = {}
     for r in records:

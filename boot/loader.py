@@ -45,6 +45,7 @@ class BootRecord:
     modules: list[tuple[int, int, str]] = field(default_factory=list)  # (start, end, cmdline)
     info: dict = field(default_factory=dict)
     reserved: list[tuple[int, int]] = field(default_factory=list)   # memory the kernel will use (init_size)
+    personality: str = "minimal"        # the plan line's --personality (kernels.registry.DEFAULT)
 
     @property
     def loaded_bytes(self) -> int:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from boot import timeline as tl
 from boot.loader import BootRecord
 from hwmodel import isa
+from kernels.personality import Personality
 
 
 @dataclass
@@ -52,13 +53,26 @@ def minimal_init(inst: KernelInstance, p: isa.Program) -> None:
     tl.end(p, f"{r.name} init")
 
 
-def init_for(personality: str = "minimal") -> Callable[[BootRecord, int], Callable[[isa.Program], None]]:
-    """The ``init`` parameter of ``boot.flows.build``: each kernel's init ops, by personality
-    (``kernels.registry``; an unknown name is an error)."""
-    from kernels.registry import resolve   # local: the registry names functions of this module
-    fn = resolve(personality)
+def init_for(personality: str | None = None) -> Callable[[BootRecord, int], Callable[[isa.Program], None]]:
+    """The ``init`` parameter of ``boot.flows.build``: each kernel's init ops.  ``personality``:
+    one name for every kernel; None: each kernel's own (its plan line's ``--personality``, else
+    ``kernels.registry.DEFAULT``).  An unknown name is an error (``kernels.registry``)."""
+    from kernels.registry import get   # local: the registry imports the personality modules
+
+    if personality is not None:
+        get(personality)
 
     def make(rec: BootRecord, kid: int) -> Callable[[isa.Program], None]:
-        inst = KernelInstance(rec, kid, personality)
+        name = personality if personality is not None else rec.personality
+        inst = KernelInstance(rec, kid, name)
+        fn = get(name).init
         return lambda p: fn(inst, p)
     return make
+
+
+PERSONALITY = Personality(
+    name="minimal",
+    summary="the smallest kernel: reads its boot information and first text page, then brings up its cores",
+    boot="any",
+    init=minimal_init,
+)

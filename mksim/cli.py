@@ -643,7 +643,7 @@ def cmd_demo(args) -> int:
         nk = min(cfg.cores, MAX_KERNELS)     # one kernel per core, up to 40 kernels
         plan = plans.write_plan(str(tmp / "boot"), cfg, nk, "grub", "plan.cfg")
         t1 = time.perf_counter()
-        boot = bootrun.boot_plan_file(plan, cfg, base_dir=str(tmp / "boot"), init=init_for("minimal"), personalities=known())
+        boot = bootrun.boot_plan_file(plan, cfg, base_dir=str(tmp / "boot"), init=init_for(), personalities=known())
         t_boot = time.perf_counter() - t1
         (tmp / "boot-trace.json").write_text(to_json(boot.pop("trace")))
         boot["plan"] = "boot/plan.cfg"
@@ -915,7 +915,7 @@ def cmd_boot(args) -> int:
     cfg = _load_machine(args.machine)
     from kernels.base import init_for
     from kernels.registry import known
-    res = bootrun.boot_plan_file(args.plan, cfg, entry=args.entry, smp_variant=args.smp, init=init_for("minimal"), personalities=known())
+    res = bootrun.boot_plan_file(args.plan, cfg, entry=args.entry, smp_variant=args.smp, init=init_for(), personalities=known())
     if args.trace:
         write_text(args.trace, to_json(res["trace"]))
     out = {k: v for k, v in res.items() if k != "trace"}

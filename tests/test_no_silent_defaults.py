@@ -66,10 +66,15 @@ def test_a_preset_that_gives_every_field_has_no_defaults():
 
 
 def test_the_registry_names_what_exists():
-    assert registry.known() == ("minimal",)
+    import importlib
+    assert set(registry.known()) >= {"minimal", "linux", "barrelfish"}
+    for name in registry.known():           # every name has its module and a PERSONALITY of that name
+        pers = registry.get(name)
+        assert pers.name == name and pers.summary
+        assert importlib.import_module(registry._TABLE[name]).PERSONALITY is pers
     from kernels.base import minimal_init
     assert registry.resolve("minimal") is minimal_init
-    with pytest.raises(MksimError, match="unknown personality 'nosuchos' .known: minimal."):
+    with pytest.raises(MksimError, match="unknown personality 'nosuchos' .known: barrelfish, linux, minimal"):
         registry.resolve("nosuchos")
 
 
@@ -80,10 +85,10 @@ def test_an_unknown_personality_in_a_plan_is_an_error(tmp_path, capsys):
     rc = main(["boot", str(bad), "--machine", "amd-2x2"])
     err = capsys.readouterr().err
     assert rc == 2
-    assert "nosuchos" in err and "known: minimal" in err and f"{bad}:" in err
+    assert "nosuchos" in err and "known: barrelfish, linux, minimal" in err and f"{bad}:" in err
 
 
 def test_init_for_an_unknown_personality_is_an_error():
     from kernels.base import init_for
     with pytest.raises(MksimError, match="unknown personality"):
-        init_for("linux")
+        init_for("nosuchos")

@@ -1,0 +1,66 @@
+"""The kernel personality contract: what a system module in ``kernels/`` fills in.
+
+A personality is one module (``kernels/linux.py``, ``kernels/barrelfish.py``, ...) that
+defines ``PERSONALITY = Personality(...)``; ``kernels/registry.py`` maps each name to its
+module and is the one place a name is looked up.  A personality says:
+
+* ``boot``: how its kernels are laid out on the machine (``"per-core"``: one kernel per core,
+  as a multikernel; ``"smp"``: one kernel for all its cores; ``"any"``: whatever the plan says).
+  The boot plan's ``mksim_kernel --personality NAME`` line picks it for one kernel.
+* ``init``: the ops its kernel's boot core runs after boot hands over (``init(inst, p)``, with
+  ``inst`` a ``kernels.base.KernelInstance`` and ``p`` the core's ``isa.Program``).  They are
+  timed and appear in the boot summary as ``NAME init`` (begin/end timeline marks).
+* ``experiments``: the benches it owns, found by ``mksim bench NAME``.  An experiment makes JSON
+  rows from a machine (``rows(cfg, opts)``), formats them as a text table with the published
+  numbers beside the model's where they exist (``table``), and draws them (``plot``).
+
+Kernel services (message loops, interrupt handlers, locks, page-table code, TLB shootdown) are
+core programs built from shared mechanisms: ``kernels/urpc.py`` (channels), ``kernels/locks.py``
+(spinlocks), ``kernels/shootdown.py`` (the shootdown programs both the Linux and the Barrelfish
+personalities run).  Defaults: a personality with no init of its own uses
+``kernels.base.minimal_init``; one with no experiments registers none.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+BOOT_STYLES = ("per-core", "smp", "any")
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """The options every registered bench takes (``mksim bench NAME --machine M ...``)."""
+    max_cores: int | None = None       # largest core count of a sweep (None: the whole machine)
+    repeat: int = 3                    # measured rounds per point (the median is reported)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One bench: ``mksim bench NAME`` runs ``rows`` and prints ``table`` (or the rows as JSON)."""
+    name: str
+    summary: str
+    keys: tuple[str, ...]                                  # the keys of every JSON row, in order
+    rows: Callable[..., list[dict]]                        # rows(cfg, opts: BenchOptions) -> rows
+    table: Callable[..., str]                              # table(rows, cfg) -> text
+    plot: Callable[..., None] | None = None                # plot(rows, cfg, path) -> writes a PNG
+    sweeps_cores: bool = True                              # takes --max-cores
+
+
+def _default_init(inst, p) -> None:
+    from kernels.base import minimal_init
+    minimal_init(inst, p)
+
+
+@dataclass(frozen=True)
+class Personality:
+    """A kernel personality: name, one-line summary, boot style, boot-core init, experiments."""
+    name: str
+    summary: str
+    boot: str = "any"
+    init: Callable = _default_init
+    experiments: tuple[Experiment, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if self.boot not in BOOT_STYLES:
+            raise ValueError(f"personality {self.name}: boot {self.boot!r} not in {BOOT_STYLES}")
