@@ -12,7 +12,9 @@ module and is the one place a name is looked up.  A personality says:
   timed and appear in the boot summary as ``NAME init`` (begin/end timeline marks).
 * ``experiments``: the benches it owns, found by ``mksim bench NAME``.  An experiment makes JSON
   rows from a machine (``rows(cfg, opts)``), formats them as a text table with the published
-  numbers beside the model's where they exist (``table``), and draws them (``plot``).
+  numbers beside the model's where they exist (``table``), and draws them (``plot`` gets
+  ``matplotlib.pyplot`` on a file backend and returns the figure; ``mksim bench --plot F``
+  writes it atomically, so personalities never import matplotlib themselves).
 
 Kernel services (message loops, interrupt handlers, locks, page-table code, TLB shootdown) are
 core programs built from shared mechanisms: ``kernels/urpc.py`` (channels), ``kernels/locks.py``
@@ -43,7 +45,7 @@ class Experiment:
     keys: tuple[str, ...]                                  # the keys of every JSON row, in order
     rows: Callable[..., list[dict]]                        # rows(cfg, opts: BenchOptions) -> rows
     table: Callable[..., str]                              # table(rows, cfg) -> text
-    plot: Callable[..., None] | None = None                # plot(rows, cfg, path) -> writes a PNG
+    plot: Callable[..., object] | None = None              # plot(rows, cfg, plt) -> a matplotlib Figure
     sweeps_cores: bool = True                              # takes --max-cores
 
 
