@@ -12,6 +12,10 @@
                                            shared memory vs messages (Barrelfish Figure 3)
     mksim bench urpc --machine M [--json] [--plot F.png]
                                            URPC latency and throughput per path (Table 2)
+    mksim bench NAME --machine M [--max-cores N] [--repeat N] [--json] [--plot F.png]
+                                           a bench a kernel personality registers (shootdown,
+                                           unmap, notify, ...; ``mksim bench --help`` lists them)
+    mksim personalities                    the kernel personalities and their benches
     mksim inspect FILE [--json]            headers of a kernel image (bzImage, Multiboot1/2,
                                            ELF; gzip/xz) or a grub.cfg
 
@@ -28,6 +32,7 @@ import time
 from pathlib import Path
 
 from hwmodel.errors import MksimError
+from kernels.personality import BenchOptions as BenchOptionsDefault
 
 PROG = "mksim"
 EXIT_OK = 0
@@ -38,6 +43,7 @@ DEMO_MACHINE = "amd-4x4"
 DEMO_ITERS = 20
 
 BENCH_ITERS = 40
+BENCH_MAX_REPEAT = 101
 BENCH_MAX_ITERS = 1_000_000
 SHM_VS_MSG_KEYS = ("series", "cores", "cycles_per_update")
 URPC_KEYS = ("machine", "path", "hops", "shared_cache", "latency_cycles", "msgs_per_kcycle")
@@ -234,6 +240,34 @@ def build_parser() -> argparse.ArgumentParser:
     pbb.add_argument("--json", action="store_true",
                      help='print {"rows": [{"flow", "kernels", "all_up_cycles", "all_up_us", "steps"}]}')
     pbb.add_argument("--plot", metavar="FILE.png", help="also draw cycles until all up vs kernels, by step")
+
+    # benches registered by personalities (kernels.registry) -------------------
+    from kernels import registry
+    for name, (pers, ex) in sorted(registry.experiments().items()):
+        pe = bsub.add_parser(
+            name, help=f"{ex.summary} [{pers.name}]", formatter_class=_Formatter,
+            description=f"{ex.summary}\n(registered by the {pers.name} personality, kernels/{pers.name}.py)",
+            epilog=f"examples:\n  mksim bench {name} --machine amd-4x4\n"
+                   f"  mksim bench {name} --machine amd-8x4 --json --plot {name}.png")
+        pe.add_argument("--machine", "-m", metavar="PRESET|FILE.toml", required=True,
+                        help="machine preset or TOML file")
+        if ex.sweeps_cores:
+            pe.add_argument("--max-cores", type=int, default=None, metavar="N",
+                            help="largest core count (default: all cores of the machine)")
+        pe.add_argument("--repeat", type=int, default=BenchOptionsDefault.repeat, metavar="N",
+                        help=f"measured rounds per point, the median is reported "
+                             f"(default {BenchOptionsDefault.repeat})")
+        pe.add_argument("--json", action="store_true",
+                        help="print {\"rows\": [{" + ", ".join(f'\"{k}\"' for k in ex.keys) + "}, ...]}")
+        pe.add_argument("--plot", metavar="FILE.png", help="also draw the rows (needs matplotlib)")
+
+    # personalities ----------------------------------------------------------
+    sub.add_parser(
+        "personalities", help="list the kernel personalities and the benches they register",
+        formatter_class=_Formatter,
+        description="The kernel personalities that exist (kernels/registry.py): the names a plan's\n"
+                    "mksim_kernel --personality may take, each with its boot style and benches.",
+        epilog="examples:\n  mksim personalities")
 
     # inspect ----------------------------------------------------------------
     pi = sub.add_parser(
@@ -795,6 +829,10 @@ def cmd_bench(args) -> int:
     from mksim import paper
 
     cfg = _load_machine(args.machine)
+    from kernels import registry
+    reg = registry.experiments()
+    if args.action in reg:
+        return _bench_registered(args, cfg, *reg[args.action])
     if args.action == "boot":
         return _bench_boot(args, cfg)
     if args.action == "shm-vs-msg":
@@ -837,6 +875,49 @@ def cmd_bench(args) -> int:
             _out(f"URPC on {cfg.name} ({cfg.cores} cores): one-way latency (ping-pong) and pipelined "
                  f"throughput,\ncore 0 to one core of each path kind\n")
             sys.stdout.write(paper.format_urpc(cmp, paper=paper.has_paper(cfg.name)))
+    return EXIT_OK
+
+
+def _bench_registered(args, cfg, pers, ex) -> int:
+    """A bench a personality registered: rows, then JSON or its text table, and --plot."""
+    from kernels.personality import BenchOptions
+    max_cores = getattr(args, "max_cores", None)
+    if max_cores is not None and not 2 <= max_cores <= cfg.cores:
+        raise MksimError(f"--max-cores {max_cores}: must be between 2 and {cfg.cores} "
+                         f"({cfg.name} has {cfg.cores} cores)")
+    if not 1 <= args.repeat <= BENCH_MAX_REPEAT:
+        raise MksimError(f"--repeat {args.repeat}: must be between 1 and {BENCH_MAX_REPEAT}")
+    _check_plot(args)
+    try:
+        rows = ex.rows(cfg, BenchOptions(max_cores=max_cores, repeat=args.repeat))
+    except RuntimeError as e:   # a benchmark program that did not finish
+        raise MksimError(f"bench {ex.name} on {cfg.name}: {e}") from None
+    rows = [{k: r[k] for k in ex.keys} for r in rows]
+    if args.plot:
+        if ex.plot is None:
+            raise MksimError(f"bench {ex.name} has no plot")
+        plt = _pyplot()
+        _save_png(ex.plot(rows, cfg, plt), plt, args.plot)
+    if args.json:
+        from mksim.report import to_json
+        sys.stdout.write(to_json({"rows": rows}))
+    else:
+        text = ex.table(rows, cfg)
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return EXIT_OK
+
+
+def cmd_personalities(args) -> int:
+    """One line per personality: name, boot style, benches, summary."""
+    from kernels import registry
+    rows = []
+    for name in registry.known():
+        pers = registry.get(name)
+        rows.append((name, pers.boot, ", ".join(e.name for e in pers.experiments) or "-", pers.summary))
+    head = ("name", "boot", "benches", "summary")
+    w = [max(len(r[i]) for r in rows + [head]) for i in range(3)]
+    for r in [head] + rows:
+        _out(f"{r[0]:<{w[0]}}  {r[1]:<{w[1]}}  {r[2]:<{w[2]}}  {r[3]}")
     return EXIT_OK
 
 
@@ -984,7 +1065,7 @@ def _ranges(cores: list[int]) -> str:
 
 
 COMMANDS = {"machines": cmd_machines, "trace": cmd_trace, "demo": cmd_demo, "bench": cmd_bench,
-            "inspect": cmd_inspect, "boot": cmd_boot}
+            "inspect": cmd_inspect, "boot": cmd_boot, "personalities": cmd_personalities}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -81,7 +81,7 @@ def test_the_registry_names_what_exists():
 def test_an_unknown_personality_in_a_plan_is_an_error(tmp_path, capsys):
     src = open("examples/twin-linux.cfg").read()
     bad = tmp_path / "bad.cfg"
-    bad.write_text(src.replace("--personality minimal", "--personality nosuchos", 1))
+    bad.write_text(src.replace("--personality linux", "--personality nosuchos", 1))
     rc = main(["boot", str(bad), "--machine", "amd-2x2"])
     err = capsys.readouterr().err
     assert rc == 2

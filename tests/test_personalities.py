@@ -1,0 +1,86 @@
+"""The personality contract: the registry, `mksim personalities`, a plan line's --personality picking
+its kernel's init, and `mksim bench` refusing names nobody registered."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hwmodel.errors import MksimError
+from kernels import registry
+from kernels.personality import BOOT_STYLES, Experiment, Personality
+from mksim.cli import main
+
+SMP = "examples/linux-smp.cfg"
+
+
+def test_every_personality_fills_in_the_contract():
+    for name in registry.known():
+        pers = registry.get(name)
+        assert pers.boot in BOOT_STYLES and callable(pers.init)
+        for ex in pers.experiments:
+            assert isinstance(ex, Experiment) and ex.keys and callable(ex.rows) and callable(ex.table)
+
+
+def test_a_bad_boot_style_is_refused():
+    with pytest.raises(ValueError, match="boot 'sometimes'"):
+        Personality(name="x", summary="x", boot="sometimes")
+
+
+def test_personalities_lists_every_name_once(capsys):
+    assert main(["personalities"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    names = [line.split()[0] for line in out[1:]]
+    assert names == list(registry.known())
+
+
+def test_an_unregistered_bench_is_refused(capsys):
+    assert main(["bench", "nosuchbench", "--machine", "amd-2x2"]) == 2
+    assert "invalid choice: 'nosuchbench'" in capsys.readouterr().err
+
+
+@pytest.fixture
+def boot_steps(tmp_path, capsys):
+    def run(plan, machine, replace=None):
+        if replace:
+            src = open(plan).read()
+            assert replace[0] in src
+            p = tmp_path / "plan.cfg"
+            p.write_text(src.replace(replace[0], replace[1]))
+            plan = str(p)
+        assert main(["boot", plan, "--machine", machine, "--json"]) == 0
+        res = json.loads(capsys.readouterr().out)
+        return {s["step"]: s for s in res["steps"]}, res
+    return run
+
+
+def test_the_plan_line_picks_the_kernels_init(boot_steps):
+    linux, _ = boot_steps(SMP, "amd-2x2")
+    assert {"linux init", "linux boot params", "linux per-cpu areas"} <= set(linux)
+    minimal, _ = boot_steps(SMP, "amd-2x2", ("--personality linux", "--personality minimal"))
+    assert "linux init" in minimal and "linux per-cpu areas" not in minimal
+    none, _ = boot_steps(SMP, "amd-2x2", ("--personality linux", ""))     # the default: minimal
+    assert set(none) == set(minimal)
+
+
+def test_each_kernel_runs_its_own_personality(boot_steps):
+    """Two kernels of one plan with different personalities: each gets its own init steps."""
+    steps, res = boot_steps("examples/twin-linux.cfg", "amd-2x2",
+                            ("--name linux1 --cores 1 --memory 0x40000000-0x80000000 --flow grub --personality linux",
+                             "--name linux1 --cores 1 --memory 0x40000000-0x80000000 --flow grub --personality minimal"))
+    assert "linux0 per-cpu areas" in steps and "linux1 per-cpu areas" not in steps
+    assert "linux1 init" in steps
+    assert all(k["up"] for k in res["kernels"])
+
+
+def test_the_per_cpu_areas_step_grows_with_the_kernels_cores(boot_steps):
+    """Linux's init writes one per-CPU line per core it runs on: more cores, a longer step."""
+    four, _ = boot_steps(SMP, "amd-2x2")
+    two, _ = boot_steps(SMP, "amd-2x2", ("--cores 0-3", "--cores 0-1"))
+    assert four["linux per-cpu areas"]["max_cycles"] > two["linux per-cpu areas"]["max_cycles"]
+
+
+def test_get_refuses_a_module_without_its_personality(monkeypatch):
+    monkeypatch.setitem(registry._TABLE, "broken", "kernels.urpc")
+    with pytest.raises(MksimError, match="defines no PERSONALITY named 'broken'"):
+        registry.get("broken")
