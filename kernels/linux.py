@@ -2,11 +2,25 @@
 
 Boot: GRUB or kexec loads the bzImage; the boot core runs the init below, then brings up the
 APs with INIT-SIPI-SIPI (``boot.smp``, the ``linux`` variant), as the plans already do.
+
+Kernel services (core programs, below the init): one process's address space shared by its CPUs
+(real x86-64 page tables, the mm_struct with its pte lock and ``cpu_vm_mask``, per-CPU areas), and the
+unmap of one of its pages with the IPI TLB shootdown of Linux 2.6.26 on x86-64 (``flush_tlb_page`` ->
+``flush_tlb_others`` -> ``smp_invalidate_interrupt``).  ``unmap_cycles`` / ``unmap_rows`` measure it
+(the Barrelfish paper's Figure 7 baseline); ``system="windows"`` is a broadcast variant (one
+all-excluding-self IPI, one global lock).
 """
 from __future__ import annotations
 
+import statistics
+
 from boot import timeline as tl
-from hwmodel import isa
+from hwmodel import apic, isa
+from hwmodel.config import MachineConfig, load_machine
+from hwmodel.errors import MksimError
+from hwmodel.machine import Machine
+from hwmodel.pagetable import PAGE_4K, PageTables
+from kernels import locks
 from kernels.base import KernelInstance
 from kernels.personality import Personality
 
@@ -72,15 +86,6 @@ PERSONALITY = Personality(
 #
 # Kernel data is addressed physically (the kernel's direct map); the user page is addressed
 # virtually through the process's real x86-64 page tables, so every core's TLB holds it.
-
-import statistics  # noqa: E402
-
-from hwmodel import apic  # noqa: E402
-from hwmodel.config import MachineConfig, load_machine  # noqa: E402
-from hwmodel.errors import MksimError  # noqa: E402
-from hwmodel.machine import Machine  # noqa: E402
-from hwmodel.pagetable import PAGE_4K, PageTables  # noqa: E402
-from kernels import locks  # noqa: E402
 
 SYSTEMS = ("linux", "windows")
 EV_UNMAP = 1                     # timeline mark of the initiator: the unmap's cycles
