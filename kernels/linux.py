@@ -95,7 +95,7 @@ CODE_INIT, CODE_HANDLER, CODE_TARGET = 0x10_0000, 0x11_0000, 0x12_0000
 IDT = 0x18_0000                  # idt_table: one for the whole kernel
 MM = 0x20_0000                   # the process's mm_struct: page_table_lock (+0, +8)
 MM_CPU_VM_MASK = MM + 0x40       # mm->cpu_vm_mask: CPUs that have run the mm (its own line)
-FLUSH_STATE = 0x20_1000          # union smp_flush_state[8], one cache line each (tlb_64.c)
+FLUSH_STATE = 128                # per-CPU union smp_flush_state (tlb_64.c: DEFINE_PER_CPU), its own line
 FS_MASK, FS_MM, FS_VA, FS_LOCK = 0, 8, 16, 24     # flush_cpumask, flush_mm, flush_va, tlbstate_lock (+24, +32)
 PER_CPU_OFFSET = 0x20_2000       # __per_cpu_offset[NR_CPUS]: each CPU's per-CPU area
 GLOBAL_TB_LOCK = 0x20_3000       # "windows": one lock for every TB flush
@@ -141,8 +141,9 @@ def user_va(page: int) -> int:
     return USER_VA + PAGE_4K * page
 
 
-def _flush_state(sender_cpu: int) -> int:
-    return FLUSH_STATE + 64 * (sender_cpu % NUM_INVALIDATE_TLB_VECTORS)
+def _flush_state(cfg: MachineConfig, cpu: int) -> int:
+    """&per_cpu(flush_state, cpu % NUM_INVALIDATE_TLB_VECTORS): the flush_state the sender ``cpu`` uses."""
+    return percpu_base(cfg, cpu % NUM_INVALIDATE_TLB_VECTORS) + FLUSH_STATE
 
 
 def _vector(sender_cpu: int) -> int:
@@ -233,7 +234,7 @@ def _send_ipi_mask(p: isa.Program, cfg: MachineConfig, system: str, mask: str, v
 def _unmap_page(p: isa.Program, cfg: MachineConfig, system: str, cpu: int, space: AddressSpace,
                 page_reg: str) -> None:
     """Unmap the user page whose index is in ``page_reg`` and shoot it down on the other CPUs."""
-    f = _flush_state(cpu)
+    f = _flush_state(cfg, cpu)
     lock = GLOBAL_TB_LOCK if system == "windows" else MM
     p.alu("shl", "r0", page_reg, 3)
     p.add("r0", "r0", space.pte(0), comment="ptep for the page (one page table)")
@@ -247,7 +248,7 @@ def _unmap_page(p: isa.Program, cfg: MachineConfig, system: str, cpu: int, space
     # flush_tlb_page(vma, va)
     p.load("r1", MM_CPU_VM_MASK, comment="cpu_mask = mm->cpu_vm_mask")
     p.alu("and", "r1", "r1", ~(1 << cpu), comment="cpu_clear(smp_processor_id(), cpu_mask)")
-    p.load("r2", PDA_ACTIVE_MM, base=GS, comment="current->active_mm == mm")
+    p.load("r2", PDA_ACTIVE_MM, base=GS, comment="current->active_mm == mm (it is: this thread runs the mm)")
     p.invlpg(0, base="r13", comment="__flush_tlb_one(va): INVLPG")
     p.br("eq", "r1", 0, "others.done", comment="cpus_empty(cpu_mask)")
     # flush_tlb_others(cpu_mask, mm, va)
@@ -359,7 +360,8 @@ def invalidate_handler(senders: list[int], invalidate: bool = True) -> isa.Progr
     p.load("r1", 8 * n, base="sp", comment="sender = ~regs->orig_ax - INVALIDATE_TLB_VECTOR_START")
     p.alu("xor", "r1", "r1", -1)
     p.sub("r1", "r1", INVALIDATE_TLB_VECTOR_START)
-    p.alu("shl", "r1", "r1", 6)
+    p.alu("shl", "r1", "r1", 3)
+    p.load("r1", PER_CPU_OFFSET, base="r1", comment="__per_cpu_offset[sender]")
     p.add("r1", "r1", FLUSH_STATE, comment="f = &per_cpu(flush_state, sender)")
     p.load("r2", PDA_CPUNUMBER, base=GS, comment="cpu = smp_processor_id()")
     p.movi("r3", 1)
@@ -494,8 +496,9 @@ def unmap_rows(cfg: MachineConfig, max_cores: int | None, repeat: int = 3,
     if isinstance(cfg, str):
         cfg = load_machine(cfg)
     if max_cores is not None and (isinstance(max_cores, bool) or not isinstance(max_cores, int)
-                                  or not 2 <= max_cores):
-        raise MksimError(f"unmap_rows: max_cores {max_cores!r} must be at least 2")
-    top = min(max_cores or cfg.cores, cfg.cores)
+                                  or not 2 <= max_cores <= cfg.cores):
+        raise MksimError(f"unmap_rows: max_cores {max_cores!r} on {cfg.name}: must be 2..{cfg.cores} "
+                         f"(or None: the whole machine)")
+    top = max_cores or cfg.cores
     return [{"system": system, "cores": n, "cycles": unmap_cycles(cfg, n, repeat, system)}
             for n in sweep_cores(top)]

@@ -110,8 +110,9 @@ def test_bad_system_and_repeat():
         linux.unmap_cycles(AMD44, 2, system="plan9")
     with pytest.raises(MksimError, match="repeat"):
         linux.unmap_cycles(AMD44, 2, repeat=0)
-    with pytest.raises(MksimError, match="max_cores"):
-        linux.unmap_rows(AMD44, 1)
+    for bad in (1, 17):
+        with pytest.raises(MksimError, match="max_cores"):
+            linux.unmap_rows(AMD44, bad)
     with pytest.raises(MksimError, match="initiator"):
         linux.run_unmap(AMD44, 3, 1, initiator=3)
     with pytest.raises(MksimError, match="x2apic"):
