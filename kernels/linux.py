@@ -412,6 +412,12 @@ def _check_args(cfg, cores, system: str, what: str) -> MachineConfig:
     if isinstance(cores, bool) or not isinstance(cores, int) or not 2 <= cores <= cfg.cores:
         raise MksimError(f"{what}: cores {cores!r} on {cfg.name}: must be 2..{cfg.cores} "
                          f"(an initiator and at least one other CPU)")
+    if cfg.cores > 64:
+        raise MksimError(f"{what}: {cfg.name} has {cfg.cores} cores; the model's cpumask is one 64-bit word")
+    domains = {cfg.domain(c) for c in range(cores)}
+    if len(domains) > 1:
+        raise MksimError(f"{what}: cores 0..{cores - 1} of {cfg.name} span {len(domains)} coherence domains; "
+                         f"one SMP kernel needs its CPUs cache-coherent")
     if cfg.apic.mode != "xapic":
         raise MksimError(f"{what}: {cfg.name} has an {cfg.apic.mode} APIC; the Linux 2.6.26 path is "
                          f"xAPIC only (x2APIC support came in 2.6.27)")

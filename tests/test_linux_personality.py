@@ -122,5 +122,7 @@ def test_bad_system_and_repeat():
             linux.unmap_rows(AMD44, bad)
     with pytest.raises(MksimError, match="initiator"):
         linux.run_unmap(AMD44, 3, 1, initiator=3)
+    with pytest.raises(MksimError, match="coherence domains"):
+        linux.unmap_cycles(load_machine("omap4"), 3)
     with pytest.raises(MksimError, match="x2apic"):
         linux.unmap_cycles(load_machine("xeon-phi"), 2)
