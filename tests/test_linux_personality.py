@@ -75,15 +75,15 @@ def _probe_faults(m, cores):
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data(), machine=st.sampled_from(["amd-4x4", "amd-2x2"]))
-def test_no_core_translates_the_page_after_the_unmap(data, machine):
+@given(data=st.data(), machine=st.sampled_from(["amd-4x4", "amd-2x2"]), system=st.sampled_from(linux.SYSTEMS))
+def test_no_core_translates_the_page_after_the_unmap(data, machine, system):
     """Before the unmap every CPU of the mm loads the page through its TLB without a fault; after it,
     the same virtual load faults not-present on every one of them (the initiator and each target)."""
     cfg = AMD44 if machine == "amd-4x4" else AMD22
     cores = data.draw(st.integers(2, min(8, cfg.cores)), label="cores")
     initiator = data.draw(st.integers(0, cores - 1), label="initiator")
     rounds = data.draw(st.integers(1, 2), label="rounds")
-    m = linux.run_unmap(cfg, cores, rounds, initiator=initiator, probe=True)
+    m = linux.run_unmap(cfg, cores, rounds, system=system, initiator=initiator, probe=True)
     faults = _probe_faults(m, cores)
     assert sorted(faults) == list(range(cores)), m.fault_report()
     va = linux.user_va(rounds - 1)
