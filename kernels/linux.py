@@ -197,17 +197,29 @@ def _cpu_setup(p: isa.Program, cfg: MachineConfig, cpu: int, cr3: int | None, li
 
 # ---------------------------------------------------------------------------- the initiator
 
+def apic_wait_icr_idle(p: isa.Program, scratch: str, label: str) -> None:
+    """__send_IPI_dest_field's first step (apic_64.c): ``while (apic_read(APIC_ICR) & APIC_ICR_BUSY)
+    cpu_relax();``.  ``label`` must be unique in ``p``."""
+    p.label(label)
+    p.load(scratch, apic.APIC_BASE + apic.ICR_LOW, size=4, comment="apic_wait_icr_idle: read the ICR")
+    p.alu("and", scratch, scratch, apic.ICR_BUSY)
+    p.br("eq", scratch, 0, f"{label}.done", comment="delivery status idle")
+    p.pause(comment="cpu_relax()")
+    p.jmp(label)
+    p.label(f"{label}.done")
+
+
 def _send_ipi_mask(p: isa.Program, cfg: MachineConfig, system: str, mask: str, vector: int) -> None:
     """send_IPI_mask(mask, vector) with the machine's genapic (register ``mask`` holds the CPU bitmap)."""
     if system == "windows":
-        p.wait_icr_idle("r5", comment="broadcast: wait for the ICR")
+        apic_wait_icr_idle(p, "r5", "icr_idle.bcast")
         lo, hi = apic.encode_xapic(0, vector, shorthand="all-but-self")
         p.store(apic.APIC_BASE + apic.ICR_LOW, lo, size=4, comment="one IPI, all-excluding-self shorthand")
         return
     if genapic(cfg) == "flat":
         # flat_send_IPI_mask -> __send_IPI_dest_field(mask, vector, APIC_DEST_LOGICAL)
         lo, _ = apic.encode_xapic(0, vector, logical=True)
-        p.wait_icr_idle("r5", comment="__send_IPI_dest_field: apic_wait_icr_idle")
+        apic_wait_icr_idle(p, "r5", "icr_idle.flat")
         p.alu("shl", "r5", mask, 24, comment="__prepare_ICR2(mask)")
         p.store(apic.APIC_BASE + apic.ICR_HIGH, "r5", size=4, comment="apic_write(APIC_ICR2)")
         p.store(apic.APIC_BASE + apic.ICR_LOW, lo, size=4, comment="apic_write(APIC_ICR): logical, fixed")
@@ -222,7 +234,7 @@ def _send_ipi_mask(p: isa.Program, cfg: MachineConfig, system: str, mask: str, v
     p.alu("shl", "r5", "r4", 3)
     p.load("r5", PER_CPU_OFFSET, base="r5", comment="__per_cpu_offset[query_cpu]")
     p.load("r5", PDA_APICID, base="r5", comment="per_cpu(x86_cpu_to_apicid, query_cpu)")
-    p.wait_icr_idle("r3", comment="__send_IPI_dest_field: apic_wait_icr_idle")
+    apic_wait_icr_idle(p, "r3", "icr_idle.seq")
     p.alu("shl", "r5", "r5", 24, comment="SET_APIC_DEST_FIELD(apicid)")
     p.store(apic.APIC_BASE + apic.ICR_HIGH, "r5", size=4, comment="apic_write(APIC_ICR2)")
     p.store(apic.APIC_BASE + apic.ICR_LOW, lo, size=4, comment="apic_write(APIC_ICR): physical, fixed")
