@@ -70,7 +70,7 @@ def test_windows_variant_broadcasts():
 
 # ------------------------------------------------------------------ the TLB property
 
-def _probe_faults(m, cores):
+def _probe_faults(m):
     return {f["core"]: f for f in m.fault_report()}
 
 
@@ -84,7 +84,7 @@ def test_no_core_translates_the_page_after_the_unmap(data, machine, system):
     initiator = data.draw(st.integers(0, cores - 1), label="initiator")
     rounds = data.draw(st.integers(1, 2), label="rounds")
     m = linux.run_unmap(cfg, cores, rounds, system=system, initiator=initiator, probe=True)
-    faults = _probe_faults(m, cores)
+    faults = _probe_faults(m)
     assert sorted(faults) == list(range(cores)), m.fault_report()
     va = linux.user_va(rounds - 1)
     for c, f in faults.items():
@@ -101,7 +101,7 @@ def test_property_catches_a_missing_remote_invlpg():
     """The probe is not vacuous: a handler that skips its INVLPG leaves the targets translating the
     page through stale TLB entries, so only the initiator faults."""
     m = linux.run_unmap(AMD44, 4, 1, probe=True, invalidate=False)
-    assert sorted(_probe_faults(m, 4)) == [0]
+    assert sorted(_probe_faults(m)) == [0]
 
 
 # ------------------------------------------------------------------ bad arguments
