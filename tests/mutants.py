@@ -41,7 +41,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COPY = ("hwmodel", "tests", "kernels", "boot", "mksim", "native", "pyproject.toml")
 WARMUP = ("tests/test_cpu_properties.py::test_a_stale_tlb_entry_survives_a_pte_change_until_invlpg",
           "tests/test_cpu_properties.py::test_a_burst_of_ipis_to_a_waiting_core_is_taken_once_each")
-CPU_TESTS = ("tests/test_cpu_vs_reference.py", "tests/test_cpu_properties.py")
+CPU_TESTS = ("tests/test_cpu_vs_reference.py", "tests/test_cpu_properties.py",
+             # the OS-level hardware: each file pins one feature's rules with exact numbers
+             "tests/test_timer_irq.py", "tests/test_ipi_costs.py", "tests/test_kernel_isa.py",
+             "tests/test_hetero_domains.py", "tests/test_timing_rules.py")
 MEMORY_TESTS = ("tests/test_engine_vs_reference.py", "tests/test_properties.py")
 TESTS = CPU_TESTS + MEMORY_TESTS
 
