@@ -82,4 +82,8 @@ def _static_getitem_tupleref(context, builder, sig, args):
     if idx < 0:
         idx += len(rty.tup)
     elem = cgutils.gep_inbounds(builder, ptr, 0, idx)
-    return context.data_model_manager[rty.tup.types[idx]].load_from_data_pointer(builder, elem)
+    val = builder.load(elem)
+    # the slot is written once, by ref(), before any load through it: tell LLVM the element never
+    # changes, so it can keep it in a register across stores and calls instead of reloading it
+    val.set_metadata("invariant.load", builder.module.add_metadata([]))
+    return context.data_model_manager[rty.tup.types[idx]].from_data(builder, val)
