@@ -1,0 +1,353 @@
+"""Barrelfish's monitor-to-monitor "send to all, all reply" protocols, as core programs on URPC.
+
+Baumann et al., "The Multikernel" (SOSP 2009), section 5.1, compares four ways for the monitor
+of one core (the initiator) to deliver a request to the monitors of a set of cores and collect
+every reply (the message part of a TLB shootdown):
+
+* ``broadcast``: one ring written by the initiator that every receiver polls; each receiver
+  replies on its own ring back.
+* ``unicast``: one URPC link per receiver; the initiator sends on each in turn, then collects.
+* ``multicast``: one message per package, to the first target core of that package, which
+  forwards it to the package's other targets (channels in the package's own memory, so the
+  lines move through the shared L3), collects their replies and sends one aggregated reply.
+  The initiator serves its own package's targets itself.
+* ``numa-multicast``: as multicast, with the packages ordered by decreasing round-trip time
+  from the initiator, measured on the machine model at "boot" (Barrelfish's system knowledge
+  base builds the tree from measured message latencies, ``usr/skb/programs/multicast.pl``),
+  so the farthest package gets its message first.
+
+Every receiving monitor does a replica's unmap work (a store clearing its page-table
+replica's PTE, then INVLPG) before it replies.  ``Tree`` says who sends to whom;
+``build_programs`` turns a tree into one monitor program per core.
+
+A monitor with several channels keeps each channel end's state (the eight URPC state words)
+in a line of its own memory, as Barrelfish keeps it in the binding, and loads it into the
+URPC registers around every send and receive.  Each end has its own ``urpc.Stub`` (the
+binding's bookkeeping lines and the UMP stack's code: Table 2's 9 I-cache + 8 D-cache lines
+per message, as ``kernels/microbench.py`` uses them).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hwmodel import isa
+from hwmodel.config import MachineConfig
+from hwmodel.errors import MksimError
+from kernels import urpc
+from kernels.microbench import STUB_DLINES, STUB_ILINES, node_base
+
+PROTOCOLS = ("broadcast", "unicast", "multicast", "numa-multicast")
+
+LINE = 64
+CODE = 0x100_0000          # per core: CODE + node base + core * CODE_STRIDE
+CODE_STRIDE = 0x4_0000
+PRIV = 0x800_0000          # per core private memory: PRIV + node base + core * PRIV_STRIDE
+PRIV_STRIDE = 0x1_0000
+ENDS = 0x0000              # +64 * i: channel end i's URPC state (8 words)
+COUNTS = 0x1000            # +0: requests received, +8: replies counted (cores covered)
+REPLICA = 0x2000           # the core's page-table replica: one PTE per page (8 bytes)
+STUBS = 0x4000             # +512 * i: end i's stub bookkeeping lines
+CHANNELS = 0xC00_0000      # rings: CHANNELS + node base of the ring's home package, bump-allocated
+VBASE = 0x4000_0000        # virtual address of page 0 (page k at VBASE + k * 4096)
+PTE_PRESENT = 0x8000_0000_0067   # a present, writable, user, accessed, dirty 4 KiB PTE (frame 0x80000000)
+
+EV_ROUND = 0x300           # initiator: one round done, value = cycles (RDTSC after - before)
+EV_REQ = 0x301             # receiver: got the request (value: page)
+
+# URPC state registers in the order they are kept in an end's state line
+_R = urpc.REGS
+_TX = (_R.txp, _R.txe, _R.txs, _R.txa)
+_RX = (_R.rxp, _R.rxe, _R.rxn, _R.rxl)
+
+
+@dataclass(frozen=True)
+class Tree:
+    """Who sends the request to whom.  ``children[c]``: the cores ``c`` sends to, in order."""
+    protocol: str
+    initiator: int
+    targets: tuple[int, ...]                       # every core that must get the request
+    children: dict[int, tuple[int, ...]] = field(default_factory=dict)
+
+    def parent(self, c: int) -> int | None:
+        """The core that sends ``c`` the request (None for the initiator)."""
+        for p, kids in self.children.items():
+            if c in kids:
+                return p
+        return None
+
+
+def package_of(cfg: MachineConfig, c: int) -> int:
+    return c // cfg.cores_per_package
+
+
+def _check(cfg: MachineConfig, protocol: str, initiator: int, targets) -> tuple[int, ...]:
+    if protocol not in PROTOCOLS:
+        raise MksimError(f"protocol {protocol!r}: must be one of {', '.join(PROTOCOLS)}")
+    if not 0 <= initiator < cfg.cores:
+        raise MksimError(f"initiator core {initiator}: {cfg.name} has cores 0..{cfg.cores - 1}")
+    ts = tuple(sorted(set(targets)))
+    if not ts:
+        raise MksimError("a shootdown needs at least one target core besides the initiator")
+    for t in ts:
+        if not 0 <= t < cfg.cores or t == initiator:
+            raise MksimError(f"target core {t}: must be a core of {cfg.name} (0..{cfg.cores - 1}) "
+                             f"other than the initiator {initiator}")
+    return ts
+
+
+def plan(cfg: MachineConfig, protocol: str, initiator: int, targets, order: list[int] | None = None) -> Tree:
+    """The send tree of ``protocol`` from ``initiator`` to ``targets``.
+
+    ``order``: the packages in the order the initiator serves them (multicast protocols; default
+    0, 1, 2, ...; ``numa-multicast`` needs the measured order, see ``numa_order``)."""
+    ts = _check(cfg, protocol, initiator, targets)
+    if protocol in ("broadcast", "unicast"):
+        return Tree(protocol, initiator, ts, {initiator: ts})
+    if order is None:
+        if protocol == "numa-multicast":
+            raise MksimError("numa-multicast needs the package order measured at boot (numa_order)")
+        order = list(range(cfg.packages))
+    if sorted(order) != list(range(cfg.packages)):
+        raise MksimError(f"package order {order}: must list each of the {cfg.packages} packages once")
+    by_pkg: dict[int, list[int]] = {}
+    for t in ts:
+        by_pkg.setdefault(package_of(cfg, t), []).append(t)
+    home = package_of(cfg, initiator)
+    top: list[int] = []
+    children: dict[int, tuple[int, ...]] = {}
+    for pkg in order:
+        members = by_pkg.get(pkg, [])
+        if not members:
+            continue
+        if pkg == home:
+            top.extend(members)                    # the initiator leads its own package
+        else:
+            leader, rest = members[0], members[1:]
+            top.append(leader)
+            if rest:
+                children[leader] = tuple(rest)
+    children[initiator] = tuple(top)
+    return Tree(protocol, initiator, ts, children)
+
+
+# ---------------------------------------------------------------------- memory layout
+def priv(cfg: MachineConfig, c: int) -> int:
+    """Base of core ``c``'s private memory (in its package's node on node-interleaved machines)."""
+    return PRIV + node_base(cfg, package_of(cfg, c)) + c * PRIV_STRIDE
+
+
+def code_addr(cfg: MachineConfig, c: int) -> int:
+    return CODE + node_base(cfg, package_of(cfg, c)) + c * CODE_STRIDE
+
+
+def replica_pte(cfg: MachineConfig, c: int, page: int) -> int:
+    """Physical address of the PTE of ``page`` in core ``c``'s page-table replica."""
+    return priv(cfg, c) + REPLICA + 8 * page
+
+
+class _Rings:
+    """Bump allocator of URPC rings in each package's node."""
+
+    def __init__(self, cfg: MachineConfig, slots: int):
+        self.cfg, self.slots, self.next = cfg, slots, {}
+
+    def ring(self, pkg: int) -> urpc.Channel:
+        off = self.next.get(pkg, 0)
+        self.next[pkg] = off + self.slots * LINE
+        return urpc.Channel(CHANNELS + node_base(self.cfg, pkg) + off, self.slots)
+
+
+@dataclass(frozen=True)
+class End:
+    """One channel end of a monitor: the rings, where its state lives, its stub."""
+    side: urpc.Side
+    tx_state: int          # line holding txp, txe, txs, txa
+    rx_state: int          # line holding rxp, rxe, rxn, rxl (may be the same line: words 4..7)
+    stub: urpc.Stub
+
+
+def _end(cfg: MachineConfig, c: int, i: int, side: urpc.Side, tx_state: int | None = None) -> End:
+    line = priv(cfg, c) + ENDS + LINE * i
+    stub = urpc.Stub(dlines=STUB_DLINES, ilines=STUB_ILINES, base=priv(cfg, c) + STUBS + 512 * i)
+    return End(side, line if tx_state is None else tx_state, line, stub)
+
+
+def _initial_state(w, end: End) -> None:
+    """Write an end's state words as ``urpc.emit_init`` would set them (rings at slot 0, epoch 1)."""
+    def put(addr, words):
+        w.write(addr, b"".join(int(v).to_bytes(8, "little") for v in words))
+    put(end.tx_state, (end.side.tx.base, urpc.EPOCH_BIT, 0, 0))
+    put(end.rx_state + 32, (end.side.rx.base, urpc.EPOCH_BIT, 0, 0))
+
+
+def _load(p: isa.Program, end: End) -> None:
+    """Load one end's channel state from its binding into the URPC registers."""
+    for k, r in enumerate(_TX):
+        p.load(r, end.tx_state + 8 * k, comment="binding: tx state")
+    for k, r in enumerate(_RX):
+        p.load(r, end.rx_state + 32 + 8 * k, comment="binding: rx state")
+
+
+def _save(p: isa.Program, end: End) -> None:
+    for k, r in enumerate(_TX):
+        p.store(end.tx_state + 8 * k, r, comment="binding: tx state")
+    for k, r in enumerate(_RX):
+        p.store(end.rx_state + 32 + 8 * k, r, comment="binding: rx state")
+
+
+def send(p: isa.Program, end: End, payload) -> None:
+    """Send one message on ``end`` (state loaded from and saved back to its binding)."""
+    _load(p, end)
+    urpc.emit_send(p, end.side, payload, stub=end.stub)
+    _save(p, end)
+
+
+def recv(p: isa.Program, end: End, out) -> None:
+    """Receive one data message on ``end`` into the registers ``out``."""
+    _load(p, end)
+    urpc.emit_recv(p, end.side, out, stub=end.stub)
+    _save(p, end)
+
+
+def unmap_replica(p: isa.Program, cfg: MachineConfig, c: int, page_reg: str = "r0") -> None:
+    """A monitor's unmap of one page in its own page-table replica: clear the PTE, then INVLPG."""
+    p.alu("shl", "r3", page_reg, 3, comment="unmap: PTE offset of the page")
+    p.store(priv(cfg, c) + REPLICA, 0, base="r3", comment="unmap: clear the replica's PTE")
+    p.alu("shl", "r3", page_reg, 12, comment="unmap: the page's virtual offset")
+    p.invlpg(VBASE, base="r3", comment="unmap: invlpg the page")
+
+
+def _count(p: isa.Program, addr: int, reg: str) -> None:
+    p.load("r5", addr)
+    p.add("r5", "r5", reg)
+    p.store(addr, "r5")
+
+
+# ---------------------------------------------------------------------- programs
+@dataclass
+class Built:
+    """The programs of one protocol run, and the initial memory words to write."""
+    tree: Tree
+    programs: dict[int, isa.Program]
+    ends: list[End]                # every end (to write its initial state)
+
+
+def _links(cfg: MachineConfig, tree: Tree, slots: int):
+    """Channel ends per core: down[c][child] (c's end towards child), up[c] (c's end towards its
+    parent).  Broadcast: the initiator writes one ring that every receiver reads."""
+    rings = _Rings(cfg, slots)
+    nend = {c: 0 for c in range(cfg.cores)}
+
+    def new_end(c, side, tx_state=None):
+        e = _end(cfg, c, nend[c], side, tx_state)
+        nend[c] += 1
+        return e
+
+    down: dict[int, dict[int, End]] = {}
+    up: dict[int, End] = {}
+    init = tree.initiator
+    if tree.protocol == "broadcast":
+        bring = rings.ring(package_of(cfg, init))
+        shared_tx = priv(cfg, init) + ENDS + LINE * len(tree.targets)   # one more line: the ring's tx state
+        down[init] = {}
+        for t in tree.targets:
+            reply = rings.ring(package_of(cfg, init))
+            down[init][t] = new_end(init, urpc.Side(tx=bring, rx=reply), tx_state=shared_tx)
+            up[t] = new_end(t, urpc.Side(tx=reply, rx=bring))
+        return down, up
+    for parent, kids in tree.children.items():
+        down[parent] = {}
+        for k in kids:
+            # the link's memory is in the sender's package (inside a package, for the
+            # multicast's inner hop, the lines move through the shared L3)
+            home = package_of(cfg, parent)
+            link = urpc.Link(rings.ring(home), rings.ring(home))
+            down[parent][k] = new_end(parent, link.a)
+            up[k] = new_end(k, link.b)
+    return down, up
+
+
+def build_programs(cfg: MachineConfig, tree: Tree, rounds: int, local_work: bool = False,
+                   lrpc_cycles: int = 0) -> Built:
+    """One monitor program per participating core: ``rounds`` rounds of request + replies.
+
+    Round k unmaps page k.  The initiator MARKs ``EV_ROUND`` with RDTSC(after the last reply)
+    - RDTSC(before the first send) and adds the cores covered by the replies to its count word;
+    every receiver counts the requests it got.  ``local_work``: the initiator also unmaps its
+    own replica, after its sends (the full unmap; the message-only benchmark leaves it out).
+    ``lrpc_cycles``: the user domain's LRPC to its monitor and back, inside the timed region
+    (a sourced cost given by the caller; 0 for the message-only benchmark)."""
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise MksimError(f"rounds {rounds!r}: must be an integer >= 1")
+    if rounds > 4096 // 8:
+        raise MksimError(f"rounds {rounds}: the replica page holds {4096 // 8} PTEs")
+    # rings big enough that no ring wraps and no ack-only message is ever needed (the broadcast
+    # ring's acks ride on the initiator's sends; each reply ring is read once per round)
+    slots = max(16, 2 * rounds + 2)
+    down, up = _links(cfg, tree, slots)
+    progs: dict[int, isa.Program] = {}
+    init = tree.initiator
+    bcast = tree.protocol == "broadcast"
+
+    p = isa.Program(f"monitor{init}-{tree.protocol}-initiator")
+    p.movi("r0", 0, comment="round = page to unmap")
+    p.label("round")
+    p.movi("r2", 0, comment="cores covered by the replies")
+    p.rdtsc("r1")
+    if lrpc_cycles:
+        p.compute(lrpc_cycles, comment="user domain -> local monitor LRPC, and its reply")
+    kids = tree.children[init]
+    if bcast:
+        send(p, down[init][kids[0]], ["r0", init])       # one message on the shared ring
+    else:
+        for k in kids:
+            send(p, down[init][k], ["r0", init])
+    if local_work:
+        unmap_replica(p, cfg, init)
+    for k in kids:
+        recv(p, down[init][k], ["r3", "r4"])
+        p.add("r2", "r2", "r4", comment="cores this reply covers")
+    p.rdtsc("r4")
+    p.sub("r4", "r4", "r1")
+    p.mark(EV_ROUND, "r4")
+    _count(p, priv(cfg, init) + COUNTS + 8, "r2")
+    p.add("r0", "r0", 1)
+    p.br("lt", "r0", rounds, "round")
+    p.halt()
+    progs[init] = p
+
+    for t in tree.targets:
+        q = isa.Program(f"monitor{t}-{tree.protocol}")
+        q.movi("r1", 0, comment="rounds served")
+        q.label("round")
+        recv(q, up[t], ["r0"])
+        q.mark(EV_REQ, "r0")
+        q.movi("r4", 1)
+        _count(q, priv(cfg, t) + COUNTS, "r4")
+        sub = tree.children.get(t, ())
+        for k in sub:
+            send(q, down[t][k], ["r0", t])                # forward inside the package
+        unmap_replica(q, cfg, t)
+        q.movi("r2", 1, comment="this core")
+        for k in sub:
+            recv(q, down[t][k], ["r3", "r4"])
+            q.add("r2", "r2", "r4")
+        send(q, up[t], ["r0", "r2"])                      # the (aggregated) reply
+        q.add("r1", "r1", 1)
+        q.br("lt", "r1", rounds, "round")
+        q.halt()
+        progs[t] = q
+    ends = [e for d in down.values() for e in d.values()] + list(up.values())
+    return Built(tree, progs, ends)
+
+
+def load_built(m, cfg: MachineConfig, built: Built, extra_pages: int) -> None:
+    """Place the programs, write every end's initial state and every replica's PTEs (present)."""
+    w = m.workload()
+    for c, prog in built.programs.items():
+        w.start(c, w.place(prog, code_addr(cfg, c)).pc())
+    for e in built.ends:
+        _initial_state(w, e)
+    for c in built.programs:
+        w.write(replica_pte(cfg, c, 0), PTE_PRESENT.to_bytes(8, "little") * extra_pages)
+    m.load_workload(w)
