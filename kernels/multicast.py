@@ -159,17 +159,11 @@ class _Rings:
 
 @dataclass(frozen=True)
 class End:
-    """One channel end of a monitor: the rings, where its state lives, its stub."""
+    """One channel end of a monitor: its rings and the line holding its state (words 0..3: tx
+    state, 4..7: rx state; a broadcast initiator's ends share one tx-state line)."""
     side: urpc.Side
-    tx_state: int          # line holding txp, txe, txs, txa
-    rx_state: int          # line holding rxp, rxe, rxn, rxl (may be the same line: words 4..7)
-    stub: urpc.Stub
-
-
-def _end(cfg: MachineConfig, c: int, i: int, side: urpc.Side, tx_state: int | None = None) -> End:
-    line = priv(cfg, c) + ENDS + LINE * i
-    stub = urpc.Stub(dlines=STUB_DLINES, ilines=STUB_ILINES, base=priv(cfg, c) + STUBS + 512 * i)
-    return End(side, line if tx_state is None else tx_state, line, stub)
+    state: int             # this end's state line (rx state in words 4..7)
+    tx_state: int          # the line whose words 0..3 hold the tx state
 
 
 def _initial_state(w, end: End) -> None:
@@ -177,36 +171,82 @@ def _initial_state(w, end: End) -> None:
     def put(addr, words):
         w.write(addr, b"".join(int(v).to_bytes(8, "little") for v in words))
     put(end.tx_state, (end.side.tx.base, urpc.EPOCH_BIT, 0, 0))
-    put(end.rx_state + 32, (end.side.rx.base, urpc.EPOCH_BIT, 0, 0))
+    put(end.state + 32, (end.side.rx.base, urpc.EPOCH_BIT, 0, 0))
 
 
-def _load(p: isa.Program, end: End) -> None:
-    """Load one end's channel state from its binding into the URPC registers."""
+def monitor_stub(cfg: MachineConfig, c: int) -> urpc.Stub:
+    """The UMP stack's work on every send and receive of core ``c``'s monitor (Table 2's 9 I-cache
+    + 8 D-cache lines per message, as ``kernels/microbench.py`` models it): its bookkeeping lines."""
+    return urpc.Stub(dlines=STUB_DLINES, ilines=STUB_ILINES, base=priv(cfg, c) + STUBS)
+
+
+# A monitor serves several bindings with the same code, as Barrelfish's monitor calls one stub for
+# each of its bindings: the URPC fragments are emitted once, for the first end's rings, and run
+# over each end in turn with that end's state loaded from its line (register END_PTR points at
+# it).  The fragments' only ring-specific constants are the wrap test and the ring size; every
+# ring has the same size and build_programs sizes the rings so that none ever wraps, so the shared
+# code is exact for every end (``_slots``).
+END_PTR = "r5"
+
+
+def _load(p: isa.Program, tx_line, rx_ptr: str) -> None:
+    """Load the URPC registers: tx state from ``tx_line`` (an address, or None: the line at
+    END_PTR), rx state from the line at ``rx_ptr``."""
     for k, r in enumerate(_TX):
-        p.load(r, end.tx_state + 8 * k, comment="binding: tx state")
+        if tx_line is None:
+            p.load(r, 8 * k, base=rx_ptr, comment="binding: tx state")
+        else:
+            p.load(r, tx_line + 8 * k, comment="binding: tx state (shared ring)")
     for k, r in enumerate(_RX):
-        p.load(r, end.rx_state + 32 + 8 * k, comment="binding: rx state")
+        p.load(r, 32 + 8 * k, base=rx_ptr, comment="binding: rx state")
 
 
-def _save(p: isa.Program, end: End) -> None:
+def _save(p: isa.Program, tx_line, rx_ptr: str) -> None:
     for k, r in enumerate(_TX):
-        p.store(end.tx_state + 8 * k, r, comment="binding: tx state")
+        if tx_line is None:
+            p.store(8 * k, r, base=rx_ptr, comment="binding: tx state")
+        else:
+            p.store(tx_line + 8 * k, r, comment="binding: tx state (shared ring)")
     for k, r in enumerate(_RX):
-        p.store(end.rx_state + 32 + 8 * k, r, comment="binding: rx state")
+        p.store(32 + 8 * k, r, base=rx_ptr, comment="binding: rx state")
 
 
-def send(p: isa.Program, end: End, payload) -> None:
-    """Send one message on ``end`` (state loaded from and saved back to its binding)."""
-    _load(p, end)
-    urpc.emit_send(p, end.side, payload, stub=end.stub)
-    _save(p, end)
+def _tx_line(end: End):
+    return None if end.tx_state == end.state else end.tx_state
 
 
-def recv(p: isa.Program, end: End, out) -> None:
-    """Receive one data message on ``end`` into the registers ``out``."""
-    _load(p, end)
-    urpc.emit_recv(p, end.side, out, stub=end.stub)
-    _save(p, end)
+def _each_end(p: isa.Program, ends: list[End], body, stem: str) -> None:
+    """Emit a loop running ``body(end0)`` once per end, END_PTR at each end's state line in turn
+    (the ends' lines are consecutive)."""
+    for i, e in enumerate(ends):
+        if e.state != ends[0].state + LINE * i or e.tx_state != (ends[0].tx_state if _tx_line(ends[0]) else e.state):
+            raise MksimError("a monitor's bindings for one loop must have consecutive state lines")
+    lab = f"{stem}@{len(p.ops)}"
+    p.movi(END_PTR, ends[0].state, comment=f"{stem}: first binding")
+    p.label(lab)
+    body(ends[0])
+    p.add(END_PTR, END_PTR, LINE, comment=f"{stem}: next binding")
+    p.br("ltu", END_PTR, ends[0].state + LINE * len(ends), lab)
+
+
+def send_each(p: isa.Program, cfg: MachineConfig, c: int, ends: list[End], payload) -> None:
+    """Send the same message on every end in ``ends``, one after another."""
+    def body(e):
+        _load(p, _tx_line(e), END_PTR)
+        urpc.emit_send(p, e.side, payload, stub=monitor_stub(cfg, c))
+        _save(p, _tx_line(e), END_PTR)
+    _each_end(p, ends, body, "send-each")
+
+
+def recv_each(p: isa.Program, cfg: MachineConfig, c: int, ends: list[End], out, after=None) -> None:
+    """Receive one message on every end in ``ends`` in turn; ``after(p)`` runs after each."""
+    def body(e):
+        _load(p, _tx_line(e), END_PTR)
+        urpc.emit_recv(p, e.side, out, stub=monitor_stub(cfg, c))
+        _save(p, _tx_line(e), END_PTR)
+        if after is not None:
+            after(p)
+    _each_end(p, ends, body, "recv-each")
 
 
 def unmap_replica(p: isa.Program, cfg: MachineConfig, c: int, page_reg: str = "r0") -> None:
@@ -233,38 +273,49 @@ class Built:
 
 
 def _links(cfg: MachineConfig, tree: Tree, slots: int):
-    """Channel ends per core: down[c][child] (c's end towards child), up[c] (c's end towards its
-    parent).  Broadcast: the initiator writes one ring that every receiver reads."""
+    """Channel ends per core: down[c] (c's ends towards its children, in order), up[c] (c's end
+    towards its parent).  Broadcast: the initiator writes one ring that every receiver reads."""
     rings = _Rings(cfg, slots)
     nend = {c: 0 for c in range(cfg.cores)}
 
     def new_end(c, side, tx_state=None):
-        e = _end(cfg, c, nend[c], side, tx_state)
+        line = priv(cfg, c) + ENDS + LINE * nend[c]
         nend[c] += 1
-        return e
+        if nend[c] > COUNTS // LINE:
+            raise MksimError(f"core {c}: more than {COUNTS // LINE} monitor bindings")
+        return End(side, line, line if tx_state is None else tx_state)
 
-    down: dict[int, dict[int, End]] = {}
+    down: dict[int, list[End]] = {}
     up: dict[int, End] = {}
     init = tree.initiator
     if tree.protocol == "broadcast":
-        bring = rings.ring(package_of(cfg, init))
-        shared_tx = priv(cfg, init) + ENDS + LINE * len(tree.targets)   # one more line: the ring's tx state
-        down[init] = {}
+        home = package_of(cfg, init)
+        bring = rings.ring(home)
+        shared_tx = priv(cfg, init) + ENDS + LINE * len(tree.targets)   # the line after the ends
+        down[init] = []
         for t in tree.targets:
-            reply = rings.ring(package_of(cfg, init))
-            down[init][t] = new_end(init, urpc.Side(tx=bring, rx=reply), tx_state=shared_tx)
+            reply = rings.ring(home)
+            down[init].append(new_end(init, urpc.Side(tx=bring, rx=reply), tx_state=shared_tx))
             up[t] = new_end(t, urpc.Side(tx=reply, rx=bring))
         return down, up
     for parent, kids in tree.children.items():
-        down[parent] = {}
+        down[parent] = []
         for k in kids:
-            # the link's memory is in the sender's package (inside a package, for the
-            # multicast's inner hop, the lines move through the shared L3)
-            home = package_of(cfg, parent)
+            # the link's memory: NUMA-aware multicast allocates the buffers from memory local to
+            # the receiving aggregation node [Baumann et al. 2009, 5.1]; the others in the
+            # sender's package (inside a package the lines move through the shared L3)
+            home = package_of(cfg, k if tree.protocol == "numa-multicast" else parent)
             link = urpc.Link(rings.ring(home), rings.ring(home))
-            down[parent][k] = new_end(parent, link.a)
+            down[parent].append(new_end(parent, link.a))
             up[k] = new_end(k, link.b)
     return down, up
+
+
+def _slots(rounds: int) -> int:
+    """Ring size for ``rounds`` rounds: no ring wraps (each carries at most ``rounds`` messages) and
+    no receiver ever owes an ack-only message (half a ring > rounds), which the shared loop code
+    relies on (see END_PTR)."""
+    return max(16, 2 * rounds + 2)
 
 
 def build_programs(cfg: MachineConfig, tree: Tree, rounds: int, local_work: bool = False,
@@ -273,21 +324,20 @@ def build_programs(cfg: MachineConfig, tree: Tree, rounds: int, local_work: bool
 
     Round k unmaps page k.  The initiator MARKs ``EV_ROUND`` with RDTSC(after the last reply)
     - RDTSC(before the first send) and adds the cores covered by the replies to its count word;
-    every receiver counts the requests it got.  ``local_work``: the initiator also unmaps its
-    own replica, after its sends (the full unmap; the message-only benchmark leaves it out).
-    ``lrpc_cycles``: the user domain's LRPC to its monitor and back, inside the timed region
-    (a sourced cost given by the caller; 0 for the message-only benchmark)."""
+    every receiver counts the requests it got and MARKs ``EV_REQ``.  ``local_work``: the initiator
+    also unmaps its own replica, after its sends (the full unmap; the message-only benchmark leaves
+    it out).  ``lrpc_cycles``: the user domain's LRPC to its monitor and back, inside the timed
+    region (a sourced cost given by the caller; 0 for the message-only benchmark)."""
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
         raise MksimError(f"rounds {rounds!r}: must be an integer >= 1")
     if rounds > 4096 // 8:
         raise MksimError(f"rounds {rounds}: the replica page holds {4096 // 8} PTEs")
-    # rings big enough that no ring wraps and no ack-only message is ever needed (the broadcast
-    # ring's acks ride on the initiator's sends; each reply ring is read once per round)
-    slots = max(16, 2 * rounds + 2)
-    down, up = _links(cfg, tree, slots)
+    down, up = _links(cfg, tree, _slots(rounds))
     progs: dict[int, isa.Program] = {}
     init = tree.initiator
-    bcast = tree.protocol == "broadcast"
+
+    def add_cover(q):
+        q.add("r2", "r2", "r4", comment="cores this reply covers")
 
     p = isa.Program(f"monitor{init}-{tree.protocol}-initiator")
     p.movi("r0", 0, comment="round = page to unmap")
@@ -296,17 +346,13 @@ def build_programs(cfg: MachineConfig, tree: Tree, rounds: int, local_work: bool
     p.rdtsc("r1")
     if lrpc_cycles:
         p.compute(lrpc_cycles, comment="user domain -> local monitor LRPC, and its reply")
-    kids = tree.children[init]
-    if bcast:
-        send(p, down[init][kids[0]], ["r0", init])       # one message on the shared ring
+    if tree.protocol == "broadcast":
+        send_each(p, cfg, init, down[init][:1], ["r0", init])    # one message on the shared ring
     else:
-        for k in kids:
-            send(p, down[init][k], ["r0", init])
+        send_each(p, cfg, init, down[init], ["r0", init])
     if local_work:
         unmap_replica(p, cfg, init)
-    for k in kids:
-        recv(p, down[init][k], ["r3", "r4"])
-        p.add("r2", "r2", "r4", comment="cores this reply covers")
+    recv_each(p, cfg, init, down[init], ["r3", "r4"], add_cover)
     p.rdtsc("r4")
     p.sub("r4", "r4", "r1")
     p.mark(EV_ROUND, "r4")
@@ -320,24 +366,23 @@ def build_programs(cfg: MachineConfig, tree: Tree, rounds: int, local_work: bool
         q = isa.Program(f"monitor{t}-{tree.protocol}")
         q.movi("r1", 0, comment="rounds served")
         q.label("round")
-        recv(q, up[t], ["r0"])
+        recv_each(q, cfg, t, [up[t]], ["r0"])
         q.mark(EV_REQ, "r0")
         q.movi("r4", 1)
         _count(q, priv(cfg, t) + COUNTS, "r4")
-        sub = tree.children.get(t, ())
-        for k in sub:
-            send(q, down[t][k], ["r0", t])                # forward inside the package
+        sub = down.get(t, [])
+        if sub:
+            send_each(q, cfg, t, sub, ["r0", t])        # forward inside the package
         unmap_replica(q, cfg, t)
         q.movi("r2", 1, comment="this core")
-        for k in sub:
-            recv(q, down[t][k], ["r3", "r4"])
-            q.add("r2", "r2", "r4")
-        send(q, up[t], ["r0", "r2"])                      # the (aggregated) reply
+        if sub:
+            recv_each(q, cfg, t, sub, ["r3", "r4"], add_cover)
+        send_each(q, cfg, t, [up[t]], ["r0", "r2"])     # the (aggregated) reply
         q.add("r1", "r1", 1)
         q.br("lt", "r1", rounds, "round")
         q.halt()
         progs[t] = q
-    ends = [e for d in down.values() for e in d.values()] + list(up.values())
+    ends = [e for d in down.values() for e in d] + list(up.values())
     return Built(tree, progs, ends)
 
 
