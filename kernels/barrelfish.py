@@ -172,13 +172,11 @@ FIFO_ENTRY = 2                 # bytes: a channel id
 NOTIFY_CHAN = 1                # the channel id the sender posts (0 means an empty entry)
 NOTIFY_ROUNDS = 12
 EV_NSEND, EV_NRECV = 0x310, 0x311
-_NPAGE, _NSTATE, _NLINK = 0x20_0000, 0x30_0000, 0x40_0000
 
 
 def _fifo(cfg: MachineConfig, recv_core: int, sender: int) -> int:
     """Address of ``sender``'s FIFO in ``recv_core``'s notification page (in its node)."""
-    base = _NPAGE + microbench.node_base(cfg, multicast.package_of(cfg, recv_core))
-    return base + sender * FIFO_ENTRIES * FIFO_ENTRY
+    return multicast.priv(cfg, recv_core) + multicast.NOTIFY_PAGE + sender * FIFO_ENTRIES * FIFO_ENTRY
 
 
 def _notify_programs(cfg: MachineConfig, a: int, b: int, rounds: int):
@@ -186,11 +184,12 @@ def _notify_programs(cfg: MachineConfig, a: int, b: int, rounds: int):
 
     Each round the sender MARKs EV_NSEND, sends a message on the URPC channel, writes the channel
     id into its FIFO in b's notification page, waits for its local APIC's ICR to be idle and sends
-    the notification IPI, then polls for b's reply.  The receiver sleeps (STI; WFI); its handler
+    the notification IPI, then polls for b's reply.  The receiver sleeps (WFI); its handler
     scans every sender's FIFO at its read index, takes the channel id, clears the entry, reads
     the message (MARK EV_NRECV), replies on the channel (polled by the sender), EOIs and IRETs."""
-    link = urpc.Link.at(_NLINK + microbench.node_base(cfg, multicast.package_of(cfg, a)), 16)
-    sa, sb = microbench._stubs(a, b, True)
+    link = urpc.Link.at(multicast.CHANNELS + microbench.node_base(cfg, multicast.package_of(cfg, a)), 16)
+    sa, sb = multicast.monitor_stub(cfg, a), multicast.monitor_stub(cfg, b)
+    done = multicast.priv(cfg, b) + multicast.NOTIFY_STATE      # rounds handled
     s = isa.Program("notify-sender")
     urpc.emit_init(s, link.a)
     s.movi("r0", 0)
@@ -210,43 +209,50 @@ def _notify_programs(cfg: MachineConfig, a: int, b: int, rounds: int):
     s.halt()
 
     main = isa.Program("notify-receiver")
-    main.sti()
     main.label("sleep")
-    main.wfi()
-    main.load("r0", _NSTATE + 8, comment="rounds handled")
-    main.br("lt", "r0", rounds, "sleep")
+    main.cli()                                   # no wakeup lost between the check and the sleep
+    main.load("r0", done, comment="rounds handled")
+    main.br("ge", "r0", rounds, "out")
+    main.wfi(comment="sets IF and sleeps, atomically (as STI; HLT)")
+    main.jmp("sleep")
+    main.label("out")
     main.halt()
 
     # the handler keeps the channel state and the FIFO read indices in memory (it runs on
     # whatever registers the interrupted code had)
-    st = _NSTATE + 0x100
+    st = done + 0x100
     regs = (urpc.REGS.txp, urpc.REGS.txe, urpc.REGS.txs, urpc.REGS.txa,
             urpc.REGS.rxp, urpc.REGS.rxe, urpc.REGS.rxn, urpc.REGS.rxl)
     h = isa.Program("notify-handler")
-    for src in range(cfg.cores):                    # scan every sender's FIFO
-        if src == b:
-            continue
-        idx = _NSTATE + 0x1000 + 8 * src
-        h.load("r4", idx, comment=f"notify: read index of sender {src}'s FIFO")
-        h.alu("shl", "r5", "r4", 1)
-        h.load("r3", _fifo(cfg, b, src), size=FIFO_ENTRY, base="r5", comment=f"notify: FIFO of sender {src}")
-        h.br("eq", "r3", 0, f"empty{src}")
-        h.store(_fifo(cfg, b, src), 0, size=FIFO_ENTRY, base="r5", comment="notify: consume the entry")
-        h.add("r4", "r4", 1)
-        h.alu("and", "r4", "r4", FIFO_ENTRIES - 1)
-        h.store(idx, "r4")
-        h.br("ne", "r3", NOTIFY_CHAN, "bad", comment="notify: the channel id names the binding")
-        for k, r in enumerate(regs):
-            h.load(r, st + 8 * k, comment="binding state")
-        urpc.emit_recv(h, link.b, ["r0"], stub=sb)
-        h.mark(EV_NRECV, "r0")
-        urpc.emit_send(h, link.b, ["r0"], stub=sb)
-        for k, r in enumerate(regs):
-            h.store(st + 8 * k, r)
-        h.load("r1", _NSTATE + 8)
-        h.add("r1", "r1", 1)
-        h.store(_NSTATE + 8, "r1")
-        h.label(f"empty{src}")
+    idx0, fifo0 = done + 0x200, _fifo(cfg, b, 0)
+    h.movi("r2", 0, comment="notify: scan every sender's FIFO, sender r2")
+    h.label("scan")
+    h.br("eq", "r2", b, "next")
+    h.alu("shl", "r5", "r2", 3)
+    h.load("r4", idx0, base="r5", comment="notify: our read index in this sender's FIFO")
+    h.alu("shl", "r3", "r2", (FIFO_ENTRIES * FIFO_ENTRY).bit_length() - 1)
+    h.alu("shl", "r1", "r4", 1)
+    h.add("r3", "r3", "r1")
+    h.load("r1", fifo0, size=FIFO_ENTRY, base="r3", comment="notify: the FIFO entry")
+    h.br("eq", "r1", 0, "next")
+    h.store(fifo0, 0, size=FIFO_ENTRY, base="r3", comment="notify: consume the entry")
+    h.add("r4", "r4", 1)
+    h.alu("and", "r4", "r4", FIFO_ENTRIES - 1)
+    h.store(idx0, "r4", base="r5")
+    h.br("ne", "r1", NOTIFY_CHAN, "bad", comment="notify: the channel id names the binding")
+    for k, r in enumerate(regs):
+        h.load(r, st + 8 * k, comment="binding state")
+    urpc.emit_recv(h, link.b, ["r0"], stub=sb)
+    h.mark(EV_NRECV, "r0")
+    urpc.emit_send(h, link.b, ["r0"], stub=sb)
+    for k, r in enumerate(regs):
+        h.store(st + 8 * k, r)
+    h.load("r1", done)
+    h.add("r1", "r1", 1)
+    h.store(done, "r1")
+    h.label("next")
+    h.add("r2", "r2", 1)
+    h.br("lt", "r2", cfg.cores, "scan")
     h.eoi()
     h.iret()
     h.label("bad")
@@ -262,9 +268,10 @@ def notify_ipi_cycles(cfg: MachineConfig, a: int, b: int, rounds: int = NOTIFY_R
     s, main, h, (st, words) = _notify_programs(cfg, a, b, rounds)
     m = Machine(cfg)
     w = m.workload()
-    w.start(a, w.place(s, microbench.CODE + a * 0x10000).pc())
-    w.start(b, w.place(main, microbench.CODE + b * 0x10000).pc())
-    w.set_handler(b, NOTIFY_VECTOR, w.place(h, microbench.CODE + b * 0x10000 + 0x8000).pc())
+    half = multicast.CODE_STRIDE // 2
+    w.start(a, multicast.place(w, s, multicast.code_addr(cfg, a)).pc())
+    w.start(b, multicast.place(w, main, multicast.code_addr(cfg, b), half).pc())
+    w.set_handler(b, NOTIFY_VECTOR, multicast.place(w, h, multicast.code_addr(cfg, b) + half, half).pc())
     w.write(st, b"".join(int(v).to_bytes(8, "little") for v in words))
     m.load_workload(w)
     status = m.execute()
@@ -282,6 +289,7 @@ def notify_rows(cfg: MachineConfig) -> list[dict]:
     """Rows ``{"mode", "path", "cycles"}``: one message's latency per path kind, the receiver
     polling (URPC ping-pong, one way) or asleep and woken by the notification IPI."""
     cfg = _cfg(cfg)
+    multicast.check_coherent(cfg)
     rows = []
     for pk in microbench.path_kinds(cfg):
         rows.append({"mode": "poll", "path": pk.name,

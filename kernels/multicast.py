@@ -40,14 +40,16 @@ PROTOCOLS = ("broadcast", "unicast", "multicast", "numa-multicast")
 
 LINE = 64
 CODE = 0x100_0000          # per core: CODE + node base + core * CODE_STRIDE
-CODE_STRIDE = 0x4_0000
-PRIV = 0x800_0000          # per core private memory: PRIV + node base + core * PRIV_STRIDE
-PRIV_STRIDE = 0x1_0000
+CODE_STRIDE = 0x1_0000
+CHANNELS = 0x800_0000      # rings: CHANNELS + node base of the ring's home package + a bump offset
+PRIV = 0x1000_0000         # per core private memory: PRIV + node base + core * PRIV_STRIDE
+PRIV_STRIDE = 0x4_0000
 ENDS = 0x0000              # +64 * i: channel end i's URPC state (8 words)
 COUNTS = 0x1000            # +0: requests received, +8: replies counted (cores covered)
 REPLICA = 0x2000           # the core's page-table replica: one PTE per page (8 bytes)
-STUBS = 0x4000             # +512 * i: end i's stub bookkeeping lines
-CHANNELS = 0xC00_0000      # rings: CHANNELS + node base of the ring's home package, bump-allocated
+STUBS = 0x3000             # the monitor's UMP stub bookkeeping lines
+NOTIFY_STATE = 0x4000      # notification handler's state (kernels/barrelfish.py)
+NOTIFY_PAGE = 0x1_0000     # the core's notification page: one FIFO per sending core
 VBASE = 0x4000_0000        # virtual address of page 0 (page k at VBASE + k * 4096)
 PTE_PRESENT = 0x8000_0000_0067   # a present, writable, user, accessed, dirty 4 KiB PTE (frame 0x80000000)
 
@@ -80,7 +82,16 @@ def package_of(cfg: MachineConfig, c: int) -> int:
     return c // cfg.cores_per_package
 
 
+def check_coherent(cfg: MachineConfig) -> None:
+    """URPC needs cache-coherent shared memory between the monitors: refuse a machine with
+    several coherence domains (messages across them would need explicit flushes)."""
+    if cfg.ndomains > 1:
+        raise MksimError(f"machine {cfg.name}: {cfg.ndomains} coherence domains; the monitors' URPC "
+                         f"channels need one (cache flushes across domains are not modelled here)")
+
+
 def _check(cfg: MachineConfig, protocol: str, initiator: int, targets) -> tuple[int, ...]:
+    check_coherent(cfg)
     if protocol not in PROTOCOLS:
         raise MksimError(f"protocol {protocol!r}: must be one of {', '.join(PROTOCOLS)}")
     if not 0 <= initiator < cfg.cores:
@@ -137,7 +148,18 @@ def priv(cfg: MachineConfig, c: int) -> int:
 
 
 def code_addr(cfg: MachineConfig, c: int) -> int:
+    """Where core ``c``'s programs are placed (in its node): CODE_STRIDE bytes of its own."""
+    if CODE + cfg.cores * CODE_STRIDE > CHANNELS or PRIV + cfg.cores * PRIV_STRIDE > node_base(cfg, 1) > 0:
+        raise MksimError(f"machine {cfg.name}: {cfg.cores} cores do not fit the monitors' memory layout")
     return CODE + node_base(cfg, package_of(cfg, c)) + c * CODE_STRIDE
+
+
+def place(w, prog: isa.Program, addr: int, limit: int = CODE_STRIDE):
+    """Place ``prog`` at ``addr``, refusing one longer than ``limit`` bytes (the room it has)."""
+    size = len(prog.ops) * isa.OP_BYTES
+    if size > limit:
+        raise MksimError(f"program {prog.name}: {size} bytes of code, room for {limit}")
+    return w.place(prog, addr)
 
 
 def replica_pte(cfg: MachineConfig, c: int, page: int) -> int:
@@ -146,14 +168,17 @@ def replica_pte(cfg: MachineConfig, c: int, page: int) -> int:
 
 
 class _Rings:
-    """Bump allocator of URPC rings in each package's node."""
+    """Bump allocator of URPC rings, each in the memory of a chosen package's node.  One offset
+    for all packages: on machines whose memory is interleaved by line every node base is 0."""
 
     def __init__(self, cfg: MachineConfig, slots: int):
-        self.cfg, self.slots, self.next = cfg, slots, {}
+        self.cfg, self.slots, self.next = cfg, slots, 0
 
     def ring(self, pkg: int) -> urpc.Channel:
-        off = self.next.get(pkg, 0)
-        self.next[pkg] = off + self.slots * LINE
+        off = self.next
+        self.next += self.slots * LINE
+        if self.next > PRIV - CHANNELS:
+            raise MksimError(f"{self.next} bytes of URPC rings do not fit below the monitors' private memory")
         return urpc.Channel(CHANNELS + node_base(self.cfg, pkg) + off, self.slots)
 
 
@@ -390,7 +415,7 @@ def load_built(m, cfg: MachineConfig, built: Built, extra_pages: int) -> None:
     """Place the programs, write every end's initial state and every replica's PTEs (present)."""
     w = m.workload()
     for c, prog in built.programs.items():
-        w.start(c, w.place(prog, code_addr(cfg, c)).pc())
+        w.start(c, place(w, prog, code_addr(cfg, c)).pc())
     for e in built.ends:
         _initial_state(w, e)
     for c in built.programs:
