@@ -50,7 +50,7 @@ def test_unmap_also_clears_the_initiators_replica():
     _delivered(m, A44, 0, range(1, 6), 2, local_work=True)
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_each_protocol_delivers_to_exactly_the_target_set(data):
     initiator = data.draw(st.integers(0, 15), label="initiator")
@@ -93,6 +93,10 @@ def test_multicast_beats_unicast_at_16_cores_on_amd_4x4():
 def test_unicast_latency_grows_with_cores():
     cyc = [bf.shootdown_cycles(A44, "unicast", k, repeat=1) for k in (2, 4, 8, 16)]
     assert cyc == sorted(cyc) and len(set(cyc)) == len(cyc)
+
+
+def test_same_inputs_give_the_same_cycles():
+    assert bf.shootdown_cycles(A44, "numa-multicast", 9, repeat=2) == bf.shootdown_cycles(A44, "numa-multicast", 9, repeat=2)
 
 
 def test_numa_order_serves_farther_packages_first():
