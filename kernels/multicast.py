@@ -22,9 +22,14 @@ replica's PTE, then INVLPG) before it replies.  ``Tree`` says who sends to whom;
 
 A monitor with several channels keeps each channel end's state (the eight URPC state words)
 in a line of its own memory, as Barrelfish keeps it in the binding, and loads it into the
-URPC registers around every send and receive.  Each end has its own ``urpc.Stub`` (the
-binding's bookkeeping lines and the UMP stack's code: Table 2's 9 I-cache + 8 D-cache lines
+URPC registers around every send and receive; one copy of the send and receive code serves
+all its bindings in a loop (see ``END_PTR``).  Every message also runs the monitor's
+``urpc.Stub`` (the UMP stack's bookkeeping lines and code: Table 2's 9 I-cache + 8 D-cache lines
 per message, as ``kernels/microbench.py`` uses them).
+
+Memory: each core's code, private state (bindings, counters, page-table replica, stub lines,
+notification page) live in its own package's node; a ring lives in the node of the package
+that sends on it (NUMA-aware multicast: of the receiving aggregation node).
 """
 from __future__ import annotations
 
