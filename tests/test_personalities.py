@@ -84,3 +84,40 @@ def test_get_refuses_a_module_without_its_personality(monkeypatch):
     monkeypatch.setitem(registry._TABLE, "broken", "kernels.urpc")
     with pytest.raises(MksimError, match="defines no PERSONALITY named 'broken'"):
         registry.get("broken")
+
+
+def test_the_registered_benches_are_the_issues_three():
+    assert {"shootdown", "unmap", "notify"} <= set(registry.experiments())
+
+
+def test_unmap_bench_rows_cover_every_system_and_core_count(capsys):
+    assert main(["bench", "unmap", "--machine", "amd-2x2", "--repeat", "1", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert all(list(r) == ["system", "cores", "cycles"] for r in rows)
+    by = {(r["system"], r["cores"]): r["cycles"] for r in rows}
+    assert {s for s, _ in by} == {"barrelfish", "linux", "windows"}
+    assert {k for _, k in by} == {2, 3, 4}
+    assert len(by) == len(rows) == 9 and all(c > 0 for c in by.values())
+    assert by[("barrelfish", 2)] < by[("barrelfish", 3)] < by[("barrelfish", 4)]   # one more reply each
+    assert by[("linux", 2)] < by[("linux", 4)]     # flat mode on amd-2x2: one logical IPI, more handlers
+
+
+def test_unmap_table_and_plot(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "unmap.png"
+    assert main(["bench", "unmap", "--machine", "amd-2x2", "--repeat", "1", "--max-cores", "3",
+                 "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "barrelfish" in out and "linux" in out and "windows" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["bench", "unmap", "--machine", "amd-2x2", "--max-cores", "1"], "--max-cores 1: must be between 2 and 4"),
+    (["bench", "shootdown", "--machine", "amd-2x2", "--max-cores", "5"], "--max-cores 5: must be between 2 and 4"),
+    (["bench", "unmap", "--machine", "amd-2x2", "--repeat", "0"], "--repeat 0: must be between 1"),
+    (["bench", "notify", "--machine", "nosuchmachine"], "nosuchmachine"),
+])
+def test_registered_benches_refuse_bad_options(argv, msg, capsys):
+    assert main(argv) == 2
+    assert msg in capsys.readouterr().err
