@@ -31,10 +31,27 @@ BOOT_STYLES = ("per-core", "smp", "any")
 
 
 @dataclass(frozen=True)
+class BenchOption:
+    """An option of one bench beyond the common ones (``--kernel linux``): argparse's flag, help,
+    choices, default and type.  Its value reaches ``rows`` as ``opts.extra[dest]``, where ``dest``
+    is the flag without its dashes, ``-`` turned into ``_``."""
+    flag: str
+    help: str
+    choices: tuple[str, ...] | None = None
+    default: object = None
+    type: Callable = str
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+
+@dataclass(frozen=True)
 class BenchOptions:
-    """The options every registered bench takes (``mksim bench NAME --machine M ...``)."""
+    """The options a registered bench gets (``mksim bench NAME --machine M ...``)."""
     max_cores: int | None = None       # largest core count of a sweep (None: the whole machine)
     repeat: int = 3                    # measured rounds per point (the median is reported)
+    extra: dict = field(default_factory=dict)     # the bench's own options (Experiment.options), by dest
 
 
 @dataclass(frozen=True)
@@ -47,6 +64,8 @@ class Experiment:
     table: Callable[..., str]                              # table(rows, cfg) -> text
     plot: Callable[..., object] | None = None              # plot(rows, cfg, plt) -> a matplotlib Figure
     sweeps_cores: bool = True                              # takes --max-cores
+    options: tuple[BenchOption, ...] = ()                  # its own options (BenchOption)
+    default_machine: str | None = None                     # --machine may be left out: this preset
 
 
 def _default_init(inst, p) -> None:

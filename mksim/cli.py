@@ -249,8 +249,15 @@ def build_parser() -> argparse.ArgumentParser:
             description=f"{ex.summary}\n(registered by the {pers.name} personality, kernels/{pers.name}.py)",
             epilog=f"examples:\n  mksim bench {name} --machine amd-4x4\n"
                    f"  mksim bench {name} --machine amd-8x4 --json --plot {name}.png")
-        pe.add_argument("--machine", "-m", metavar="PRESET|FILE.toml", required=True,
-                        help="machine preset or TOML file")
+        if ex.default_machine:
+            pe.add_argument("--machine", "-m", metavar="PRESET|FILE.toml", default=ex.default_machine,
+                            help=f"machine preset or TOML file (default {ex.default_machine})")
+        else:
+            pe.add_argument("--machine", "-m", metavar="PRESET|FILE.toml", required=True,
+                            help="machine preset or TOML file")
+        for opt in ex.options:
+            pe.add_argument(opt.flag, dest=f"x_{opt.dest}", choices=opt.choices, default=opt.default,
+                            type=opt.type, help=opt.help)
         if ex.sweeps_cores:
             pe.add_argument("--max-cores", type=int, default=None, metavar="N",
                             help="largest core count (default: all cores of the machine)")
@@ -889,7 +896,8 @@ def _bench_registered(args, cfg, pers, ex) -> int:
         raise MksimError(f"--repeat {args.repeat}: must be between 1 and {BENCH_MAX_REPEAT}")
     _check_plot(args)
     try:
-        rows = ex.rows(cfg, BenchOptions(max_cores=max_cores, repeat=args.repeat))
+        extra = {o.dest: getattr(args, f"x_{o.dest}") for o in ex.options}
+        rows = ex.rows(cfg, BenchOptions(max_cores=max_cores, repeat=args.repeat, extra=extra))
     except RuntimeError as e:   # a benchmark program that did not finish
         raise MksimError(f"bench {ex.name} on {cfg.name}: {e}") from None
     rows = [{k: r[k] for k in ex.keys} for r in rows]

@@ -121,3 +121,29 @@ def test_unmap_table_and_plot(tmp_path, capsys):
 def test_registered_benches_refuse_bad_options(argv, msg, capsys):
     assert main(argv) == 2
     assert msg in capsys.readouterr().err
+
+
+def test_a_bench_with_its_own_option_and_default_machine(monkeypatch, capsys):
+    """A bench's own options (BenchOption) and default machine reach its rows through the CLI."""
+    from kernels.personality import BenchOption
+    seen = {}
+
+    def rows(cfg, opts):
+        seen.update(machine=cfg.name, **opts.extra)
+        return [{"kernel": opts.extra["kernel"], "cycles": 1}]
+    ex = Experiment(name="toybench", summary="a toy", keys=("kernel", "cycles"), rows=rows,
+                    table=lambda rows, cfg: "table", sweeps_cores=False, default_machine="amd-2x2",
+                    options=(BenchOption("--kernel", "which kernel", choices=("a", "b"), default="a"),))
+    toy = Personality(name="toy", summary="toy", experiments=(ex,))
+    real = registry.experiments
+
+    def experiments():
+        d = dict(real())
+        d["toybench"] = (toy, ex)
+        return d
+    monkeypatch.setattr(registry, "experiments", experiments)
+    assert main(["bench", "toybench", "--kernel", "b", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == [{"kernel": "b", "cycles": 1}]
+    assert seen == {"machine": "amd-2x2", "kernel": "b"}
+    assert main(["bench", "toybench", "--kernel", "c"]) == 2
+    assert "invalid choice: 'c'" in capsys.readouterr().err
