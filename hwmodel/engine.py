@@ -394,17 +394,16 @@ def shared_level_with_(geo, dpath, npriv, nlev, a, b):
 
 
 @njit(forceinline=True, _nrt=False)
-def line_access(st, core, line, write, ifetch, t):
-    """Perform one access to one line at time ``t``; returns its latency."""
-    geo, params, lstats, cstats = st[GEO], st[PARAMS], st[LSTATS], st[CSTATS]
+def private_lookup(st, core, line, write, pv):
+    """Step 1 of an access, changing nothing: the core's private levels, top down (``pv``: 0 data
+    path, 1 instruction path).  Returns (hit level or -1, its slot, bit k set if level k missed on
+    a coherence-invalidated copy, the core's coherence state for the line, its directory key).
+    The access hits when ``_HIT_OK[write, state]`` and the level >= 0 (``is_hit``)."""
     paths = st[PATHS]
-    pv = 1 if ifetch else 0
-    npriv, nlev = params[P_NPRIV], params[P_NLEV]
-    # 1. private levels
     hit_k = -1
     hit_slot = -1
-    cohmask = 0          # bit k: level k missed on a coherence-invalidated copy
-    for k in range(npriv):
+    cohmask = 0
+    for k in range(st[PARAMS][P_NPRIV]):
         s = find2_(st[GEO], st[TAG], st[FLAGS], paths[pv, core, k], line)
         if s >= 0:
             hit_k = k
@@ -419,24 +418,50 @@ def line_access(st, core, line, write, ifetch, t):
         e = dir_find_(st[DIRT], st[PARAMS][P_DIRMASK], key)
         if e >= 0 and has_bit(st, e, core):
             cstate = st[DIRT][e, D_STATE] if st[DIRT][e, D_OWNER] == core else S
-    if hit_k >= 0 and _HIT_OK[1 if write else 0, cstate]:
-        for k in range(hit_k):
-            inst = paths[pv, core, k]
-            lstats[core, geo[inst, CFG], L_MISSES] += 1
-            if (cohmask >> k) & 1:
-                lstats[core, geo[inst, CFG], L_COH_MISSES] += 1
-        lstats[core, geo[paths[pv, core, hit_k], CFG], L_HITS] += 1
-        touch_(st[GEO], st[TAG], st[META], st[RNG], st[TICK], paths[pv, core, hit_k], hit_slot)
-        slot0 = hit_slot
-        for k in range(hit_k - 1, -1, -1):
-            slot0 = fill(st, paths[pv, core, k], line, t, core)
-        if write:
-            st[FLAGS][slot0] |= DIRTY
-            if cstate == E:
-                st[DIRT][dir_find_(st[DIRT], st[PARAMS][P_DIRMASK], key), D_STATE] = M
-        lat = geo[paths[pv, core, hit_k], LAT]
-        cstats[core, C_STALL] += lat - geo[paths[pv, core, 0], LAT]
-        return lat
+    return hit_k, hit_slot, cohmask, cstate, key
+
+
+@njit(forceinline=True, _nrt=False)
+def is_hit(write, hit_k, cstate):
+    """A private level holds the line with enough permission: no transaction."""
+    return hit_k >= 0 and _HIT_OK[1 if write else 0, cstate] != 0
+
+
+@njit(forceinline=True, _nrt=False)
+def perform_hit(st, core, line, write, pv, hit_k, hit_slot, cohmask, cstate, key, t):
+    """Perform an access that ``private_lookup`` found to hit: statistics, replacement state, fills of
+    the levels above the hit, the dirty bit (E -> M); returns its latency."""
+    geo, lstats, paths = st[GEO], st[LSTATS], st[PATHS]
+    for k in range(hit_k):
+        inst = paths[pv, core, k]
+        lstats[core, geo[inst, CFG], L_MISSES] += 1
+        if (cohmask >> k) & 1:
+            lstats[core, geo[inst, CFG], L_COH_MISSES] += 1
+    lstats[core, geo[paths[pv, core, hit_k], CFG], L_HITS] += 1
+    touch_(st[GEO], st[TAG], st[META], st[RNG], st[TICK], paths[pv, core, hit_k], hit_slot)
+    slot0 = hit_slot
+    for k in range(hit_k - 1, -1, -1):
+        slot0 = fill(st, paths[pv, core, k], line, t, core)
+    if write:
+        st[FLAGS][slot0] |= DIRTY
+        if cstate == E:
+            st[DIRT][dir_find_(st[DIRT], st[PARAMS][P_DIRMASK], key), D_STATE] = M
+    lat = geo[paths[pv, core, hit_k], LAT]
+    st[CSTATS][core, C_STALL] += lat - geo[paths[pv, core, 0], LAT]
+    return lat
+
+
+@njit(forceinline=True, _nrt=False)
+def line_access(st, core, line, write, ifetch, t):
+    """Perform one access to one line at time ``t``; returns its latency."""
+    geo, params, lstats, cstats = st[GEO], st[PARAMS], st[LSTATS], st[CSTATS]
+    paths = st[PATHS]
+    pv = 1 if ifetch else 0
+    npriv, nlev = params[P_NPRIV], params[P_NLEV]
+    # 1. private levels
+    hit_k, hit_slot, cohmask, cstate, key = private_lookup(st, core, line, write, pv)
+    if is_hit(write, hit_k, cstate):
+        return perform_hit(st, core, line, write, pv, hit_k, hit_slot, cohmask, cstate, key, t)
 
     # 2. a transaction
     upgrade = hit_k >= 0
@@ -701,59 +726,47 @@ def flush_domain(st, core, t):
 @njit(forceinline=True, _nrt=False)
 def would_hit(st, c, line, write):
     """Does a data access to ``line`` hit a private level with enough permission (no transaction)?"""
-    params = st[PARAMS]
-    dpath = st[DPATH]
-    found = False
-    for k in range(params[P_NPRIV]):
-        if find_(st[GEO], st[TAG], st[FLAGS], dpath[c, k], line) >= 0:
-            found = True
-            break
-    if not found:
-        return False
-    if not write:
-        return True
-    e = dir_find_(st[DIRT], params[P_DIRMASK], dkey(st, c, line))
-    if e < 0:
-        return False
-    return st[DIRT][e, D_OWNER] == c and (st[DIRT][e, D_STATE] == E or st[DIRT][e, D_STATE] == M)
+    hit_k, _, _, cstate, _ = private_lookup(st, c, line, write, 0)
+    return is_hit(write, hit_k, cstate)
 
 
 @njit(forceinline=True, _nrt=False)
 def request_delay(st, c, line):
     """When a miss takes effect: after the lookups of every level on the path and the message to the
     line's home, where its directory serializes it against other cores' requests."""
-    params = st[PARAMS]
-    last = st[DPATH][c, params[P_NLEV] - 1]
-    cpp = params[P_CPP]
-    return st[GEO][last, LAT] + st[MSG][c // cpp, home_of(params, line)]
+    return line_delay(st, c, line, 0)
 
 
 @njit(forceinline=True, _nrt=False)
 def fetch_would_hit(st, c, line):
     """Does a private level of the core's instruction path hold ``line``?"""
-    for k in range(st[PARAMS][P_NPRIV]):
-        if find_(st[GEO], st[TAG], st[FLAGS], st[IPATH][c, k], line) >= 0:
-            return True
-    return False
+    hit_k, _, _, _, _ = private_lookup(st, c, line, False, 1)
+    return hit_k >= 0
 
 
 @njit(forceinline=True, _nrt=False)
 def miss_delay(st, c, kind, addr, size):
     """-1 if every line of a trace access would hit (a fetch: ``fetch_would_hit``; data:
-    ``would_hit``), else the ``request_delay`` of its first missing line (a fetch's along its
-    instruction path)."""
+    ``would_hit``), else the ``line_delay`` of its first missing line."""
     lb = st[PARAMS][P_LINEBITS]
     first = np.int64(np.uint64(addr) >> np.uint64(lb))
     last = np.int64((np.uint64(addr) + np.uint64(max(size, 1) - 1)) >> np.uint64(lb))
     for ln in range(first, last + 1):
         if kind == KIND_I:
             if not fetch_would_hit(st, c, ln):
-                params = st[PARAMS]
-                lastl = st[IPATH][c, params[P_NLEV] - 1]
-                return st[GEO][lastl, LAT] + st[MSG][c // params[P_CPP], home_of(params, ln)]
+                return line_delay(st, c, ln, 1)
         elif not would_hit(st, c, ln, kind >= KIND_S):
-            return request_delay(st, c, ln)
+            return line_delay(st, c, ln, 0)
     return -1
+
+
+@njit(forceinline=True, _nrt=False)
+def line_delay(st, c, line, pv):
+    """``request_delay`` along the data (pv 0) or instruction (pv 1) path: the last level's look-up
+    and the message to the line's home."""
+    params = st[PARAMS]
+    last = st[PATHS][pv, c, params[P_NLEV] - 1]
+    return st[GEO][last, LAT] + st[MSG][c // params[P_CPP], home_of(params, line)]
 
 
 @njit(_nrt=False)
@@ -868,7 +881,23 @@ def run_trace(st_tuple, order, starts, ends, pos, rec, max_steps, out_lat, out_i
             end = max(ti + access(st, c, kind, rec[j, 0], ks >> 8, ti), now)
         else:
             ti = now
-            d = miss_delay(st, c, kind, rec[j, 0], ks >> 8)
+            addr, size = rec[j, 0], ks >> 8
+            first = np.int64(np.uint64(addr) >> np.uint64(params[P_LINEBITS]))
+            if first == np.int64((np.uint64(addr) + np.uint64(max(size, 1) - 1)) >> np.uint64(params[P_LINEBITS])):
+                # one line (nearly every access): look it up once; a hit is performed from the look-up
+                write = kind >= KIND_S
+                pv = 1 if kind == KIND_I else 0
+                hit_k, hit_slot, cohmask, cstate, key = private_lookup(st, c, first, write, pv)
+                if is_hit(write, hit_k, cstate):
+                    d = -1
+                    lat = perform_hit(st, c, first, write, pv, hit_k, hit_slot, cohmask, cstate, key, ti)
+                    st[CSTATS][c, C_ACCESSES] += 1
+                else:
+                    d = line_delay(st, c, first, pv)
+            else:
+                d = miss_delay(st, c, kind, addr, size)
+                if d < 0:
+                    lat = access(st, c, kind, addr, size, ti)
             if d >= 0:                    # a miss takes effect when its request reaches the home
                 inflight[c] = ti
                 clock[c] = ti + d
@@ -876,7 +905,6 @@ def run_trace(st_tuple, order, starts, ends, pos, rec, max_steps, out_lat, out_i
                     n = _heap_push(heap, n, clock[c] * 8192 + c)
                     c = -1
                 continue
-            lat = access(st, c, kind, rec[j, 0], ks >> 8, ti)
             end = ti + (store_hit_cost(alu, c, alu_lat, width) if kind == KIND_S else lat)
         if kind == KIND_M:
             hold_lines(st, c, rec[j, 0], ks >> 8, end)       # a modify holds its line like a locked op

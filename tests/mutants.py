@@ -197,7 +197,7 @@ MUTANTS = [
            "MOESI: the first reader of a line gets S, not E"),
     # ---- timing formulas
     Mutant("request_delay_no_msg", "hwmodel/engine.py",
-           "    return st[GEO][last, LAT] + st[MSG][c // cpp, home_of(params, line)]",
+           "    return st[GEO][last, LAT] + st[MSG][c // params[P_CPP], home_of(params, line)]",
            "    return st[GEO][last, LAT]",
            "a miss takes effect without the message to the home"),
     Mutant("store_hit_no_buffer", "hwmodel/cpu.py",
@@ -251,8 +251,8 @@ MUTANTS = [
            "                if ack > done:\n                    done = ack", "                if ack > done:\n                    done = done",
            "a write does not wait for invalidation acks"),
     Mutant("silent_e_to_m_missing", "hwmodel/engine.py",
-           "            if cstate == E:\n                st[DIRT][dir_find_(st[DIRT], st[PARAMS][P_DIRMASK], key), D_STATE] = M",
-           "            if cstate == E:\n                pass",
+           "        if cstate == E:\n            st[DIRT][dir_find_(st[DIRT], st[PARAMS][P_DIRMASK], key), D_STATE] = M",
+           "        if cstate == E:\n            pass",
            "a write hit in E leaves the directory in E"),
     # ---- APIC timer (cpu.py; the reference decodes and schedules it itself)
     Mutant("timer_periodic_rearm_late", "hwmodel/cpu.py",
