@@ -1250,9 +1250,9 @@ def reg_op(cs, c, op, a, b, cc, d, e, npc):
 @njit(forceinline=True, _nrt=False)
 def alu_cost(cs, c):
     """Register ops and store hits issue ``issue_width`` to a cycle: every width-th one costs alu_latency."""
-    n = cs[C_INF][c, F_ALU]
-    cs[C_INF][c, F_ALU] = n + 1
-    return ticks(cs, c, cs[C_CPAR][c, K_ALU]) if n % cs[C_CPAR][c, K_WIDTH] == 0 else 0
+    n = cs[C_INF][c, F_ALU]            # counts 0 .. width-1 and wraps (n % width without a division)
+    cs[C_INF][c, F_ALU] = 0 if n + 1 >= cs[C_CPAR][c, K_WIDTH] else n + 1
+    return ticks(cs, c, cs[C_CPAR][c, K_ALU]) if n == 0 else 0
 
 
 @njit(_nrt=False)

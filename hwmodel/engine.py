@@ -787,9 +787,9 @@ def hold_lines(st, c, addr, size, until):
 def store_hit_cost(alu, c, alu_lat, width):
     """``alu_cost``: a store hit retires into the store buffer; ``width`` of them issue per cycle
     (``alu[c]`` is the core's issue-width counter)."""
-    n = alu[c]
-    alu[c] = n + 1
-    return alu_lat if n % width == 0 else 0
+    n = alu[c]                     # counts 0 .. width-1 and wraps (n % width without a division)
+    alu[c] = 0 if n + 1 >= width else n + 1
+    return alu_lat if n == 0 else 0
 
 
 # ------------------------------------------------------------------ the loop

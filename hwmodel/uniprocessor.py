@@ -189,8 +189,8 @@ def run_single(geo, tag, flags, meta, rng, tick, dpath, ipath, params, mem_busy,
             eff = t0 + (idelay if ifetch else ddelay)
             cost = max(lat, eff - t0)
         elif kind[i] == KIND_S:
-            cost = alu_lat if alu[0] % width == 0 else 0
-            alu[0] += 1
+            cost = alu_lat if alu[0] == 0 else 0
+            alu[0] = 0 if alu[0] + 1 >= width else alu[0] + 1     # n % width, wrapping
         else:
             cost = lat
         if record:
