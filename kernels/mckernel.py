@@ -90,6 +90,7 @@ L_REQ = 0x1000                   # per_proc_data's request slot (the packet copi
 L_IDLE_TASK, L_MCEXEC_TASK = 0x2000, 0x2100    # thread structs: callee-saved registers (switch_to)
 L_CURRENT, L_PARENT = 0x3000, 0x3040
 L_CR3 = 0x8_0000                 # mcexec's page-table root (written to CR3; no user access is walked)
+SYSCALL_CODE = 0x100_0000        # + 0x20000 * core: the programs' code (handler at + 0x1C000)
 SWITCH_REGS = 6                  # switch_to saves rbx rbp r12-r15
 
 # timeline events of the offload path, in order (cores: L = LWK caller, X = Linux)
@@ -329,9 +330,9 @@ def run_marks(cfg: MachineConfig, progs: dict[int, isa.Program], handlers: dict[
     w = m.workload()
     for c, prog in progs.items():
         w.set_reg(c, "sp", noise.stack_top(cfg, c))
-        w.start(c, w.place(prog, noise.CODE + 0x4000 * c).pc())
+        w.start(c, w.place(prog, SYSCALL_CODE + 0x2_0000 * c).pc())
     for (c, vec), h in handlers.items():
-        w.set_handler(c, vec, w.place(h, noise.CODE + 0x4000 * c + 0x2000).pc())
+        w.set_handler(c, vec, w.place(h, SYSCALL_CODE + 0x2_0000 * c + 0x1_C000).pc())
     m.load_workload(w)
     status = m.execute()
     if status != "done":
