@@ -387,13 +387,18 @@ def kernel_cores(cfg: MachineConfig, kernel: str, n: int | None = None) -> list[
 
 
 def noise_rows(machine: str | MachineConfig, kernels=("linux", "linux-nohz", "mckernel", "mos"), hz: int = 1000,
-               quantum: int = 50_000, quanta: int = 400, max_cores: int | None = None) -> list[dict]:
-    """FWQ per kernel: one row each, with the quantum times of the first core kept for the plot."""
+               quantum: int = 50_000, quanta: int = 400, max_cores: int | None = None,
+               daemon: tuple[int, int] | None = None) -> list[dict]:
+    """FWQ per kernel: one row each, with the quantum times of the first core kept for the plot.
+    ``daemon`` runs on the Linux kernels' cores only (an LWK core runs no kernel threads)."""
     cfg = _cfg(machine)
     rows = []
     for k in kernels:
         cores = kernel_cores(cfg, k, max_cores)
-        times = noise.fwq_times(cfg, k, cores, quantum, quanta, hz)
+        n = quanta
+        if daemon is not None and k.startswith("linux"):      # cover two of the daemon's wake-ups
+            n = max(quanta, (2 * daemon[0] + 1) * noise.tick_period(cfg, hz) // quantum)
+        times = noise.fwq_times(cfg, k, cores, quantum, n, hz, daemon=daemon if k.startswith("linux") else None)
         st = noise.fwq_stats(times)
         per = noise.interruption_period(times[cores[0]], float(np.median(times[cores[0]])))
         rows.append({"kernel": k, "cores": len(cores), **st,
@@ -402,7 +407,8 @@ def noise_rows(machine: str | MachineConfig, kernels=("linux", "linux-nohz", "mc
 
 
 def _noise_rows(cfg: MachineConfig, opts: BenchOptions) -> list[dict]:
-    return noise_rows(cfg, _kernels(opts), hz=int(opts.extra.get("hz") or 1000), max_cores=opts.max_cores)
+    return noise_rows(cfg, _kernels(opts), hz=int(opts.extra.get("hz") or 1000), max_cores=opts.max_cores,
+                      daemon=noise.parse_daemon(opts.extra.get("daemon")))
 
 
 def _noise_table(rows: list[dict], cfg: MachineConfig) -> str:
@@ -420,8 +426,9 @@ def _noise_table(rows: list[dict], cfg: MachineConfig) -> str:
 
 def _noise_plot(rows: list[dict], cfg: MachineConfig, plt):
     fig, ax = plt.subplots(figsize=(8.5, 4.5))
-    for r in rows:
-        ax.plot(range(len(r["trace"])), r["trace"], linewidth=0.8, label=f"{r['kernel']} (core of {r['cores']})")
+    for i, r in enumerate(rows):
+        ax.plot(range(len(r["trace"])), r["trace"], linewidth=1.0, linestyle=("-", "--", ":", "-.")[i % 4],
+                label=f"{r['kernel']} (one core of {r['cores']})")
     ax.set_xlabel("quantum index (one core)")
     ax.set_ylabel("quantum time (cycles)")
     ax.set_title(f"FWQ: fixed work quanta under each kernel on {cfg.name}")
@@ -432,9 +439,9 @@ def _noise_plot(rows: list[dict], cfg: MachineConfig, plt):
 
 
 def bsp_rows(machine: str | MachineConfig, kernels=("linux", "mckernel", "mos"), hz: int = 1000,
-             work: int = 50_000, max_cores: int | None = None) -> list[dict]:
+             work: int = 50_000, max_cores: int | None = None, daemon: tuple[int, int] | None = None) -> list[dict]:
     """cycles per BSP iteration on 2, 4, 8, ... cores under each kernel; slowdown vs the noise-free run
-    on the same cores."""
+    on the same cores.  ``daemon`` runs on Linux's cores only."""
     cfg = _cfg(machine)
     rows = []
     for k in kernels:
@@ -443,8 +450,9 @@ def bsp_rows(machine: str | MachineConfig, kernels=("linux", "mckernel", "mos"),
         counts = [n for n in (2, 4, 8, 16, 32, 64) if n <= top] + ([top] if top not in (2, 4, 8, 16, 32, 64) else [])
         for n in sorted(set(c for c in counts if c >= 2)):
             cores = avail[:n]
-            base = noise.bsp_cycles(cfg, "none", cores, work, hz=hz)
-            cyc = noise.bsp_cycles(cfg, k, cores, work, hz=hz)
+            d = daemon if k.startswith("linux") else None
+            base = noise.bsp_cycles(cfg, "none", cores, work, hz=hz, daemon=d)
+            cyc = noise.bsp_cycles(cfg, k, cores, work, hz=hz, daemon=d)
             rows.append({"kernel": k, "cores": n, "cycles_per_iteration": round(cyc, 1),
                          "slowdown": round(cyc / base, 5)})
     return rows
@@ -453,7 +461,7 @@ def bsp_rows(machine: str | MachineConfig, kernels=("linux", "mckernel", "mos"),
 def _bsp_rows(cfg: MachineConfig, opts: BenchOptions) -> list[dict]:
     ks = _kernels(opts)
     return bsp_rows(cfg, [k for k in ks if k != "linux-nohz"] or ks, hz=int(opts.extra.get("hz") or 1000),
-                    max_cores=opts.max_cores)
+                    max_cores=opts.max_cores, daemon=noise.parse_daemon(opts.extra.get("daemon")))
 
 
 def _bsp_table(rows: list[dict], cfg: MachineConfig) -> str:
@@ -483,20 +491,22 @@ def _bsp_plot(rows: list[dict], cfg: MachineConfig, plt):
 KERNEL_OPTION = BenchOption("--kernel", "the kernel(s) to run: linux, linux-nohz, mckernel, mos or all",
                             choices=("linux", "linux-nohz", "mckernel", "mos", "all"), default="all")
 HZ_OPTION = BenchOption("--hz", "Linux's tick rate (CONFIG_HZ)", choices=("250", "1000"), default="1000")
+DAEMON_OPTION = BenchOption("--daemon", "EVERY:WORK: on Linux cores, a kernel thread woken every EVERY ticks "
+                            "that runs WORK cycles (default: none)")
 
 NOISE = Experiment(
     name="noise",
     summary="OS noise: fixed work quanta on every core under Linux (HZ tick), tickless Linux, McKernel and mOS",
     keys=("kernel", "cores", "quanta", "min", "median", "p99", "max", "slowed_fraction", "period", "trace"),
     rows=_noise_rows, table=_noise_table, plot=_noise_plot,
-    options=(KERNEL_OPTION, HZ_OPTION), default_machine="amd-4x4")
+    options=(KERNEL_OPTION, HZ_OPTION, DAEMON_OPTION), default_machine="amd-4x4")
 
 BSP = Experiment(
     name="bsp",
     summary="Noise amplification: a bulk-synchronous loop (work + dissemination barrier) on 2..N cores per kernel",
     keys=("kernel", "cores", "cycles_per_iteration", "slowdown"),
     rows=_bsp_rows, table=_bsp_table, plot=_bsp_plot,
-    options=(KERNEL_OPTION, HZ_OPTION), default_machine="amd-4x4")
+    options=(KERNEL_OPTION, HZ_OPTION, DAEMON_OPTION), default_machine="amd-4x4")
 
 
 PERSONALITY = Personality(

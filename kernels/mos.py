@@ -267,12 +267,15 @@ def _syscall_plot(rows: list[dict], cfg: MachineConfig, plt):
     ax1.set_ylabel("cycles")
     ax1.set_title("null call (getppid): steps")
     ax1.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7)
-    for kernel, path in dict.fromkeys((r["kernel"], r["path"]) for r in rows if r["path"] != "remote"):
+    series = list(dict.fromkeys((r["kernel"], r["path"]) for r in rows if r["path"] != "remote"))
+    for i, (kernel, path) in enumerate(series):
         pts = sorted((r["bytes"], r["cycles"]) for r in rows if (r["kernel"], r["path"]) == (kernel, path))
-        ax2.plot([max(x, 8) for x, _ in pts], [y for _, y in pts], marker="o", label=f"{kernel} {path}")
+        ax2.plot([max(x, 8) for x, _ in pts], [y for _, y in pts], marker="os^vD"[i % 5],
+                 linestyle=("-", "--", ":", "-.")[i % 4], label=f"{kernel} {path}")
+    ax2.set_yscale("log")
     ax2.set_xscale("log", base=2)
     ax2.set_xlabel("request size (bytes; 0 drawn at 8)")
-    ax2.set_ylabel("cycles")
+    ax2.set_ylabel("cycles (log)")
     ax2.set_title("write(fd, buf, n): request-size sweep")
     ax2.grid(True, alpha=0.3)
     ax2.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7)

@@ -75,6 +75,7 @@ BARRIER = 0x24_0000              # BSP dissemination flags (node-local, + 0x1000
 PERCPU = 0x30_0000               # + node base + 0x1000 * cpu: the CPU's per-CPU area
 PC_IRQCOUNT, PC_KSTAT, PC_CURR_UTIME, PC_SOFTIRQ, PC_RCU = 0, 64, 128, 192, 256
 PC_RQ_LOCK, PC_RQ, PC_TVEC_LOCK, PC_TVEC = 320, 384, 448, 512     # rq lock (next, serving), rq data, timer base
+PC_DAEMON, PC_PREV_TASK, PC_KTHREAD = 576, 640, 704                # daemon tick count; switch_to's two tasks
 RQ_CLOCK, RQ_NR_RUNNING, RQ_LOAD, RQ_NEXT_BALANCE = 0, 8, 16, 24
 STACKS = 0x38_0000               # + node base: the CPU's kernel stack top at + 0x2000 * (cpu + 1)
 HANDLER_REGS = ("r9", "r10", "r11", "r12", "r13")     # the registers the handler uses (saved on the stack)
@@ -136,9 +137,57 @@ def skew_offset(cfg: MachineConfig, hz: int, cpu: int, ncpus: int) -> int:
 
 # ---------------------------------------------------------------------------- the tick
 
-def tick_handler(cfg: MachineConfig, cpu: int, tick_cpu: int, balance_cpus: list[int], hz: int) -> isa.Program:
+def check_daemon(daemon) -> tuple[int, int] | None:
+    """``daemon``: None, or (every, work): a kernel thread woken every ``every`` ticks that runs ``work`` cycles."""
+    if daemon is None:
+        return None
+    if (not isinstance(daemon, tuple) or len(daemon) != 2 or not all(isinstance(x, int) for x in daemon)
+            or daemon[0] < 1 or daemon[1] < 1):
+        raise MksimError(f"daemon {daemon!r}: must be (every ticks >= 1, work cycles >= 1)")
+    return daemon
+
+
+def parse_daemon(text: str | None) -> tuple[int, int] | None:
+    """``EVERY:WORK`` (ticks, cycles) from the command line, or None."""
+    if text is None:
+        return None
+    try:
+        every, work = (int(x) for x in text.split(":"))
+    except ValueError:
+        raise MksimError(f"--daemon {text!r}: must be EVERY:WORK (ticks between wake-ups : cycles of work)") from None
+    return check_daemon((every, work))
+
+
+def _daemon(p: isa.Program, pc: int, daemon: tuple[int, int]) -> None:
+    """A per-CPU kernel thread (a kworker, say) that a timer wakes every ``every`` ticks: at irq_exit the
+    woken thread preempts the application (context switch in), runs ``work`` cycles (the user's number:
+    what the daemon does is not modelled), and switches back.  The switches cost their memory traffic."""
+    every, work = daemon
+    p.load("r10", pc + PC_DAEMON, comment="the daemon's timer: ticks since it last ran")
+    p.add("r10", "r10", 1)
+    p.br("lt", "r10", every, "daemon_sleeps")
+    p.store(pc + PC_DAEMON, 0)
+    for what in ("switch to the kernel thread", "switch back to the application"):
+        p.fadd("r11", pc + PC_RQ_LOCK, 1, comment=f"schedule: spin_lock(&rq->lock) ({what})")
+        p.spin_until(pc + PC_RQ_LOCK + 8, "eq", "r11", rd="r12")
+        for i in range(6):
+            p.store(pc + PC_PREV_TASK + 8 * i, "r10", comment="switch_to: save prev's callee-saved registers")
+        for i in range(6):
+            p.load("r12", pc + PC_KTHREAD + 8 * i, comment="switch_to: load next's")
+        p.fadd("r12", pc + PC_RQ_LOCK + 8, 1, comment="spin_unlock(&rq->lock)")
+        if what.startswith("switch to"):
+            p.compute(work, comment="the daemon's work (given by the user)")
+    p.jmp("daemon_done")
+    p.label("daemon_sleeps")
+    p.store(pc + PC_DAEMON, "r10")
+    p.label("daemon_done")
+
+
+def tick_handler(cfg: MachineConfig, cpu: int, tick_cpu: int, balance_cpus: list[int], hz: int,
+                 daemon: tuple[int, int] | None = None) -> isa.Program:
     """smp_apic_timer_interrupt on ``cpu`` (see the module docstring); ``tick_cpu`` is
-    tick_do_timer_cpu (the CPU that advances jiffies), ``balance_cpus`` the CPUs of its sched domain."""
+    tick_do_timer_cpu (the CPU that advances jiffies), ``balance_cpus`` the CPUs of its sched domain;
+    ``daemon``: optionally a kernel thread woken every so many ticks (``_daemon``)."""
     pc = percpu(cfg, cpu)
     p = isa.Program(f"tick-cpu{cpu}")
     p.mark(EV_TICK, cpu, comment="apicinterrupt LOCAL_TIMER_VECTOR")
@@ -192,6 +241,8 @@ def tick_handler(cfg: MachineConfig, cpu: int, tick_cpu: int, balance_cpus: list
     p.add("r12", "r10", "r11")
     p.store(pc + PC_RQ + RQ_NEXT_BALANCE, "r12", comment="rq->next_balance = jiffies + interval")
     p.label("no_balance")
+    if daemon is not None:
+        _daemon(p, pc, daemon)
     p.fadd("r9", pc + PC_IRQCOUNT, -1, comment="irq_exit: sub_preempt_count(HARDIRQ_OFFSET)")
     for i, r in enumerate(HANDLER_REGS):
         p.load(r, 8 * i, base="sp", comment="RESTORE_ARGS")
@@ -201,13 +252,15 @@ def tick_handler(cfg: MachineConfig, cpu: int, tick_cpu: int, balance_cpus: list
     return p
 
 
-def setup_core(w, cfg: MachineConfig, cpu: int, kernel: str, hz: int, linux_cpus: list[int]) -> None:
-    """Stack pointer, and on a ticking kernel the timer-interrupt handler of ``cpu``."""
+def setup_core(w, cfg: MachineConfig, cpu: int, kernel: str, hz: int, linux_cpus: list[int],
+               daemon: tuple[int, int] | None = None) -> None:
+    """Stack pointer, and on a ticking kernel the timer-interrupt handler of ``cpu`` (with its daemon)."""
     w.set_reg(cpu, "sp", stack_top(cfg, cpu))
     if kernel in TICKLESS:
         return
     h = tick_handler(cfg, cpu, linux_cpus[0], [c for c in linux_cpus
-                                               if c // cfg.cores_per_package == cpu // cfg.cores_per_package], hz)
+                                               if c // cfg.cores_per_package == cpu // cfg.cores_per_package], hz,
+                     daemon)
     w.set_handler(cpu, LOCAL_TIMER_VECTOR, w.place(h, CODE + 0x4000 * cpu + 0x2000).pc())
 
 
@@ -257,11 +310,14 @@ def fwq_program(cfg: MachineConfig, cpu: int, kernel: str, hz: int, quantum: int
 
 
 def fwq_times(machine: str | MachineConfig, kernel: str, cores: list[int], quantum: int = 50_000,
-              quanta: int = 400, hz: int = 1000, skew: bool = False) -> dict[int, np.ndarray]:
-    """Each core of ``cores`` runs FWQ under ``kernel``; returns the quantum times (cycles) per core, in order."""
+              quanta: int = 400, hz: int = 1000, skew: bool = False,
+              daemon: tuple[int, int] | None = None) -> dict[int, np.ndarray]:
+    """Each core of ``cores`` runs FWQ under ``kernel``; returns the quantum times (cycles) per core, in order.
+    ``daemon`` (Linux kernels only): a kernel thread on every core (``_daemon``)."""
     cfg = _cfg(machine)
     check_kernel(kernel)
     check_hz(hz)
+    check_daemon(daemon)
     if quantum < 1 or quanta < 1:
         raise MksimError(f"FWQ: quantum {quantum} and quanta {quanta} must be >= 1")
     if not cores or any(not 0 <= c < cfg.cores for c in cores) or len(set(cores)) != len(cores):
@@ -270,7 +326,7 @@ def fwq_times(machine: str | MachineConfig, kernel: str, cores: list[int], quant
     w = m.workload()
     _init_memory(w, cfg, cores, hz)
     for i, c in enumerate(cores):
-        setup_core(w, cfg, c, kernel, hz, cores)
+        setup_core(w, cfg, c, kernel, hz, cores, daemon)
         at = skew_offset(cfg, hz, i, len(cores)) if skew else 0
         w.start(c, w.place(fwq_program(cfg, c, kernel, hz, quantum, quanta), CODE + 0x4000 * c).pc(), at=at)
     tl = _run(m, w, f"FWQ ({kernel})")
@@ -330,23 +386,26 @@ def bsp_program(cfg: MachineConfig, cores: list[int], rank: int, kernel: str, hz
 
 
 def bsp_cycles(machine: str | MachineConfig, kernel: str, cores: list[int], work: int = 50_000,
-               iters: int | None = None, hz: int = 1000, skew: bool = True, warm: int = 2) -> float:
+               iters: int | None = None, hz: int = 1000, skew: bool = True, warm: int = 2,
+               daemon: tuple[int, int] | None = None) -> float:
     """Cycles per BSP iteration on ``cores`` under ``kernel`` (rank 0's timeline, after ``warm`` iterations).
     By default the run covers four tick periods, so every core takes the same number of ticks."""
     cfg = _cfg(machine)
     check_kernel(kernel)
     check_hz(hz)
+    check_daemon(daemon)
     if work < 1:
         raise MksimError(f"BSP: work {work} must be >= 1")
     if not cores or any(not 0 <= c < cfg.cores for c in cores) or len(set(cores)) != len(cores):
         raise MksimError(f"BSP: cores {cores} must be distinct cores of {cfg.name} (0..{cfg.cores - 1})")
     if iters is None:
-        iters = max(8, 4 * tick_period(cfg, hz) // work)
+        ticks = 4 * (daemon[0] if daemon else 1)
+        iters = max(8, ticks * tick_period(cfg, hz) // work)
     m = Machine(cfg)
     w = m.workload()
     _init_memory(w, cfg, cores, hz)
     for rank, c in enumerate(cores):
-        setup_core(w, cfg, c, kernel, hz, cores)
+        setup_core(w, cfg, c, kernel, hz, cores, daemon)
         at = skew_offset(cfg, hz, rank, len(cores)) if (skew and kernel == "linux") else 0
         prog = bsp_program(cfg, cores, rank, kernel, hz, work, iters, warm)
         w.start(c, w.place(prog, CODE + 0x4000 * c).pc(), at=at)

@@ -165,3 +165,28 @@ def test_noise_bench_table(capsys):
     assert main(["bench", "noise", "--machine", "amd-2x2", "--kernel", "mckernel"]) == 0
     text = capsys.readouterr().out
     assert "mckernel" in text and "linux " not in text
+
+
+def test_a_daemon_adds_its_work_to_the_quanta_it_hits():
+    """A kernel thread woken every 2 ticks running W cycles: some quanta are slowed by at least W, and the
+    tick-only quanta are still there."""
+    period = noise.tick_period(SMALL, 1000)
+    work = 20_000
+    t = noise.fwq_times(SMALL, "linux", [1], quantum=Q, quanta=5 * period // Q, daemon=(2, work))[1]
+    extra = np.sort(t[t > t.min() * 1.01] - t.min())
+    assert extra[-1] >= work and extra[0] < work
+
+
+def test_a_daemon_amplifies_bsp_noise_more_than_the_tick_alone():
+    cfg = load_machine("amd-4x4")
+    cores = list(range(8))
+    base = noise.bsp_cycles(cfg, "none", cores, Q, iters=400)
+    tick = noise.bsp_cycles(cfg, "linux", cores, Q, iters=400)
+    both = noise.bsp_cycles(cfg, "linux", cores, Q, iters=400, daemon=(2, 20_000))
+    assert base < tick < both
+
+
+@pytest.mark.parametrize("text", ["3", "a:b", "0:5", "5:0"])
+def test_a_bad_daemon_is_refused(text):
+    with pytest.raises(MksimError, match="daemon"):
+        noise.parse_daemon(text)
