@@ -42,7 +42,7 @@ from hwmodel.errors import MksimError
 from hwmodel.machine import Machine
 from kernels import noise
 from kernels.base import KernelInstance
-from kernels.noise import LINE, _cfg, node_base
+from kernels.noise import _cfg, node_base
 from kernels.personality import BenchOption, BenchOptions, Experiment, Personality
 
 # ---------------------------------------------------------------------------- init (boot)
@@ -395,9 +395,9 @@ def noise_rows(machine: str | MachineConfig, kernels=("linux", "linux-nohz", "mc
     rows = []
     for k in kernels:
         cores = kernel_cores(cfg, k, max_cores)
-        n = quanta
+        n = max(quanta, 8 * noise.tick_period(cfg, hz) // quantum)     # at least eight ticks
         if daemon is not None and k.startswith("linux"):      # cover two of the daemon's wake-ups
-            n = max(quanta, (2 * daemon[0] + 1) * noise.tick_period(cfg, hz) // quantum)
+            n = max(n, (2 * daemon[0] + 1) * noise.tick_period(cfg, hz) // quantum)
         times = noise.fwq_times(cfg, k, cores, quantum, n, hz, daemon=daemon if k.startswith("linux") else None)
         st = noise.fwq_stats(times)
         per = noise.interruption_period(times[cores[0]], float(np.median(times[cores[0]])))

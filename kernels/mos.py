@@ -133,7 +133,7 @@ def migrate_caller(cfg: MachineConfig, cpu: int, nbytes: int, rounds: int = mck.
     p.mark(EV["enqueued"])
     p.ipi(mck.LINUX_CPU, RESCHEDULE_VECTOR, comment="smp_send_reschedule(linux cpu)")
     p.mark(EV["ipi_send"])
-    _idle_until(p, mb + LWK_NEED_RESCHED, f"lwk_idle")
+    _idle_until(p, mb + LWK_NEED_RESCHED, "lwk_idle")
     mck.ticket_lock(p, mb + LWK_RQ_LOCK, "r3", "r4", "this LWK CPU's rq->lock")
     p.load("r2", mb + LWK_RQ, comment="pick the returned thread")
     mck.ticket_unlock(p, mb + LWK_RQ_LOCK, "r4", "rq->lock")
@@ -231,20 +231,24 @@ def syscall_rows(machine: str | MachineConfig, lwk_cpu: int = 1, sizes=SIZES, re
                                  ("mckernel", "offload", mck.offload_cycles), ("mos", "local", mck.local_cycles),
                                  ("mos", "migrate", migrate_cycles)):
             cyc, steps = fn(cfg, lwk_cpu, n)
-            rows.append({"kernel": kernel, "syscall": name, "path": path, "bytes": n, "cycles": cyc, "steps": steps})
+            rows.append({"kernel": kernel, "syscall": name, "path": path, "core": lwk_cpu, "bytes": n,
+                         "cycles": cyc, "steps": steps})
     if remote is not None:
         cyc, steps = remote_cycles(cfg, remote, lwk_cpu)
-        rows.append({"kernel": "mos", "syscall": "getppid", "path": "remote", "bytes": 0, "cycles": cyc, "steps": steps})
+        rows.append({"kernel": "mos", "syscall": "getppid", "path": "remote", "core": lwk_cpu, "bytes": 0,
+                     "cycles": cyc, "steps": steps})
     return rows
 
 
 def _syscall_rows(cfg: MachineConfig, opts: BenchOptions) -> list[dict]:
     rc = opts.extra.get("remote_cycles")
-    return syscall_rows(cfg, remote=int(rc) if rc is not None else None)
+    lwk = opts.extra.get("lwk_core")
+    return syscall_rows(cfg, lwk_cpu=1 if lwk is None else int(lwk), remote=int(rc) if rc is not None else None)
 
 
 def _syscall_table(rows: list[dict], cfg: MachineConfig) -> str:
-    out = [f"System call paths on {cfg.name} (cycles; the LWK caller on core 1, Linux on core 0)",
+    core = rows[0]["core"] if rows else "-"
+    out = [f"System call paths on {cfg.name} (cycles; the caller on core {core}, Linux on core 0)",
            f"{'kernel':<9} {'syscall':<8} {'path':<8} {'bytes':>6} {'cycles':>8}  steps"]
     for r in rows:
         st = " + ".join(f"{k} {v}" for k, v in r["steps"].items())
@@ -287,9 +291,11 @@ def _syscall_plot(rows: list[dict], cfg: MachineConfig, plt):
 SYSCALL = Experiment(
     name="syscall",
     summary="System call cost: local vs McKernel offload (IKC + IPI + mcexec) vs mOS thread migration, by step",
-    keys=("kernel", "syscall", "path", "bytes", "cycles", "steps"),
+    keys=("kernel", "syscall", "path", "core", "bytes", "cycles", "steps"),
     rows=_syscall_rows, table=_syscall_table, plot=_syscall_plot, sweeps_cores=False,
-    options=(BenchOption("--remote-cycles", "add the remote path: a stub of this many cycles for the round trip "
+    options=(BenchOption("--lwk-core", "the core the calling thread runs on (default 1; core 0 runs Linux)",
+                         type=int, default=1),
+             BenchOption("--remote-cycles", "add the remote path: a stub of this many cycles for the round trip "
                          "to another node (the model has no network)", type=int),),
     default_machine="amd-4x4")
 

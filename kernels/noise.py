@@ -35,7 +35,6 @@ not a knob), so the model's tick is a lower bound.
 """
 from __future__ import annotations
 
-import statistics
 from fractions import Fraction
 
 import numpy as np
@@ -414,6 +413,3 @@ def bsp_cycles(machine: str | MachineConfig, kernel: str, cores: list[int], work
     t1 = tl[tl[:, 2] == EV_BSP_END][0, 1]
     return float(t1 - t0) / iters
 
-
-def median(xs) -> float:
-    return float(statistics.median(xs))

@@ -190,3 +190,10 @@ def test_a_daemon_amplifies_bsp_noise_more_than_the_tick_alone():
 def test_a_bad_daemon_is_refused(text):
     with pytest.raises(MksimError, match="daemon"):
         noise.parse_daemon(text)
+
+
+def test_bsp_bench_json_rows(capsys):
+    assert main(["bench", "bsp", "--machine", "amd-2x2", "--kernel", "mckernel", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert [r["cores"] for r in rows] == [2, 3]
+    assert all(set(r) == {"kernel", "cores", "cycles_per_iteration", "slowdown"} and r["slowdown"] == 1.0 for r in rows)
