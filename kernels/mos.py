@@ -31,10 +31,11 @@ model, so the steps add up to the call's cycles.  Costs as in ``kernels/mckernel
 from __future__ import annotations
 
 from boot import timeline as tl
-from hwmodel import isa
+from hwmodel import apic, isa
 from hwmodel.config import MachineConfig
 from hwmodel.errors import MksimError
 from kernels import mckernel as mck
+from kernels import noise
 from kernels.base import KernelInstance
 from kernels.noise import _cfg
 from kernels.personality import BenchOption, BenchOptions, Experiment, Personality
@@ -70,7 +71,8 @@ def mos_init(inst: KernelInstance, p: isa.Program) -> None:
         p.store(base + ROUTE_TABLE + nr, 1, comment="route: LWK-local or a Linux CPU")
     tl.end(p, f"{r.name} syscall routing table")
     tl.begin(p, f"{r.name} tickless")
-    p.nop(comment="no LVT timer programmed on LWK CPUs")
+    p.apic_write(apic.LVT_TIMER, apic.LVT_MASK | noise.LOCAL_TIMER_VECTOR,
+                 comment="LVT timer masked, no initial count: no periodic tick on this core")
     tl.end(p, f"{r.name} tickless")
     tl.end(p, f"{r.name} init")
 
