@@ -19,6 +19,8 @@ _TABLE: dict[str, str] = {
     "minimal": "kernels.base",
     "linux": "kernels.linux",
     "barrelfish": "kernels.barrelfish",
+    "mckernel": "kernels.mckernel",
+    "mos": "kernels.mos",
 }
 
 
