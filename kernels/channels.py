@@ -86,6 +86,14 @@ def copy(p: isa.Program, src: str, dst: str, nbytes: int, tag: str, comment: str
     p.br("ltu", src, "r5", f"{tag}.copy")
 
 
+def _addr_reg(p: isa.Program, rd: str, addr: int | str, off: int) -> None:
+    """rd = addr + off, ``addr`` an address or a register holding one."""
+    if isinstance(addr, str):
+        p.add(rd, addr, off)
+    else:
+        p.movi(rd, addr + off)
+
+
 def _notify(p: isa.Program, dest: int, comment: str) -> None:
     """Send the message IPI as Linux's apic->send_IPI does: wait for the ICR to be idle, write it."""
     p.wait_icr_idle("r5")
@@ -99,7 +107,7 @@ def popcorn_chunks(payload: int) -> int:
     return max(1, -(-payload // POPCORN_CHUNK))
 
 
-def popcorn_send(p: isa.Program, ring: int, dest: int, payload: int, src: int, tag: str,
+def popcorn_send(p: isa.Program, ring: int, dest: int, payload: int, src: int | str, tag: str,
                  coherent: bool = True, ticket_reg: str = "r4") -> None:
     """pcn_kmsg_send(): for each chunk take a ticket (fetch-add on the ring's head), wait for the
     slot's ready flag to clear, copy the chunk in, write the header and set ready last; then IPI the
@@ -127,7 +135,7 @@ def popcorn_send(p: isa.Program, ring: int, dest: int, payload: int, src: int, t
             p.pause()
             p.jmp(f"{t}.free")
             p.label(f"{t}.go")
-        p.movi("r6", src + c * POPCORN_CHUNK)
+        _addr_reg(p, "r6", src, c * POPCORN_CHUNK)
         p.mov("r7", "r1")
         copy(p, "r6", "r7", nbytes, t, "pcn_kmsg: copy the chunk into the slot")
         p.store(POPCORN_HEADER, (c << 16) | nbytes, base="r1", comment="header: chunk, size")
@@ -141,7 +149,7 @@ def popcorn_send(p: isa.Program, ring: int, dest: int, payload: int, src: int, t
             p.label(f"{t}.noipi")
 
 
-def popcorn_take(p: isa.Program, ring: int, tail_reg: str, dst: int, tag: str, coherent: bool = True,
+def popcorn_take(p: isa.Program, ring: int, tail_reg: str, dst: int | str, tag: str, coherent: bool = True,
                  wait: bool = True, empty: str | None = None) -> None:
     """Receive the chunk at ``tail_reg``: wait for (or, with ``wait=False``, test and jump to ``empty``
     if absent) its ready flag, copy it out to ``dst``, clear ready, advance the tail."""
@@ -166,7 +174,7 @@ def popcorn_take(p: isa.Program, ring: int, tail_reg: str, dst: int, tag: str, c
     p.load("r2", POPCORN_HEADER, base="r1", comment="header")
     p.alu("and", "r2", "r2", 0xFFFF)
     p.mov("r6", "r1")
-    p.movi("r7", dst)
+    _addr_reg(p, "r7", dst, 0)
     copy(p, "r6", "r7", POPCORN_CHUNK, tag, "copy the message out of the slot")
     p.store(POPCORN_READY, 0, base="r1", comment="free the slot")
     if not coherent:
