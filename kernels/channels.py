@@ -291,8 +291,7 @@ def _programs(cfg: MachineConfig, channel: str, a: int, b: int, payload: int, n:
     ring = RING + microbench.node_base(cfg, b // cfg.cores_per_package)
     done = ring + 0x3_0000                      # receiver: messages received (harness line)
     tail = done + LINE                          # receiver's own ring state (handler keeps it in memory)
-    src = PRIV + microbench.node_base(cfg, a // cfg.cores_per_package) + a * 0x4000
-    dst = PRIV + microbench.node_base(cfg, b // cfg.cores_per_package) + b * 0x4000
+    src, dst = buffers(cfg, a, b)
     kind, mode = channel.rsplit("-", 1)
     writes: list[tuple[int, bytes]] = []
     s, r = isa.Program(f"{channel}-send"), isa.Program(f"{channel}-recv")
@@ -368,7 +367,10 @@ def _programs(cfg: MachineConfig, channel: str, a: int, b: int, payload: int, n:
     h.load("r0", done)
     h.label("drain")
     if kind == "popcorn":
-        popcorn_take(h, ring, "r8", dst, "h", wait=False, empty="empty")
+        h.movi("r11", POPCORN_CHUNK)
+        h.alu("mul", "r11", "r11", "r9")
+        h.add("r11", "r11", dst, comment="reassemble: chunk r9 of the message goes to dst + 48 x r9")
+        popcorn_take(h, ring, "r8", "r11", "h", wait=False, empty="empty")
         h.add("r9", "r9", 1)
         h.br("lt", "r9", chunks, "drain")
         h.movi("r9", 0)
@@ -399,11 +401,22 @@ def _programs(cfg: MachineConfig, channel: str, a: int, b: int, payload: int, n:
     return s, r, h, writes
 
 
+def buffers(cfg: MachineConfig, a: int, b: int) -> tuple[int, int]:
+    """(where the sender on a copies each message from, where the receiver on b copies it to)."""
+    return (PRIV + microbench.node_base(cfg, a // cfg.cores_per_package) + a * 0x4000,
+            PRIV + microbench.node_base(cfg, b // cfg.cores_per_package) + b * 0x4000)
+
+
 def run_channel(cfg: MachineConfig, channel: str, a: int, b: int, payload: int, n: int,
-                lockstep: bool) -> np.ndarray:
-    """Run ``n`` messages of ``channel`` from core a to core b; returns the timeline."""
+                lockstep: bool, data: bytes = b"") -> Machine:
+    """Run ``n`` messages of ``channel`` from core a to core b (``data``: the bytes the sender's buffer
+    holds, so a test can read what arrived); returns the machine after the run."""
     _check(channel, payload)
+    if a == b or not (0 <= a < cfg.cores and 0 <= b < cfg.cores):
+        raise MksimError(f"channel {channel}: cores {a} -> {b}: two different cores of 0..{cfg.cores - 1}")
     s, r, h, writes = _programs(cfg, channel, a, b, payload, n, lockstep)
+    if data:
+        writes.append((buffers(cfg, a, b)[0], bytes(data)))
     m = Machine(cfg)
     w = m.workload()
     w.start(a, w.place(s, CODE + a * 0x10000).pc())
@@ -416,13 +429,13 @@ def run_channel(cfg: MachineConfig, channel: str, a: int, b: int, payload: int, 
     status = m.execute()
     if status != "done":
         raise RuntimeError(f"channel {channel} on {cfg.name} cores {a}->{b}, {payload} B: ended {status}")
-    return m.timeline()
+    return m
 
 
 def latency(cfg: MachineConfig, channel: str, a: int, b: int, payload: int, rounds: int = 8) -> float:
     """Median one-way latency (ticks): sender's EV_SEND to the receiver having copied the message out,
     one message at a time (the first round, cold, is left out)."""
-    t = run_channel(cfg, channel, a, b, payload, rounds, lockstep=True)
+    t = run_channel(cfg, channel, a, b, payload, rounds, lockstep=True).timeline()
     sent = t[(t[:, 0] == a) & (t[:, 2] == EV_SEND)][:, 1]
     got = t[(t[:, 0] == b) & (t[:, 2] == EV_RECV)][:, 1]
     if len(sent) != rounds or len(got) != rounds:
@@ -434,7 +447,7 @@ def throughput(cfg: MachineConfig, channel: str, a: int, b: int, payload: int, n
     """Messages per kilocycle of a one-way stream (the sender does not wait), from the sender's start
     to the receiver's last message.  The bare doorbell cannot be streamed (a second IPI of a pending
     vector is coalesced and carries no count), so it runs one at a time."""
-    t = run_channel(cfg, channel, a, b, payload, n, lockstep=channel.endswith("doorbell"))
+    t = run_channel(cfg, channel, a, b, payload, n, lockstep=channel.endswith("doorbell")).timeline()
     t0 = t[(t[:, 0] == a) & (t[:, 2] == EV_START)][0, 1]
     got = t[(t[:, 0] == b) & (t[:, 2] == EV_RECV)]
     if len(got) != n:

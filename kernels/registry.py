@@ -19,6 +19,9 @@ _TABLE: dict[str, str] = {
     "minimal": "kernels.base",
     "linux": "kernels.linux",
     "barrelfish": "kernels.barrelfish",
+    "popcorn": "kernels.popcorn",
+    "twin-linux": "kernels.twinlinux",
+    "multikernel": "kernels.multikernel",
 }
 
 
