@@ -171,3 +171,21 @@ def test_the_benches_run_from_the_command_line(capsys):
     assert main(["bench", "migrate", "--machine", "amd-2x2", "--max-state", "4096"]) == 0
     out = capsys.readouterr().out
     assert "page faults" in out and "4096" in out
+
+
+def test_heterogeneous_balance_gains_but_not_past_the_combined_capacity():
+    """On the Xeon + Xeon Phi preset the job on both types, with Popcorn migrating a share of the tasks,
+    beats the host alone, but no more than the two types' combined clock capacity allows."""
+    cfg = load_machine("xeon-phi")
+    rows = popcorn.balance_rows(cfg, tasks=16)
+    assert [r["run"] for r in rows] == ["xeon-e5-2695v2", "xeon-phi-3120a", "both (popcorn)"]
+    host, phi, both = (r["cycles"] for r in rows)
+    assert phi > host > both
+    assert rows[2]["other_tasks"] > 0 and rows[2]["host_tasks"] + rows[2]["other_tasks"] == 16
+    capacity = sum(t.clock_ghz for t in cfg.core_types) / cfg.core_type(0).clock_ghz
+    assert host / both <= capacity
+
+
+def test_balance_needs_two_core_types():
+    with pytest.raises(MksimError, match="needs two"):
+        popcorn.balance_rows(AMD2)
