@@ -35,6 +35,7 @@ MK_ANNOUNCE = 0x6C000        # below 1 MiB (Popcorn's table at 0x6B000, Twin-Lin
                              # +0 head, +64 tail, one-line slots from +128 (size word, then the message)
 ANNOUNCE_SLOTS = 32         # a power of two: 128 + 32 x 64 bytes stay below 0x6D000
 
+
 def mk_init(inst: KernelInstance, p: isa.Program) -> None:
     """Linux's early init, then the instance's ring and its announcement on instance 0's ring."""
     r = inst.record
@@ -59,13 +60,16 @@ def mk_init(inst: KernelInstance, p: isa.Program) -> None:
     tl.end(p, f"{r.name} announce")
     tl.end(p, f"{r.name} init")
 
+
 # ---------------------------------------------------------------------- channels bench
 PAYLOADS = (8, 64, 512, 4096)
+
 
 def channel_paths(cfg: MachineConfig) -> list[microbench.Path]:
     """The path kinds from core 0 that stay inside its coherence domain (the channels here need
     coherence: across domains only Popcorn's non-coherent ring runs, in the migrate bench)."""
     return [pk for pk in microbench.path_kinds(cfg) if cfg.domain(pk.b) == cfg.domain(pk.a)]
+
 
 def channel_rows(cfg: MachineConfig, payloads=PAYLOADS, chans=channels.CHANNELS) -> list[dict]:
     """Rows ``{"channel", "path", "payload", "latency_cycles", "msgs_per_kcycle"}``."""
@@ -78,12 +82,14 @@ def channel_rows(cfg: MachineConfig, payloads=PAYLOADS, chans=channels.CHANNELS)
                              "msgs_per_kcycle": round(channels.throughput(cfg, ch, pk.a, pk.b, pl), 3)})
     return rows
 
+
 def _channel_rows(cfg: MachineConfig, opts: BenchOptions) -> list[dict]:
     top = opts.extra.get("max_payload")
     pls = PAYLOADS if top is None else tuple(x for x in PAYLOADS if x <= top)
     if not pls:
         raise MksimError(f"--max-payload {top}: no payload size left (sizes: {', '.join(map(str, PAYLOADS))})")
     return channel_rows(cfg, pls)
+
 
 def _channel_table(rows: list[dict], cfg: MachineConfig) -> str:
     pls = sorted({r["payload"] for r in rows if r["payload"]})
@@ -104,6 +110,7 @@ def _channel_table(rows: list[dict], cfg: MachineConfig) -> str:
                "throughput: a one-way stream (doorbell: one at a time, coalesced IPIs carry no count)")
     return "\n".join(out)
 
+
 def _channel_plot(rows: list[dict], cfg: MachineConfig, plt):
     path = rows[0]["path"]
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
@@ -121,6 +128,7 @@ def _channel_plot(rows: list[dict], cfg: MachineConfig, plt):
     fig.tight_layout()
     return fig
 
+
 CHANNELS = Experiment(
     name="channels",
     summary="One-way latency and throughput of every inter-kernel channel (URPC, Popcorn, the multikernel "
@@ -129,12 +137,14 @@ CHANNELS = Experiment(
     rows=_channel_rows, table=_channel_table, plot=_channel_plot, sweeps_cores=False,
     options=(BenchOption("--max-payload", "largest payload, bytes (default 4096)", type=int),))
 
+
 # ---------------------------------------------------------------------- split bench
 SPLIT_OPS, SPLIT_WARM = 24, 6      # operations per core, of which the first are warm-up
 PRIVATE_LINES = 16                 # lines an operation touches besides the contended one (assumption)
 EV_SPLIT_START, EV_SPLIT_END = 0x430, 0x431
 SPLIT_LOCK = 0xB0_0000             # the contended line of each instance (ticket lock + data), its node
 SPLIT_PRIV = 0xC0_0000             # each core's private lines
+
 
 def instance_counts(cfg: MachineConfig, cores: int) -> list[int]:
     """k = 1, 2, 4, ... up to the packages, each k dividing ``cores``."""
@@ -144,6 +154,7 @@ def instance_counts(cfg: MachineConfig, cores: int) -> list[int]:
         k *= 2
     return out
 
+
 def instance_cores(cfg: MachineConfig, k: int, cores: int) -> list[list[int]]:
     """The cores of each of k instances: instance i on the i-th k-th of the machine (a group of whole
     packages), its first ``cores // k`` cores."""
@@ -152,6 +163,7 @@ def instance_cores(cfg: MachineConfig, k: int, cores: int) -> list[list[int]]:
     if per > span:
         raise MksimError(f"{k} instances of {per} cores do not fit on {cfg.name}")
     return [[i * span + j for j in range(per)] for i in range(k)]
+
 
 def split_program(cfg: MachineConfig, core: int, lock: int) -> isa.Program:
     """One core's loop of kernel operations: touch its private lines, take its instance's lock, update
@@ -175,6 +187,7 @@ def split_program(cfg: MachineConfig, core: int, lock: int) -> isa.Program:
     k.halt()
     return k.program()
 
+
 def split_throughput(cfg: MachineConfig, k: int, cores: int) -> float:
     """Operations per kilocycle of ``cores`` cores split into k instances (measured ops of all cores
     over the window from the first core's start to the last core's end)."""
@@ -194,6 +207,7 @@ def split_throughput(cfg: MachineConfig, k: int, cores: int) -> float:
     end = t[t[:, 2] == EV_SPLIT_END][:, 1].max()
     return 1000.0 * cores * (SPLIT_OPS - SPLIT_WARM) / float(end - start)
 
+
 def core_counts(cfg: MachineConfig, top: int, k: int) -> list[int]:
     """k, 2k, 4k, ... up to ``top`` (and ``top`` itself when it is a multiple of k)."""
     out, n = [], k
@@ -203,6 +217,7 @@ def core_counts(cfg: MachineConfig, top: int, k: int) -> list[int]:
     if top % k == 0 and top not in out:
         out.append(top)
     return out
+
 
 def split_rows(cfg: MachineConfig, max_cores: int | None = None) -> list[dict]:
     """Rows ``{"instances", "cores", "ops_per_kcycle"}`` for every k and core count."""
@@ -216,8 +231,10 @@ def split_rows(cfg: MachineConfig, max_cores: int | None = None) -> list[dict]:
                 rows.append({"instances": k, "cores": n, "ops_per_kcycle": round(split_throughput(cfg, k, n), 3)})
     return rows
 
+
 def _split_rows(cfg: MachineConfig, opts: BenchOptions) -> list[dict]:
     return split_rows(cfg, opts.max_cores)
+
 
 def _split_table(rows: list[dict], cfg: MachineConfig) -> str:
     ks = sorted({r["instances"] for r in rows})
@@ -234,6 +251,7 @@ def _split_table(rows: list[dict], cfg: MachineConfig) -> str:
             + "  (vendor figure: 2 instances on the same 24 cores, 2.6x unlinks)")
     return "\n".join(out)
 
+
 def _split_plot(rows: list[dict], cfg: MachineConfig, plt):
     named = [{**r, "series": f"{r['instances']} instance(s)", "cycles": r["ops_per_kcycle"]} for r in rows]
     fig = _series_plot(plt, cfg, named, "series", list(dict.fromkeys(r["series"] for r in named)),
@@ -241,12 +259,14 @@ def _split_plot(rows: list[dict], cfg: MachineConfig, plt):
     fig.axes[0].set_ylabel("operations per kilocycle")
     return fig
 
+
 SPLIT = Experiment(
     name="split",
     summary="A kernel-bound operation on one globally contended kernel line: one Linux over N cores vs k "
             "multikernel instances of N/k cores",
     keys=("instances", "cores", "ops_per_kcycle"),
     rows=_split_rows, table=_split_table, plot=_split_plot)
+
 
 PERSONALITY = Personality(
     name="multikernel",
