@@ -21,6 +21,9 @@ _TABLE: dict[str, str] = {
     "barrelfish": "kernels.barrelfish",
     "mckernel": "kernels.mckernel",
     "mos": "kernels.mos",
+    "popcorn": "kernels.popcorn",
+    "twin-linux": "kernels.twinlinux",
+    "multikernel": "kernels.multikernel",
 }
 
 

@@ -276,7 +276,7 @@ def test_deep_nesting_is_an_error():
 
 # ------------------------------------------------------------------ the extension
 
-EXAMPLE_NAMES = ["twin-linux.cfg", "barrelfish.cfg", "popcorn.cfg", "mckernel.cfg",
+EXAMPLE_NAMES = ["twin-linux.cfg", "barrelfish.cfg", "popcorn.cfg", "linux-multikernel.cfg", "mckernel.cfg",
                  "rainforest.cfg"]
 
 

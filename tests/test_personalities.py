@@ -66,9 +66,10 @@ def test_the_plan_line_picks_the_kernels_init(boot_steps):
 def test_each_kernel_runs_its_own_personality(boot_steps):
     """Two kernels of one plan with different personalities: each gets its own init steps."""
     steps, res = boot_steps("examples/twin-linux.cfg", "amd-2x2",
-                            ("--name linux1 --cores 1 --memory 0x40000000-0x80000000 --flow grub --personality linux",
+                            ("--name linux1 --cores 1 --memory 0x40000000-0x80000000 --flow grub --personality twin-linux",
                              "--name linux1 --cores 1 --memory 0x40000000-0x80000000 --flow grub --personality minimal"))
     assert "linux0 per-cpu areas" in steps and "linux1 per-cpu areas" not in steps
+    assert "linux0 shared page" in steps and "linux1 shared page" not in steps
     assert "linux1 init" in steps
     assert all(k["up"] for k in res["kernels"])
 
