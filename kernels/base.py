@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from boot import timeline as tl
 from boot.loader import BootRecord
 from hwmodel import isa
+from hwmodel.errors import MksimError
 from kernels.personality import Personality
 
 
@@ -40,6 +41,27 @@ class KernelInstance:
 
     def owns(self, addr: int) -> bool:
         return any(a <= addr < b for a, b in self.record.partition)
+
+
+PAGE = 4096
+
+
+def kernel_area(inst: KernelInstance, size: int) -> int:
+    """A ``size``-byte, page-aligned piece of the kernel's own partition that nothing was loaded into
+    (its image, modules, boot information, reserved ranges), for its early data.  It starts 1 MiB into
+    the first hole large enough, leaving the hole's start to the boot flow's own tables (AP ids, the
+    trampoline's second-stage page tables: at most 256 KiB)."""
+    skip = 1 << 20
+    need = skip + size
+    taken = sorted([(a, a + len(b)) for a, b in inst.record.segments] + list(inst.record.reserved))
+    for lo, hi in inst.partition:
+        at = (max(lo, 1 << 20) + PAGE - 1) // PAGE * PAGE
+        while at + need <= hi:
+            clash = [e for s, e in taken if s < at + need and at < e]
+            if not clash:
+                return at + skip
+            at = (max(clash) + PAGE - 1) // PAGE * PAGE
+    raise MksimError(f"kernel {inst.name}: no {size} free bytes in its partition for its early data")
 
 
 def minimal_init(inst: KernelInstance, p: isa.Program) -> None:

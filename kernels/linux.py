@@ -21,29 +21,36 @@ from hwmodel.errors import MksimError
 from hwmodel.machine import Machine
 from hwmodel.pagetable import PAGE_4K, PageTables
 from kernels import locks
-from kernels.base import KernelInstance
+from kernels.base import KernelInstance, kernel_area
 from kernels.personality import Personality
 
 LINE = 64
 
 
-def linux_init(inst: KernelInstance, p: isa.Program) -> None:
-    """The boot core's early init: read the zero page (boot parameters and command line), touch the
-    kernel text, and write one per-CPU area line for each core the kernel will run on
-    (``setup_per_cpu_areas``) at the bottom of its partition's reserved space."""
+def linux_early(inst: KernelInstance, p: isa.Program) -> int:
+    """Linux's early init steps (the body of ``linux_init``): read the zero page, touch the kernel
+    text, write one per-CPU line per core (``setup_per_cpu_areas``).  The per-CPU lines go to a free
+    piece of the partition (``kernel_area``), not onto a kexec-loaded image.  Returns that area
+    (64 KiB: the per-CPU lines, then the personality's early data from +4 KiB)."""
     r = inst.record
-    tl.begin(p, f"{r.name} init")
+    area = kernel_area(inst, 0x10000)
     tl.begin(p, f"{r.name} boot params")
     for off in range(0, 4096, 512):
         p.load("r5", r.bootinfo_addr + off, comment="zero page: boot_params")
     p.load("r5", r.entry & ~0x7, comment="first touch of the kernel's own text")
     tl.end(p, f"{r.name} boot params")
     tl.begin(p, f"{r.name} per-cpu areas")
-    base = r.partition[0][0]
     for i, _ in enumerate(r.cores):
-        p.store(base + i * LINE, i, comment="this_cpu_off for cpu i")
+        p.store(area + i * LINE, i, comment="this_cpu_off for cpu i")
     tl.end(p, f"{r.name} per-cpu areas")
-    tl.end(p, f"{r.name} init")
+    return area
+
+
+def linux_init(inst: KernelInstance, p: isa.Program) -> None:
+    """The boot core's early init (``linux_early``) as the ``linux init`` step."""
+    tl.begin(p, f"{inst.name} init")
+    linux_early(inst, p)
+    tl.end(p, f"{inst.name} init")
 
 
 PERSONALITY = Personality(

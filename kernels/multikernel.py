@@ -2,7 +2,7 @@
 (``KEXEC_MULTIKERNEL | KEXEC_MK_ID(n)``), talking over a per-instance message ring and an IPI vector.
 
 Boot (``examples/linux-multikernel.cfg``): instance 0 boots by GRUB and kexecs the others. Each
-instance runs Linux's early init (``kernels.popcorn.linux_early``, the steps of
+instance runs Linux's early init (``kernels.linux.linux_early``, the steps of
 ``kernels.linux.linux_init``), sets up its own ring, and announces itself on instance 0's
 announcement ring below 1 MiB with the ring's own protocol (claim a slot by CAS on the head, write
 the message, release-store its size). The model sends no IPI at boot: the host drains the
@@ -28,7 +28,7 @@ from kernels import channels, microbench
 from kernels.base import KernelInstance
 from kernels.barrelfish import _series_plot
 from kernels.personality import BenchOption, BenchOptions, Experiment, Personality
-from kernels.popcorn import linux_early
+from kernels.linux import linux_early
 
 LINE = 64
 MK_ANNOUNCE = 0x6C000        # below 1 MiB (Popcorn's table at 0x6B000, Twin-Linux's page at 0x6D000):

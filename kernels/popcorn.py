@@ -1,7 +1,7 @@
 """Popcorn Linux: kernel replicas, one per core or core group, that together look like one system.
 
 Boot (``examples/popcorn.cfg``): GRUB boots the primary; it kexecs the secondaries, each on its
-cores and memory. Each kernel's boot core runs Linux's early init (``linux_early``, the steps of
+cores and memory. Each kernel's boot core runs Linux's early init (``kernels.linux.linux_early``, the steps of
 ``kernels.linux.linux_init``), then sets up its own ``pcn_kmsg`` ring (``kernels.channels``: one
 ring per receiver) and registers it in the kernels' shared table below 1 MiB (the one memory all
 kernels may write at boot); a secondary also takes its place in the registration count the primary
@@ -35,6 +35,7 @@ from hwmodel.errors import MksimError
 from hwmodel.machine import Machine
 from kernels import channels, microbench
 from kernels.base import KernelInstance
+from kernels.linux import linux_early
 from kernels.personality import BenchOption, BenchOptions, Experiment, Personality
 
 LINE, PAGE = 64, 4096
@@ -43,43 +44,6 @@ LINE, PAGE = 64, 4096
 # Below 1 MiB, where every kernel may write at boot (boot.flows grants it to all), in a gap of the
 # trampolines' data (boot.smp: mailbox 0x60000, alive 0x61000, up flags 0x6A000, GDT 0x6F000).
 POPCORN_TABLE = 0x6B000       # +0: secondaries registered (count); +64 + 8k: kernel k's ring address
-
-
-def kernel_area(inst: KernelInstance, size: int) -> int:
-    """A ``size``-byte, page-aligned piece of the kernel's own partition that nothing was loaded into
-    (its image, modules, boot information, reserved ranges), for its early data.  It starts 1 MiB into
-    the first hole large enough, leaving the hole's start to the boot flow's own tables (AP ids, the
-    trampoline's second-stage page tables: at most 256 KiB)."""
-    skip = 1 << 20
-    need = skip + size
-    taken = sorted([(a, a + len(b)) for a, b in inst.record.segments] + list(inst.record.reserved))
-    for lo, hi in inst.partition:
-        at = (max(lo, 1 << 20) + PAGE - 1) // PAGE * PAGE
-        while at + need <= hi:
-            clash = [e for s, e in taken if s < at + need and at < e]
-            if not clash:
-                return at + skip
-            at = (max(clash) + PAGE - 1) // PAGE * PAGE
-    raise MksimError(f"kernel {inst.name}: no {size} free bytes in its partition for its early data")
-
-
-def linux_early(inst: KernelInstance, p: isa.Program) -> int:
-    """Linux's early init steps (as ``kernels.linux.linux_init``): read the zero page, touch the kernel
-    text, write one per-CPU line per core (``setup_per_cpu_areas``).  The per-CPU lines go to a free
-    piece of the partition (``kernel_area``), not onto a kexec-loaded image.  Returns that area
-    (64 KiB: the per-CPU lines, then the personality's early data from +4 KiB)."""
-    r = inst.record
-    area = kernel_area(inst, 0x10000)
-    tl.begin(p, f"{r.name} boot params")
-    for off in range(0, 4096, 512):
-        p.load("r5", r.bootinfo_addr + off, comment="zero page: boot_params")
-    p.load("r5", r.entry & ~0x7, comment="first touch of the kernel's own text")
-    tl.end(p, f"{r.name} boot params")
-    tl.begin(p, f"{r.name} per-cpu areas")
-    for i, _ in enumerate(r.cores):
-        p.store(area + i * LINE, i, comment="this_cpu_off for cpu i")
-    tl.end(p, f"{r.name} per-cpu areas")
-    return area
 
 
 def ring_setup(p: isa.Program, ring: int, what: str) -> None:

@@ -3,7 +3,7 @@ memory each, one kernel doing network I/O and one storage); they exchange data t
 and notify each other by IPI.
 
 Boot (``examples/twin-linux.cfg``): GRUB loads both kernels; each boot core runs Linux's early init
-(``kernels.popcorn.linux_early``, the steps of ``kernels.linux.linux_init``) and then maps the
+(``kernels.linux.linux_early``, the steps of ``kernels.linux.linux_init``) and then maps the
 shared page: it writes the page's PTE into its own page table (the page lies below 1 MiB, outside
 both kernels' memory, where both may write), clears its half of the page's header and marks itself
 online there.
@@ -17,7 +17,7 @@ from boot import timeline as tl
 from hwmodel import isa
 from kernels.base import KernelInstance
 from kernels.personality import Personality
-from kernels.popcorn import linux_early
+from kernels.linux import linux_early
 
 # below 1 MiB, beside Popcorn's table (kernels.popcorn) in the trampolines' gap: +0 the length word
 # (0 = free, its own line), +64 + 8k kernel k's online word, data in the next page

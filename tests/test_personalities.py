@@ -148,3 +148,13 @@ def test_a_bench_with_its_own_option_and_default_machine(monkeypatch, capsys):
     assert seen == {"machine": "amd-2x2", "kernel": "b"}
     assert main(["bench", "toybench", "--kernel", "c"]) == 2
     assert "invalid choice: 'c'" in capsys.readouterr().err
+
+
+def test_linux_init_leaves_a_kexec_loaded_image_alone(boot_steps):
+    """Linux's per-CPU lines go to a free piece of the partition: a kexec'd Linux kernel's image (hashed
+    by the purgatory before it runs, checked after the boot) is not overwritten."""
+    src = open("examples/popcorn.cfg").read()
+    assert "--personality popcorn" in src and "--flow kexec" in src
+    steps, res = boot_steps("examples/popcorn.cfg", "amd-4x4", ("--personality popcorn", "--personality linux"))
+    assert all(k["up"] for k in res["kernels"]) and len(res["kernels"]) == 4
+    assert all(f"{k['name']} per-cpu areas" in steps for k in res["kernels"])
