@@ -107,12 +107,20 @@ def popcorn_chunks(payload: int) -> int:
     return max(1, -(-payload // POPCORN_CHUNK))
 
 
+def _flush_slot(p: isa.Program, line: int, comment: str) -> None:
+    """CLFLUSH every cache line of the 64-byte slot at r1 (one on a 64-byte-line machine, two with
+    32-byte lines: the header and ready flag are in the slot's last line)."""
+    for off in range(0, LINE, line):
+        p.clflush(off, base="r1", comment=comment)
+
+
 def popcorn_send(p: isa.Program, ring: int, dest: int, payload: int, src: int | str, tag: str,
-                 coherent: bool = True, ticket_reg: str = "r4") -> None:
+                 coherent: bool = True, ticket_reg: str = "r4", line: int = LINE) -> None:
     """pcn_kmsg_send(): for each chunk take a ticket (fetch-add on the ring's head), wait for the
     slot's ready flag to clear, copy the chunk in, write the header and set ready last; then IPI the
     receiver if its ring interrupt is enabled.  Non-coherent: the single sender counts tickets in
-    ``ticket_reg`` (kept across calls), flushes the slot line after writing, polls it with CLFLUSH."""
+    ``ticket_reg`` (kept across calls), flushes the slot's lines (``line``: the machine's line size)
+    after writing, polls the ready flag with CLFLUSH."""
     slots = ring + 3 * LINE
     for c in range(popcorn_chunks(payload)):
         t = f"{tag}.c{c}"
@@ -141,7 +149,7 @@ def popcorn_send(p: isa.Program, ring: int, dest: int, payload: int, src: int | 
         p.store(POPCORN_HEADER, (c << 16) | nbytes, base="r1", comment="header: chunk, size")
         p.store(POPCORN_READY, 1, base="r1", comment="ready flag last")
         if not coherent:
-            p.clflush(0, base="r1", comment="push the slot across the non-coherent window")
+            _flush_slot(p, line, "push the slot across the non-coherent window")
         else:
             p.load("r3", ring + 2 * LINE, comment="receiver's ring interrupt enabled?")
             p.br("eq", "r3", 0, f"{t}.noipi")
@@ -150,7 +158,7 @@ def popcorn_send(p: isa.Program, ring: int, dest: int, payload: int, src: int | 
 
 
 def popcorn_take(p: isa.Program, ring: int, tail_reg: str, dst: int | str, tag: str, coherent: bool = True,
-                 wait: bool = True, empty: str | None = None) -> None:
+                 wait: bool = True, empty: str | None = None, line: int = LINE) -> None:
     """Receive the chunk at ``tail_reg``: wait for (or, with ``wait=False``, test and jump to ``empty``
     if absent) its ready flag, copy it out to ``dst``, clear ready, advance the tail."""
     slots = ring + 3 * LINE
@@ -166,6 +174,8 @@ def popcorn_take(p: isa.Program, ring: int, tail_reg: str, dst: int | str, tag: 
         p.pause()
         p.jmp(f"{tag}.poll")
         p.label(f"{tag}.got")
+        if line < LINE:
+            _flush_slot(p, line, "drop stale copies of the slot's other lines before the copy-out")
     elif wait:
         p.spin_until(POPCORN_READY, "ne", 0, rd="r3", base="r1", comment="pcn_kmsg: wait for ready")
     else:
@@ -178,7 +188,7 @@ def popcorn_take(p: isa.Program, ring: int, tail_reg: str, dst: int | str, tag: 
     copy(p, "r6", "r7", POPCORN_CHUNK, tag, "copy the message out of the slot")
     p.store(POPCORN_READY, 0, base="r1", comment="free the slot")
     if not coherent:
-        p.clflush(0, base="r1", comment="publish the freed slot to the sender")
+        _flush_slot(p, line, "publish the freed slot to the sender")
     p.add(tail_reg, tail_reg, 1)
 
 

@@ -189,3 +189,15 @@ def test_heterogeneous_balance_gains_but_not_past_the_combined_capacity():
 def test_balance_needs_two_core_types():
     with pytest.raises(MksimError, match="needs two"):
         popcorn.balance_rows(AMD2)
+
+
+def test_migration_across_coherence_domains_with_32_byte_lines():
+    """omap4's Cortex-A9 and Cortex-M3 share no coherence and use 32-byte lines: a 64-byte Popcorn slot
+    spans two lines, and the non-coherent ring must flush both for the message to cross."""
+    from hwmodel.config import load_machine
+    from kernels import popcorn
+    cfg = load_machine("omap4")
+    assert cfg.line == 32 and cfg.ndomains == 2
+    a, b = [(x, y) for x, y in popcorn.migration_pairs(cfg) if cfg.domain(x) != cfg.domain(y)][0]
+    r = popcorn.migrate(cfg, a, b, 4096)
+    assert r["cycles"] == sum(r["steps"].values()) and r["steps"]["page faults"] > 0
