@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -50,6 +51,8 @@ BENCH_MAX_REPEAT = 101
 BENCH_MAX_ITERS = 1_000_000
 SHM_VS_MSG_KEYS = ("series", "cores", "cycles_per_update")
 URPC_KEYS = ("machine", "path", "hops", "shared_cache", "latency_cycles", "msgs_per_kcycle")
+URPC_PAPER_KEYS = ("paper_path", "paper_latency_cycles", "paper_msgs_per_kcycle", "latency_error_pct",
+                   "msgs_error_pct")   # None where the paper (Table 2) has no such row
 PLOT_NEEDS = "--plot needs matplotlib (pip install 'mksim[plot]')"
 
 
@@ -360,8 +363,8 @@ def _load_machine(spec: str):
     if not spec:
         raise MksimError("empty machine name")
     p = Path(spec)
-    if (spec.endswith(".toml") or os.sep in spec or "/" in spec) and p.is_dir():
-        raise MksimError("is a directory, not a machine file", where=spec)
+    if p.is_dir():   # also a bare name that is a folder here ("machines show somedir")
+        raise MksimError("is a directory, not a machine preset or machine file", where=spec)
     return load_machine(spec)
 
 
@@ -562,6 +565,13 @@ CACHE_COUNT_NOTE = ("\n(a cache-count model, cachegrind's: hits and misses, no c
                     "--machine replays the trace on a timing model)\n")
 
 
+def _nonempty(trace, path: str):
+    """A trace with no accesses is an error (not an all-zero table)."""
+    if len(trace) == 0:
+        raise MksimError("the trace holds no accesses (empty, or only comments and blank lines)", where=path)
+    return trace
+
+
 def cmd_trace(args) -> int:
     from hwmodel.trace import read_trace
     cg_opts = [o for o, v in (("--I1", args.i1), ("--D1", args.d1), ("--LL", args.ll)) if v is not None]
@@ -581,13 +591,13 @@ def cmd_trace(args) -> int:
         i1 = cg.parse_cache_spec(args.i1, "--I1") if args.i1 is not None else cg.DEFAULT_I1
         d1 = cg.parse_cache_spec(args.d1, "--D1") if args.d1 is not None else cg.DEFAULT_D1
         ll = cg.parse_cache_spec(args.ll, "--LL") if args.ll is not None else cg.DEFAULT_LL
-        trace = read_trace(args.file, fmt)
+        trace = _nonempty(read_trace(args.file, fmt), args.file)
         result = cg.simulate(trace, i1, d1, ll)
         text = cg.format_summary(result) + CACHE_COUNT_NOTE
     else:
         from hwmodel.machine import Machine
         cfg = _load_machine(args.machine)
-        trace = read_trace(args.file, fmt)
+        trace = _nonempty(read_trace(args.file, fmt), args.file)
         m = Machine(cfg, seed=args.seed or 0)
         try:
             m.run(trace.core, trace.kind, trace.addr, trace.size, record=False)
@@ -714,7 +724,7 @@ def cmd_demo(args) -> int:
     cfg = _load_machine(args.machine)
     out = Path(args.out) if args.out else Path("reports") / f"demo-{cfg.name}"
     t0 = time.perf_counter()
-    with report_folder(out) as tmp:
+    with report_folder(out, make_parents=args.out is None) as tmp:
         # 1. boot: one kernel per core, GRUB-style, every step as core programs
         from boot.flows import MAX_KERNELS
         nk = min(cfg.cores, MAX_KERNELS)     # one kernel per core, up to 40 kernels
@@ -913,7 +923,7 @@ def cmd_bench(args) -> int:
             plot_urpc(cmp, cfg, args.plot)
         if args.json:
             from mksim.report import to_json
-            sys.stdout.write(to_json({"rows": [{k: r[k] for k in URPC_KEYS} for r in rows]}))
+            sys.stdout.write(to_json({"rows": [{k: r[k] for k in URPC_KEYS + URPC_PAPER_KEYS} for r in cmp]}))
         else:
             _out(f"URPC on {cfg.name} ({cfg.cores} cores): one-way latency (ping-pong) and pipelined "
                  f"throughput,\ncore 0 to one core of each path kind\n")
@@ -1150,20 +1160,58 @@ COMMANDS = {"machines": cmd_machines, "trace": cmd_trace, "demo": cmd_demo, "ben
             "inspect": cmd_inspect, "boot": cmd_boot, "personalities": cmd_personalities, "sweep": cmd_sweep}
 
 
+ENGINE_COMMANDS = ("trace", "demo", "bench", "boot")   # sweep says it itself, when it runs points
+VALUE_FLAGS = ("--I1", "--D1", "--LL")
+
+
+class _Terminated(BaseException):
+    """SIGTERM: unwinds like Ctrl-C, so a report folder being built is removed."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """``--D1 -32768,8,64``: argparse takes a value that starts with '-' for an option and says
+    "expected one argument"; join it as ``--D1=-32768,8,64`` so that the cache-spec parser
+    says what is wrong with it."""
+    out, i = [], 0
+    while i < len(argv):
+        a = argv[i]
+        if a in VALUE_FLAGS and i + 1 < len(argv) and argv[i + 1][:2].startswith("-") \
+                and argv[i + 1][1:2].isdigit():
+            out.append(f"{a}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 bad input or usage)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv == ["--version"]:   # fast: no parser, so no personality (and no engine) is imported
         sys.stdout.write(f"{PROG} {_version()}\n")
         return EXIT_OK
+    argv = _join_negative_values(argv)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, --version, usage errors
         code = e.code
         return code if isinstance(code, int) else (0 if code is None else EXIT_ERROR)
+    old_term = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
+        if args.command in ENGINE_COMMANDS:
+            from mksim.progress import compile_notice, wanted
+            compile_notice(wanted(getattr(args, "quiet", False), getattr(args, "json", False)))
         return COMMANDS[args.command](args)
+    except _Terminated:
+        sys.stdout.flush()
+        sys.stderr.write(f"{PROG}: terminated\n")
+        return 143
     except MksimError as e:
         msg = " ".join(str(e).split())  # exactly one line
         sys.stdout.flush()
@@ -1183,6 +1231,8 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError):
             pass
         return EXIT_OK
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
 
 
 if __name__ == "__main__":  # pragma: no cover
