@@ -30,16 +30,16 @@ def engine_cache_dir() -> str:
     return os.environ.get("NUMBA_CACHE_DIR", "")
 
 
-def engine_compiled() -> bool:
-    """True when the numba cache already holds compiled engine functions."""
-    d = engine_cache_dir()
+def engine_compiled(cache_dir: str | None = None) -> bool:
+    """True when the numba cache (``cache_dir``, default the engine's) holds compiled functions."""
+    d = engine_cache_dir() if cache_dir is None else cache_dir
     return bool(d) and bool(glob.glob(os.path.join(d, "**", "*.nbi"), recursive=True))
 
 
-def compile_notice(enabled: bool = True) -> bool:
+def compile_notice(enabled: bool = True, cache_dir: str | None = None) -> bool:
     """Say once on stderr that the engine is about to compile (when its cache is empty).
     Returns True when the engine was not compiled yet."""
-    cold = not engine_compiled()
+    cold = not engine_compiled(cache_dir)
     if cold and enabled:
         sys.stderr.write(COMPILE_NOTICE + "\n")
         sys.stderr.flush()
