@@ -173,7 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "folder there is replaced")
     pd.add_argument("--seed", type=_seed, default=0, help="seed of the trace and the machine (default 0)")
     pd.add_argument("--accesses", type=int, default=DEMO_ACCESSES,
-                    help=f"number of accesses in the trace (default {DEMO_ACCESSES})")
+                    help=f"number of accesses in the trace (default {DEMO_ACCESSES}); rounded up to a "
+                         f"whole number per core, and the summary says so")
+    pd.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
 
     # bench ------------------------------------------------------------------
     pb = sub.add_parser(
@@ -724,20 +726,24 @@ def cmd_demo(args) -> int:
     cfg = _load_machine(args.machine)
     out = Path(args.out) if args.out else Path("reports") / f"demo-{cfg.name}"
     t0 = time.perf_counter()
+    from mksim.progress import Progress, wanted
+    bar = Progress(3, "demo (boot, shm-vs-msg, trace)", wanted(args.quiet), unit="part")
     with report_folder(out, make_parents=args.out is None) as tmp:
         # 1. boot: one kernel per core, GRUB-style, every step as core programs
         from boot.flows import MAX_KERNELS
-        nk = min(cfg.cores, MAX_KERNELS)     # one kernel per core, up to 40 kernels
+        nk = min(cfg.cores, MAX_KERNELS)     # one kernel per core, up to 40 kernels (a plan's limit)
         plan = plans.write_plan(str(tmp / "boot"), cfg, nk, "grub", "plan.cfg")
         t1 = time.perf_counter()
         boot = bootrun.boot_plan_file(plan, cfg, base_dir=str(tmp / "boot"), init=init_for(), personalities=known())
         t_boot = time.perf_counter() - t1
         (tmp / "boot-trace.json").write_text(to_json(boot.pop("trace")))
         boot["plan"] = "boot/plan.cfg"
+        bar.update()
         # 2. coherence versus messages (Figure 3 of the Barrelfish paper), up to 16 cores
         t1 = time.perf_counter()
         fig3 = mb.shm_vs_msg_rows(cfg, min(cfg.cores, 16), DEMO_ITERS)
         t_fig3 = time.perf_counter() - t1
+        bar.update()
         has_fig3_png = False
         try:
             plot_shm_vs_msg(fig3, cfg, str(tmp / "shm-vs-msg.png"), DEMO_ITERS)
@@ -754,11 +760,21 @@ def cmd_demo(args) -> int:
         t1 = time.perf_counter()
         m.run(trace.core, trace.kind, trace.addr, trace.size)
         t_run = time.perf_counter() - t1
+        bar.update()
+        bar.close()
         stats = m.stats()
         summ = summarize_stats(stats)
         top = max(r["cores"] for r in fig3)
         at_top = {r["series"]: r["cycles_per_update"] for r in fig3 if r["cores"] == top}
+        notes = []
+        if nk < cfg.cores:
+            notes.append(f"note: the boot plan has {nk} kernels on cores 0..{nk - 1} of {cfg.cores} (a boot "
+                         f"plan holds at most {MAX_KERNELS} kernels: two start-up pages each below 1 MiB)")
+        if len(trace) != args.accesses:
+            notes.append(f"note: --accesses {args.accesses} rounded up to {len(trace):,} (the same number on "
+                         f"each of the {cfg.cores} cores)")
         text = (f"mksim demo: {cfg.name} ({cfg.cores} cores, {cfg.clock_ghz:g} GHz)\n\n"
+                + "".join(n + "\n" for n in notes) +
                 f"boot: {len(boot['kernels'])} kernels (GRUB + Multiboot2, SMP by INIT-SIPI), "
                 f"all up at cycle {boot['all_up_cycle']:,} ({boot['all_up_us']:.1f} us); "
                 f"trace in boot-trace.json (Perfetto)\n"
@@ -1083,28 +1099,78 @@ def _bench_boot(args, cfg) -> int:
     rows = boot_rows(cfg, args.flow, args.max_kernels, args.smp)
     if args.plot:
         plt = _pyplot()
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        names = list(dict.fromkeys(k for r in rows for k in r["steps"]))
-        xs = [r["kernels"] for r in rows]
-        ax.plot(xs, [r["all_up_cycles"] for r in rows], "k-o", label="all kernels up")
-        for n in names:
-            ax.plot(xs, [r["steps"].get(n, 0) for r in rows], "--", label=f"{n} (sum over cores)")
-        ax.set_xlabel("kernels")
-        ax.set_ylabel("cycles")
-        ax.set_title(f"boot by {args.flow} on {cfg.name}")
-        ax.legend(fontsize=7)
-        _save_png(fig, plt, args.plot)
+        _save_png(plot_boot(rows, cfg, args.flow, plt), plt, args.plot)
     if args.json:
         sys.stdout.write(to_json({"rows": rows}))
         return EXIT_OK
-    names = list(dict.fromkeys(k for r in rows for k in r["steps"]))
-    _out(f"boot by {args.flow} on {cfg.name}: cycles until every kernel is up; per step, cycles summed "
-         "over the cores that ran it")
-    _out(f"{'kernels':>7} {'all up':>12} {'us':>9}  " + " ".join(f"{n[:14]:>14}" for n in names))
-    for r in rows:
-        _out(f"{r['kernels']:>7} {r['all_up_cycles']:>12} {r['all_up_us']:>9.1f}  "
-             + " ".join(f"{r['steps'].get(n, 0):>14}" for n in names))
+    sys.stdout.write(format_boot_table(rows, cfg.name, args.flow))
     return EXIT_OK
+
+
+BOOT_TABLE_WIDTH = 100
+
+
+def _grouped_steps(rows: list[dict]) -> list[dict]:
+    """Rows whose per-kernel steps ("k3 virtual", "start k3") are summed into one ("kN virtual")."""
+    import re
+    out = []
+    for r in rows:
+        steps: dict[str, int] = {}
+        for name, v in r["steps"].items():
+            g = re.sub(r"\bk\d+\b", "kN", name)
+            steps[g] = steps.get(g, 0) + v
+        out.append({**r, "steps": steps})
+    return out
+
+
+def format_boot_table(rows: list[dict], machine: str, flow: str, width: int = BOOT_TABLE_WIDTH) -> str:
+    """``bench boot`` as text no wider than ``width``: one line per step (per-kernel steps are
+    already grouped, e.g. "grub load"), one column per kernel count, in blocks of columns."""
+    rows = _grouped_steps(rows)
+    names = list(dict.fromkeys(k for r in rows for k in r["steps"]))
+    label = max([len("cycles until all up"), len("us until all up")] + [len(n) for n in names])
+    cells = [("cycles until all up", [str(r["all_up_cycles"]) for r in rows]),
+             ("us until all up", [f"{r['all_up_us']:.1f}" for r in rows])]
+    cells += [(n, [str(r["steps"].get(n, 0)) for r in rows]) for n in names]
+    col = max(len(v) for _, vs in cells for v in vs) + 2
+    per = max(1, (width - label) // col)
+    out = [f"boot by {flow} on {machine}: cycles until every kernel is up; below it, per step,",
+           "cycles summed over the cores and kernels that ran it (kN: every kernel's own step)"]
+    for start in range(0, len(rows), per):
+        idx = range(start, min(start + per, len(rows)))
+        out.append("")
+        out.append(f"{'kernels':<{label}}" + "".join(f"{rows[i]['kernels']:>{col}}" for i in idx))
+        for k, (name, vs) in enumerate(cells):
+            if k == 2:
+                out.append("-" * (label + col * len(idx)))
+            out.append(f"{name:<{label}}" + "".join(f"{vs[i]:>{col}}" for i in idx))
+    return "\n".join(out) + "\n"
+
+
+def plot_boot(rows: list[dict], cfg, flow: str, plt):
+    """End-to-end cycles (top) and per-step sums (bottom) against kernels, apart; distinct styles
+    (colour, marker and dash) for every step; the legend outside the axes."""
+    rows = _grouped_steps(rows)
+    names = list(dict.fromkeys(k for r in rows for k in r["steps"]))
+    xs = [r["kernels"] for r in rows]
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, 7), sharex=True, gridspec_kw={"height_ratios": [1, 2]})
+    a1.plot(xs, [r["all_up_cycles"] for r in rows], "k-o", markersize=4)
+    a1.set_ylabel("cycles until all up")
+    a1.set_ylim(bottom=0)
+    a1.grid(True, alpha=0.3)
+    a1.set_title(f"boot by {flow} on {cfg.name}")
+    markers, dashes = "os^vD<>ph*", ("-", "--", ":", "-.")
+    cmap = plt.get_cmap("tab20")
+    for i, n in enumerate(names):
+        a2.plot(xs, [r["steps"].get(n, 0) for r in rows], linestyle=dashes[i % 4], marker=markers[i % 10],
+                color=cmap(i % 20), markersize=4, label=n)
+    a2.set_xlabel("kernels")
+    a2.set_ylabel("cycles per step (sum over cores)")
+    a2.set_ylim(bottom=0)
+    a2.grid(True, alpha=0.3)
+    a2.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), title="step")
+    fig.tight_layout()
+    return fig
 
 
 def _ranges(cores: list[int]) -> str:

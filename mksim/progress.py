@@ -2,8 +2,8 @@
 
 ``Progress`` draws a tqdm bar when tqdm is installed (the ``sweep`` extra) and a plain
 ``\\r``-rewritten counter line otherwise; a disabled one draws nothing.  Commands decide
-whether to show it with :func:`wanted`: never with ``--quiet``, never with ``--json`` when
-stdout is not a terminal (a pipe or a file gets only the result).
+whether to show it with :func:`wanted`: only when stderr is a terminal, never with ``--quiet``,
+never with ``--json`` when stdout is not a terminal (a pipe or a file gets only the result).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ COMPILE_NOTICE = ("mksim: compiling the simulation engine, first run only "
 
 def wanted(quiet: bool = False, json_out: bool = False) -> bool:
     """Whether a command should draw progress on stderr."""
-    if quiet:
+    if quiet or not sys.stderr.isatty():   # a log file or a test's captured stderr: no bar
         return False
     if json_out and not sys.stdout.isatty():
         return False
@@ -49,7 +49,7 @@ def compile_notice(enabled: bool = True, cache_dir: str | None = None) -> bool:
 class Progress:
     """A progress bar (tqdm) or counter line on stderr; ``enabled=False`` draws nothing."""
 
-    def __init__(self, total: int, desc: str, enabled: bool = True, initial: int = 0):
+    def __init__(self, total: int, desc: str, enabled: bool = True, initial: int = 0, unit: str = "it"):
         self.total, self.desc, self.enabled, self.n = total, desc, enabled, initial
         self._bar = None
         if not enabled:
@@ -59,7 +59,7 @@ class Progress:
         except ImportError:
             self._line()
             return
-        self._bar = tqdm(total=total, desc=desc, initial=initial, file=sys.stderr, unit="pt",
+        self._bar = tqdm(total=total, desc=desc, initial=initial, file=sys.stderr, unit=unit,
                          dynamic_ncols=True, leave=True)
 
     def _line(self) -> None:

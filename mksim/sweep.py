@@ -526,7 +526,8 @@ def run_sweep(spec: Spec, out: Path, workers: int | None = None, dask: str | Non
     todo = [pt for pt in spec.points if point_key(spec, pt) not in done]
     t0 = time.perf_counter()
     cold = compile_notice(progress) if todo else False
-    bar = Progress(len(spec.points), f"sweep {out.name}", progress, initial=len(spec.points) - len(todo))
+    bar = Progress(len(spec.points), f"sweep {out.name}", progress, initial=len(spec.points) - len(todo),
+                   unit="pt")
 
     def record(pt: dict, rows: list[dict]) -> None:
         key = point_key(spec, pt)

@@ -151,3 +151,37 @@ def test_docs_are_not_stale():
     for p in (ROOT / "hwmodel" / "presets").glob("*.toml"):
         text = p.read_text()
         assert "/work/" not in text and "/home/" not in text and "REFERENCES.md" not in text, p.name
+
+
+def _boot_rows(n: int) -> list[dict]:
+    steps = ["grub", "grub load", "smp boot", "startup wait", "load", "second stage", "start kernel"]
+    return [{"flow": "trampoline", "kernels": k, "all_up_cycles": 1_000_000 * k, "all_up_us": 400.0 * k,
+             "steps": {**{s: 123_456 * k for s in steps}, **{f"k{i} virtual": 1000 for i in range(1, k)}}}
+            for k in range(1, n + 1)]
+
+
+def test_bench_boot_table_fits_100_columns_and_groups_kernel_steps():
+    from mksim.cli import format_boot_table
+    text = format_boot_table(_boot_rows(40), "m", "trampoline")
+    assert max(len(ln) for ln in text.splitlines()) <= 100
+    assert "kN virtual" in text and "k3 virtual" not in text
+    assert text.count("\nkernels ") >= 2            # columns in blocks
+    kn = [ln for ln in text.splitlines() if ln.startswith("kN virtual")]
+    assert kn[-1].split()[-1] == str(1000 * 39)     # summed over the kernels
+
+
+def test_bench_boot_plot_keeps_end_to_end_apart_and_legend_outside():
+    plt = pytest.importorskip("matplotlib.pyplot")
+    from mksim.cli import plot_boot
+
+    class Cfg:
+        name = "m"
+    fig = plot_boot(_boot_rows(12), Cfg(), "trampoline", plt)
+    top, steps = fig.axes
+    assert len(top.lines) == 1 and len(steps.lines) == 8
+    styles = {(ln.get_color(), ln.get_linestyle(), ln.get_marker()) for ln in steps.lines}
+    assert len(styles) == len(steps.lines)
+    leg = steps.get_legend()
+    fig.canvas.draw()
+    assert leg.get_window_extent().x0 >= steps.get_window_extent().x1   # outside the axes
+    plt.close(fig)
