@@ -297,6 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
                "  mksim inspect /boot/xen-4.17-amd64.gz --json\n  mksim inspect /boot/grub/grub.cfg")
     pi.add_argument("file", metavar="FILE", help="kernel image (plain, .gz or .xz) or grub.cfg")
     pi.add_argument("--json", action="store_true", help="print the inspection as JSON")
+    pi.add_argument("--commands", action="store_true",
+                    help="a grub.cfg with a multi-kernel plan: print every menu entry's commands too "
+                         "(default: the plan only)")
 
     # sweep ------------------------------------------------------------------
     pw = sub.add_parser(
@@ -1011,14 +1014,57 @@ def _inspect_grubcfg(path: str) -> dict:
             raise
         raise MksimError("cannot inspect a grub.cfg: grub.cfg support (boot.grubcfg) is not "
                          "available in this mksim", where=path) from None
-    return grubcfg.inspect(path)
+    result = grubcfg.inspect(path)
+    plans = _grubcfg_plans(grubcfg, path)
+    if plans and isinstance(result, dict):
+        result["plans"] = plans
+    return result
 
 
-def _format_grubcfg(path: str, result) -> str:
+def _grubcfg_plans(grubcfg, path: str) -> list[dict]:
+    """The multi-kernel plan of every entry with mksim_kernel lines, validated as ``mksim boot``
+    validates it (cores given twice, overlapping memory partitions, ... are errors)."""
+    if not (hasattr(grubcfg, "parse") and hasattr(grubcfg, "plan")):
+        return []
+    from kernels.registry import known
+    with open(path, "rb") as f:
+        text = f.read().decode("utf-8", errors="replace")
+    out = []
+    for i, e in enumerate(grubcfg.parse(text, path)):
+        if not any(c and c[0] in getattr(grubcfg, "EXTENSION_COMMANDS", ()) for c in e.commands):
+            continue
+        kernels = [{"name": k.name, "cores": k.cores, "memory": [[a, b] for a, b in k.memory],
+                    "flow": k.flow, "personality": k.personality, "loader": k.loader, "image": k.image,
+                    "modules": [m[0] for m in k.modules], "parent": k.parent}
+                   for k in grubcfg.plan(e, known())]
+        out.append({"entry": i, "title": e.title, "kernels": kernels})
+    return out
+
+
+def _format_plans(plans: list[dict]) -> list[str]:
+    lines = []
+    for p in plans:
+        lines.append(f"  entry {p['entry']}: {p['title']!r}, {len(p['kernels'])} kernel(s)")
+        for k in p["kernels"]:
+            mem = ", ".join(f"{a >> 20}-{b >> 20} MiB" for a, b in k["memory"]) or "all memory"
+            by = f" by {k['parent']}" if k["parent"] else ""
+            mods = f" + {len(k['modules'])} module(s)" if k["modules"] else ""
+            flow = f"{k['flow']}{by}"
+            lines.append(f"    {k['name']:<12} cores {_ranges(k['cores']) or 'all':<8} {mem:<16} {flow:<24} "
+                         f"{k['personality'] or '-':<10} {k['loader'] or '-':<10} {k['image'] or '-'}{mods}")
+    return lines
+
+
+def _format_grubcfg(path: str, result, raw: bool = False) -> str:
     """Readable text of a grub.cfg inspection: the dict's items, nested values as
     indented JSON."""
     import json
     lines = [f"{path}: grub.cfg"]
+    plans = result.get("plans") if isinstance(result, dict) else None
+    if plans and not raw:
+        lines.append("multi-kernel plan (validated as mksim boot does; --commands shows every command):")
+        lines += _format_plans(plans)
+        return "\n".join(lines) + "\n"
     items = result.items() if isinstance(result, dict) else [("result", result)]
     for k, v in items:
         if isinstance(v, (dict, list)):
@@ -1055,7 +1101,7 @@ def cmd_inspect(args) -> int:
     elif is_image:
         sys.stdout.write(images.format_inspection(result, path))
     else:
-        sys.stdout.write(_format_grubcfg(path, result))
+        sys.stdout.write(_format_grubcfg(path, result, raw=args.commands))
     return EXIT_OK
 
 

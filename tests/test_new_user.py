@@ -185,3 +185,17 @@ def test_bench_boot_plot_keeps_end_to_end_apart_and_legend_outside():
     fig.canvas.draw()
     assert leg.get_window_extent().x0 >= steps.get_window_extent().x1   # outside the axes
     plt.close(fig)
+
+
+def test_inspect_plan_shows_the_plan_and_validates_it(tmp_path, capsys):
+    assert main(["inspect", str(ROOT / "examples" / "twin-linux.cfg")]) == 0
+    out = capsys.readouterr().out
+    assert "multi-kernel plan" in out and "linux0" in out and "linux1" in out
+    assert len(out.splitlines()) < 10
+    assert main(["inspect", str(ROOT / "examples" / "twin-linux.cfg"), "--commands"]) == 0
+    assert "menuentries" in capsys.readouterr().out
+    bad = tmp_path / "overlap.cfg"
+    bad.write_text((ROOT / "examples" / "twin-linux.cfg").read_text()
+                   .replace("--memory 0x40000000-0x80000000", "--memory 0x20000000-0x80000000"))
+    assert main(["inspect", str(bad)]) == 2
+    assert "overlapping memory partitions" in capsys.readouterr().err
