@@ -328,9 +328,9 @@ def run_point(kind: str, target: str, point: dict, base_dir: str) -> list[dict]:
         else:
             from hwmodel.machine import Machine
             from hwmodel.trace import read_trace
-            from mksim.cli import _guess_format, summarize_stats
+            from mksim.cli import _guess_format, _nonempty, summarize_stats
             path = _resolve(target, base_dir)
-            trace = read_trace(path, o["format"] or _guess_format(path))
+            trace = _nonempty(read_trace(path, o["format"] or _guess_format(path)), path)
             m = Machine(cfg, seed=o["seed"])
             m.run(trace.core, trace.kind, trace.addr, trace.size, record=False)
             s = summarize_stats(m.stats())

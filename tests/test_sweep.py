@@ -158,3 +158,31 @@ def test_version_does_not_import_the_engine():
     r = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=str(ROOT)),
                        capture_output=True, text=True, timeout=60)
     assert r.stdout.split() == ["mksim", "0.1.0", "False"] or r.stdout.split()[-1] == "False"
+
+
+def test_boot_plan_trace_and_registered_bench_specs(tmp_path):
+    import shutil
+    shutil.copytree(ROOT / "examples", tmp_path / "examples", ignore=shutil.ignore_patterns("sweeps"))
+    (tmp_path / "elsewhere").mkdir()
+    shutil.copy(ROOT / "tests" / "data" / "traces" / "two_cores.mksim", tmp_path / "t.mksim")
+    (tmp_path / "boot.toml").write_text('boot = "examples/twin-linux.cfg"\n[grid]\nmachine = ["amd-2x2"]\n'
+                                        '"apic.ipi_latency" = [200, 800]\n')
+    (tmp_path / "trace.toml").write_text('trace = "t.mksim"\n[fixed]\nmachine = "amd-2x2"\n[grid]\nseed = [0, 1]\n')
+    (tmp_path / "shoot.toml").write_text('bench = "shootdown"\n[fixed]\nmachine = "amd-2x2"\nrepeat = 1\n'
+                                         '[grid]\nmax_cores = [2, 3]\n')
+    os.chdir(tmp_path / "elsewhere")   # relative names are the spec's folder's, not the working directory's
+    try:
+        boot = sweep.run_sweep(sweep.load_spec(str(tmp_path / "boot.toml")), tmp_path / "b", workers=1,
+                               progress=False)
+        trace = sweep.run_sweep(sweep.load_spec(str(tmp_path / "trace.toml")), tmp_path / "t", workers=1,
+                                progress=False)
+        shoot = sweep.run_sweep(sweep.load_spec(str(tmp_path / "shoot.toml")), tmp_path / "s", workers=1,
+                                progress=False)
+    finally:
+        os.chdir(ROOT)
+    assert boot["rows"] == 2 and "all_up_cycles" in boot["columns"]
+    cols, recs = sweep.read_results(str(tmp_path / "b"))
+    slow, fast = sorted(recs, key=lambda r: -r["apic.ipi_latency"])
+    assert slow["all_up_cycles"] >= fast["all_up_cycles"]     # a slower IPI never speeds the boot up
+    assert trace["rows"] == 2 and "total_cycles" in trace["columns"]
+    assert shoot["rows"] > 0 and {"protocol", "cores", "cycles"} <= set(shoot["columns"])
