@@ -308,8 +308,18 @@ def _bench_rows(target: str, cfg, o: dict) -> list[dict]:
 
 def run_point(kind: str, target: str, point: dict, base_dir: str) -> list[dict]:
     """Run one point; returns its result rows (flat dicts).  Top-level and picklable, so a
-    spawned pool worker or a Dask worker can run it; deterministic for a given point."""
+    spawned pool worker or a Dask worker can run it; deterministic for a given point.
+    An error names the point."""
     where = f"sweep point {_canon(point)}"
+    try:
+        return _run_point(kind, target, point, base_dir, where)
+    except MksimError as e:
+        if e.where and e.where.startswith("sweep point"):
+            raise
+        raise MksimError(str(e), where=where) from None
+
+
+def _run_point(kind: str, target: str, point: dict, base_dir: str, where: str) -> list[dict]:
     try:
         cfg = machine_for(point, base_dir, where)
         o = _options(kind, target, point, where)
@@ -472,9 +482,10 @@ def _run_pool(spec: Spec, todo: list[dict], workers: int, record, warm_first: bo
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for f in finished:
                     record(running.pop(f), f.result())
-        except BaseException:
+        except BaseException:   # a failed point, Ctrl-C, SIGTERM: stop the workers now
+            procs = list((getattr(pool, "_processes", None) or {}).values())
             pool.shutdown(wait=False, cancel_futures=True)
-            for p in list(getattr(pool, "_processes", {}).values() or []):
+            for p in procs:
                 p.terminate()
             raise
 
@@ -485,8 +496,9 @@ def _dask_client(address: str, workers: int):
     except ImportError:
         raise MksimError(DASK_NEEDS) from None
     if address == "local":
+        import logging
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+                               dashboard_address=":0", silence_logs=logging.CRITICAL)
         return Client(cluster), cluster
     try:
         return Client(address, timeout="20s"), None

@@ -186,3 +186,11 @@ def test_boot_plan_trace_and_registered_bench_specs(tmp_path):
     assert slow["all_up_cycles"] >= fast["all_up_cycles"]     # a slower IPI never speeds the boot up
     assert trace["rows"] == 2 and "total_cycles" in trace["columns"]
     assert shoot["rows"] > 0 and {"protocol", "cores", "cycles"} <= set(shoot["columns"])
+
+
+def test_a_failing_point_stops_the_sweep_naming_the_point(tmp_path):
+    p = tmp_path / "bad.toml"
+    p.write_text('bench = "shm-vs-msg"\n[fixed]\nmachine = "amd-2x2"\niters = 4\n[grid]\nmax_cores = [2, 99]\n')
+    with pytest.raises(MksimError, match=r'sweep point .*"max_cores":99.*must be between 1 and 4'):
+        sweep.run_sweep(sweep.load_spec(str(p)), tmp_path / "o", workers=2, progress=False)
+    assert not (tmp_path / "o" / "results.csv").exists()
