@@ -635,7 +635,9 @@ def plot_results(folder: str, x: str, y: str, series: str | None, where: list[st
                 markersize=4, label=str(name))
     ax.set_xlabel(x)
     ax.set_ylabel(y)
-    ax.set_title(f"{Path(folder).name}: {y} vs {x}" + (f" by {series}" if series else ""))
+    ax.set_title(f"{Path(folder).name}: {y} vs {x}" + (f" by {series}" if series else "")
+                 + (f"\n({', '.join(where)})" if where else ""), fontsize="medium")
+    ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
     if series:
         ax.legend(title=series, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
