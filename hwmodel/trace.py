@@ -390,6 +390,19 @@ def _raise_parse_error(data: bytes, code: int, line: int, line_start: int, tok_s
     raise MksimError(f"{msg} in line {shown!r}", where=f"{source}:{line}")
 
 
+def _raise_if_binary(data: bytes, line_start: int, where: str) -> None:
+    """A parse error in binary data: say so (and where) instead of echoing the raw bytes."""
+    end = data.find(b"\n", line_start)
+    chunk = data[:len(data) if end < 0 else end]
+    bad = chunk.find(b"\0")
+    try:
+        chunk.decode("utf-8")
+    except UnicodeDecodeError as e:
+        bad = e.start if bad < 0 else min(bad, e.start)
+    if bad >= 0:
+        raise MksimError(f"not a text trace (binary data at byte {bad})", where=where)
+
+
 def parse_trace_bytes(data: bytes, fmt: str, source: str = "<bytes>") -> Trace:
     """Parse a whole trace held in memory (plain, gzip or xz bytes) in format ``fmt``."""
     if fmt not in FORMATS:
@@ -408,6 +421,7 @@ def parse_trace_bytes(data: bytes, fmt: str, source: str = "<bytes>") -> Trace:
         core = np.empty(cap, dtype=np.int32)
         n, code, line, ls, ts = _parse_mksim(buf, core, kind, addr, size)
     if code != E_OK:
+        _raise_if_binary(data, int(ls), f"{source}:{int(line)}")
         _raise_parse_error(data, int(code), int(line), int(ls), int(ts), source)
     n = int(n)
     if core is None:

@@ -18,6 +18,9 @@
     mksim personalities                    the kernel personalities and their benches
     mksim inspect FILE [--json]            headers of a kernel image (bzImage, Multiboot1/2,
                                            ELF; gzip/xz) or a grub.cfg
+    mksim sweep SPEC.toml [--workers N] [--dask local|ADDRESS] [--out DIR] [--json] [--quiet]
+                                           one experiment over a grid of points (resumable)
+    mksim sweep plot DIR --x FIELD --y METRIC [--series FIELD] [--where F=V] [--out F.png]
 
 Every bad input ends in one line on stderr, ``mksim: error: <message>``, and exit
 status 2; result files are written atomically (see :mod:`mksim.report`).
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -47,6 +51,8 @@ BENCH_MAX_REPEAT = 101
 BENCH_MAX_ITERS = 1_000_000
 SHM_VS_MSG_KEYS = ("series", "cores", "cycles_per_update")
 URPC_KEYS = ("machine", "path", "hops", "shared_cache", "latency_cycles", "msgs_per_kcycle")
+URPC_PAPER_KEYS = ("paper_path", "paper_latency_cycles", "paper_msgs_per_kcycle", "latency_error_pct",
+                   "msgs_error_pct")   # None where the paper (Table 2) has no such row
 PLOT_NEEDS = "--plot needs matplotlib (pip install 'mksim[plot]')"
 
 
@@ -167,7 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "folder there is replaced")
     pd.add_argument("--seed", type=_seed, default=0, help="seed of the trace and the machine (default 0)")
     pd.add_argument("--accesses", type=int, default=DEMO_ACCESSES,
-                    help=f"number of accesses in the trace (default {DEMO_ACCESSES})")
+                    help=f"number of accesses in the trace (default {DEMO_ACCESSES}); rounded up to a "
+                         f"whole number per core, and the summary says so")
+    pd.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
 
     # bench ------------------------------------------------------------------
     pb = sub.add_parser(
@@ -289,6 +297,42 @@ def build_parser() -> argparse.ArgumentParser:
                "  mksim inspect /boot/xen-4.17-amd64.gz --json\n  mksim inspect /boot/grub/grub.cfg")
     pi.add_argument("file", metavar="FILE", help="kernel image (plain, .gz or .xz) or grub.cfg")
     pi.add_argument("--json", action="store_true", help="print the inspection as JSON")
+    pi.add_argument("--commands", action="store_true",
+                    help="a grub.cfg with a multi-kernel plan: print every menu entry's commands too "
+                         "(default: the plan only)")
+
+    # sweep ------------------------------------------------------------------
+    pw = sub.add_parser(
+        "sweep", help="run one experiment over a grid of parameter points (pool or Dask; resumable)",
+        formatter_class=_Formatter,
+        description=(
+            "Run one experiment (a bench, the boot of a plan, or the replay of a trace) over the\n"
+            "points of a spec file: machines, machine fields by dotted name, the experiment's\n"
+            "options (see examples/sweeps/). Points run on a process pool (--workers) or on a Dask\n"
+            "cluster (--dask local or a scheduler address; needs pip install 'mksim[sweep]'),\n"
+            "with identical results. Each finished point is written at once to OUT/points/, so a\n"
+            "stopped sweep started again runs only the missing points; OUT/results.csv at the end.\n\n"
+            "  mksim sweep plot DIR --x FIELD --y METRIC [--series FIELD]   draws DIR/results.csv"),
+        epilog="examples:\n  mksim sweep examples/sweeps/boot-scaling.toml --workers 2\n"
+               "  mksim sweep examples/sweeps/fig3-sensitivity.toml --dask local --out sweeps/fig3\n"
+               "  mksim sweep plot sweeps/fig3 --x interconnect.link_latency --y cycles_per_update "
+               "--series series --where cores=4")
+    pw.add_argument("target", nargs="+", metavar="SPEC.toml | plot DIR",
+                    help="a sweep spec, or 'plot' and a sweep folder")
+    pw.add_argument("--workers", "-j", type=int, default=None, metavar="N",
+                    help="worker processes (default: the host's cores)")
+    pw.add_argument("--dask", metavar="local|ADDRESS",
+                    help="run on Dask: 'local' starts a LocalCluster of --workers processes; an address "
+                         "(tcp://host:8786) joins a running scheduler")
+    pw.add_argument("--out", "-o", metavar="DIR",
+                    help="results folder (default sweeps/<spec name>/); its parent must exist")
+    pw.add_argument("--json", action="store_true", help="print the summary and result rows as JSON")
+    pw.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    pw.add_argument("--x", metavar="FIELD", help="plot: the x axis column")
+    pw.add_argument("--y", metavar="METRIC", help="plot: the y axis column")
+    pw.add_argument("--series", metavar="FIELD", help="plot: one line per value of this column")
+    pw.add_argument("--where", action="append", default=[], metavar="FIELD=VALUE",
+                    help="plot: keep only rows with this value (repeatable)")
 
     # boot -------------------------------------------------------------------
     pb2 = sub.add_parser(
@@ -324,8 +368,8 @@ def _load_machine(spec: str):
     if not spec:
         raise MksimError("empty machine name")
     p = Path(spec)
-    if (spec.endswith(".toml") or os.sep in spec or "/" in spec) and p.is_dir():
-        raise MksimError("is a directory, not a machine file", where=spec)
+    if p.is_dir():   # also a bare name that is a folder here ("machines show somedir")
+        raise MksimError("is a directory, not a machine preset or machine file", where=spec)
     return load_machine(spec)
 
 
@@ -526,6 +570,13 @@ CACHE_COUNT_NOTE = ("\n(a cache-count model, cachegrind's: hits and misses, no c
                     "--machine replays the trace on a timing model)\n")
 
 
+def _nonempty(trace, path: str):
+    """A trace with no accesses is an error (not an all-zero table)."""
+    if len(trace) == 0:
+        raise MksimError("the trace holds no accesses (empty, or only comments and blank lines)", where=path)
+    return trace
+
+
 def cmd_trace(args) -> int:
     from hwmodel.trace import read_trace
     cg_opts = [o for o, v in (("--I1", args.i1), ("--D1", args.d1), ("--LL", args.ll)) if v is not None]
@@ -545,13 +596,13 @@ def cmd_trace(args) -> int:
         i1 = cg.parse_cache_spec(args.i1, "--I1") if args.i1 is not None else cg.DEFAULT_I1
         d1 = cg.parse_cache_spec(args.d1, "--D1") if args.d1 is not None else cg.DEFAULT_D1
         ll = cg.parse_cache_spec(args.ll, "--LL") if args.ll is not None else cg.DEFAULT_LL
-        trace = read_trace(args.file, fmt)
+        trace = _nonempty(read_trace(args.file, fmt), args.file)
         result = cg.simulate(trace, i1, d1, ll)
         text = cg.format_summary(result) + CACHE_COUNT_NOTE
     else:
         from hwmodel.machine import Machine
         cfg = _load_machine(args.machine)
-        trace = read_trace(args.file, fmt)
+        trace = _nonempty(read_trace(args.file, fmt), args.file)
         m = Machine(cfg, seed=args.seed or 0)
         try:
             m.run(trace.core, trace.kind, trace.addr, trace.size, record=False)
@@ -678,20 +729,24 @@ def cmd_demo(args) -> int:
     cfg = _load_machine(args.machine)
     out = Path(args.out) if args.out else Path("reports") / f"demo-{cfg.name}"
     t0 = time.perf_counter()
-    with report_folder(out) as tmp:
+    from mksim.progress import Progress, wanted
+    bar = Progress(3, "demo (boot, shm-vs-msg, trace)", wanted(args.quiet), unit="part")
+    with report_folder(out, make_parents=args.out is None) as tmp:
         # 1. boot: one kernel per core, GRUB-style, every step as core programs
         from boot.flows import MAX_KERNELS
-        nk = min(cfg.cores, MAX_KERNELS)     # one kernel per core, up to 40 kernels
+        nk = min(cfg.cores, MAX_KERNELS)     # one kernel per core, up to 40 kernels (a plan's limit)
         plan = plans.write_plan(str(tmp / "boot"), cfg, nk, "grub", "plan.cfg")
         t1 = time.perf_counter()
         boot = bootrun.boot_plan_file(plan, cfg, base_dir=str(tmp / "boot"), init=init_for(), personalities=known())
         t_boot = time.perf_counter() - t1
         (tmp / "boot-trace.json").write_text(to_json(boot.pop("trace")))
         boot["plan"] = "boot/plan.cfg"
+        bar.update()
         # 2. coherence versus messages (Figure 3 of the Barrelfish paper), up to 16 cores
         t1 = time.perf_counter()
         fig3 = mb.shm_vs_msg_rows(cfg, min(cfg.cores, 16), DEMO_ITERS)
         t_fig3 = time.perf_counter() - t1
+        bar.update()
         has_fig3_png = False
         try:
             plot_shm_vs_msg(fig3, cfg, str(tmp / "shm-vs-msg.png"), DEMO_ITERS)
@@ -708,11 +763,21 @@ def cmd_demo(args) -> int:
         t1 = time.perf_counter()
         m.run(trace.core, trace.kind, trace.addr, trace.size)
         t_run = time.perf_counter() - t1
+        bar.update()
+        bar.close()
         stats = m.stats()
         summ = summarize_stats(stats)
         top = max(r["cores"] for r in fig3)
         at_top = {r["series"]: r["cycles_per_update"] for r in fig3 if r["cores"] == top}
+        notes = []
+        if nk < cfg.cores:
+            notes.append(f"note: the boot plan has {nk} kernels on cores 0..{nk - 1} of {cfg.cores} (a boot "
+                         f"plan holds at most {MAX_KERNELS} kernels: two start-up pages each below 1 MiB)")
+        if len(trace) != args.accesses:
+            notes.append(f"note: --accesses {args.accesses} rounded up to {len(trace):,} (the same number on "
+                         f"each of the {cfg.cores} cores)")
         text = (f"mksim demo: {cfg.name} ({cfg.cores} cores, {cfg.clock_ghz:g} GHz)\n\n"
+                + "".join(n + "\n" for n in notes) +
                 f"boot: {len(boot['kernels'])} kernels (GRUB + Multiboot2, SMP by INIT-SIPI), "
                 f"all up at cycle {boot['all_up_cycle']:,} ({boot['all_up_us']:.1f} us); "
                 f"trace in boot-trace.json (Perfetto)\n"
@@ -877,7 +942,7 @@ def cmd_bench(args) -> int:
             plot_urpc(cmp, cfg, args.plot)
         if args.json:
             from mksim.report import to_json
-            sys.stdout.write(to_json({"rows": [{k: r[k] for k in URPC_KEYS} for r in rows]}))
+            sys.stdout.write(to_json({"rows": [{k: r[k] for k in URPC_KEYS + URPC_PAPER_KEYS} for r in cmp]}))
         else:
             _out(f"URPC on {cfg.name} ({cfg.cores} cores): one-way latency (ping-pong) and pipelined "
                  f"throughput,\ncore 0 to one core of each path kind\n")
@@ -949,14 +1014,57 @@ def _inspect_grubcfg(path: str) -> dict:
             raise
         raise MksimError("cannot inspect a grub.cfg: grub.cfg support (boot.grubcfg) is not "
                          "available in this mksim", where=path) from None
-    return grubcfg.inspect(path)
+    result = grubcfg.inspect(path)
+    plans = _grubcfg_plans(grubcfg, path)
+    if plans and isinstance(result, dict):
+        result["plans"] = plans
+    return result
 
 
-def _format_grubcfg(path: str, result) -> str:
+def _grubcfg_plans(grubcfg, path: str) -> list[dict]:
+    """The multi-kernel plan of every entry with mksim_kernel lines, validated as ``mksim boot``
+    validates it (cores given twice, overlapping memory partitions, ... are errors)."""
+    if not (hasattr(grubcfg, "parse") and hasattr(grubcfg, "plan")):
+        return []
+    from kernels.registry import known
+    with open(path, "rb") as f:
+        text = f.read().decode("utf-8", errors="replace")
+    out = []
+    for i, e in enumerate(grubcfg.parse(text, path)):
+        if not any(c and c[0] in getattr(grubcfg, "EXTENSION_COMMANDS", ()) for c in e.commands):
+            continue
+        kernels = [{"name": k.name, "cores": k.cores, "memory": [[a, b] for a, b in k.memory],
+                    "flow": k.flow, "personality": k.personality, "loader": k.loader, "image": k.image,
+                    "modules": [m[0] for m in k.modules], "parent": k.parent}
+                   for k in grubcfg.plan(e, known())]
+        out.append({"entry": i, "title": e.title, "kernels": kernels})
+    return out
+
+
+def _format_plans(plans: list[dict]) -> list[str]:
+    lines = []
+    for p in plans:
+        lines.append(f"  entry {p['entry']}: {p['title']!r}, {len(p['kernels'])} kernel(s)")
+        for k in p["kernels"]:
+            mem = ", ".join(f"{a >> 20}-{b >> 20} MiB" for a, b in k["memory"]) or "all memory"
+            by = f" by {k['parent']}" if k["parent"] else ""
+            mods = f" + {len(k['modules'])} module(s)" if k["modules"] else ""
+            flow = f"{k['flow']}{by}"
+            lines.append(f"    {k['name']:<12} cores {_ranges(k['cores']) or 'all':<8} {mem:<16} {flow:<24} "
+                         f"{k['personality'] or '-':<10} {k['loader'] or '-':<10} {k['image'] or '-'}{mods}")
+    return lines
+
+
+def _format_grubcfg(path: str, result, raw: bool = False) -> str:
     """Readable text of a grub.cfg inspection: the dict's items, nested values as
     indented JSON."""
     import json
     lines = [f"{path}: grub.cfg"]
+    plans = result.get("plans") if isinstance(result, dict) else None
+    if plans and not raw:
+        lines.append("multi-kernel plan (validated as mksim boot does; --commands shows every command):")
+        lines += _format_plans(plans)
+        return "\n".join(lines) + "\n"
     items = result.items() if isinstance(result, dict) else [("result", result)]
     for k, v in items:
         if isinstance(v, (dict, list)):
@@ -993,7 +1101,7 @@ def cmd_inspect(args) -> int:
     elif is_image:
         sys.stdout.write(images.format_inspection(result, path))
     else:
-        sys.stdout.write(_format_grubcfg(path, result))
+        sys.stdout.write(_format_grubcfg(path, result, raw=args.commands))
     return EXIT_OK
 
 
@@ -1037,28 +1145,78 @@ def _bench_boot(args, cfg) -> int:
     rows = boot_rows(cfg, args.flow, args.max_kernels, args.smp)
     if args.plot:
         plt = _pyplot()
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        names = list(dict.fromkeys(k for r in rows for k in r["steps"]))
-        xs = [r["kernels"] for r in rows]
-        ax.plot(xs, [r["all_up_cycles"] for r in rows], "k-o", label="all kernels up")
-        for n in names:
-            ax.plot(xs, [r["steps"].get(n, 0) for r in rows], "--", label=f"{n} (sum over cores)")
-        ax.set_xlabel("kernels")
-        ax.set_ylabel("cycles")
-        ax.set_title(f"boot by {args.flow} on {cfg.name}")
-        ax.legend(fontsize=7)
-        _save_png(fig, plt, args.plot)
+        _save_png(plot_boot(rows, cfg, args.flow, plt), plt, args.plot)
     if args.json:
         sys.stdout.write(to_json({"rows": rows}))
         return EXIT_OK
-    names = list(dict.fromkeys(k for r in rows for k in r["steps"]))
-    _out(f"boot by {args.flow} on {cfg.name}: cycles until every kernel is up; per step, cycles summed "
-         "over the cores that ran it")
-    _out(f"{'kernels':>7} {'all up':>12} {'us':>9}  " + " ".join(f"{n[:14]:>14}" for n in names))
-    for r in rows:
-        _out(f"{r['kernels']:>7} {r['all_up_cycles']:>12} {r['all_up_us']:>9.1f}  "
-             + " ".join(f"{r['steps'].get(n, 0):>14}" for n in names))
+    sys.stdout.write(format_boot_table(rows, cfg.name, args.flow))
     return EXIT_OK
+
+
+BOOT_TABLE_WIDTH = 100
+
+
+def _grouped_steps(rows: list[dict]) -> list[dict]:
+    """Rows whose per-kernel steps ("k3 virtual", "start k3") are summed into one ("kN virtual")."""
+    import re
+    out = []
+    for r in rows:
+        steps: dict[str, int] = {}
+        for name, v in r["steps"].items():
+            g = re.sub(r"\bk\d+\b", "kN", name)
+            steps[g] = steps.get(g, 0) + v
+        out.append({**r, "steps": steps})
+    return out
+
+
+def format_boot_table(rows: list[dict], machine: str, flow: str, width: int = BOOT_TABLE_WIDTH) -> str:
+    """``bench boot`` as text no wider than ``width``: one line per step (per-kernel steps are
+    already grouped, e.g. "grub load"), one column per kernel count, in blocks of columns."""
+    rows = _grouped_steps(rows)
+    names = list(dict.fromkeys(k for r in rows for k in r["steps"]))
+    label = max([len("cycles until all up"), len("us until all up")] + [len(n) for n in names])
+    cells = [("cycles until all up", [str(r["all_up_cycles"]) for r in rows]),
+             ("us until all up", [f"{r['all_up_us']:.1f}" for r in rows])]
+    cells += [(n, [str(r["steps"].get(n, 0)) for r in rows]) for n in names]
+    col = max(len(v) for _, vs in cells for v in vs) + 2
+    per = max(1, (width - label) // col)
+    out = [f"boot by {flow} on {machine}: cycles until every kernel is up; below it, per step,",
+           "cycles summed over the cores and kernels that ran it (kN: every kernel's own step)"]
+    for start in range(0, len(rows), per):
+        idx = range(start, min(start + per, len(rows)))
+        out.append("")
+        out.append(f"{'kernels':<{label}}" + "".join(f"{rows[i]['kernels']:>{col}}" for i in idx))
+        for k, (name, vs) in enumerate(cells):
+            if k == 2:
+                out.append("-" * (label + col * len(idx)))
+            out.append(f"{name:<{label}}" + "".join(f"{vs[i]:>{col}}" for i in idx))
+    return "\n".join(out) + "\n"
+
+
+def plot_boot(rows: list[dict], cfg, flow: str, plt):
+    """End-to-end cycles (top) and per-step sums (bottom) against kernels, apart; distinct styles
+    (colour, marker and dash) for every step; the legend outside the axes."""
+    rows = _grouped_steps(rows)
+    names = list(dict.fromkeys(k for r in rows for k in r["steps"]))
+    xs = [r["kernels"] for r in rows]
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, 7), sharex=True, gridspec_kw={"height_ratios": [1, 2]})
+    a1.plot(xs, [r["all_up_cycles"] for r in rows], "k-o", markersize=4)
+    a1.set_ylabel("cycles until all up")
+    a1.set_ylim(bottom=0)
+    a1.grid(True, alpha=0.3)
+    a1.set_title(f"boot by {flow} on {cfg.name}")
+    markers, dashes = "os^vD<>ph*", ("-", "--", ":", "-.")
+    cmap = plt.get_cmap("tab20")
+    for i, n in enumerate(names):
+        a2.plot(xs, [r["steps"].get(n, 0) for r in rows], linestyle=dashes[i % 4], marker=markers[i % 10],
+                color=cmap(i % 20), markersize=4, label=n)
+    a2.set_xlabel("kernels")
+    a2.set_ylabel("cycles per step (sum over cores)")
+    a2.set_ylim(bottom=0)
+    a2.grid(True, alpha=0.3)
+    a2.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), title="step")
+    fig.tight_layout()
+    return fig
 
 
 def _ranges(cores: list[int]) -> str:
@@ -1072,20 +1230,100 @@ def _ranges(cores: list[int]) -> str:
     return ",".join(out)
 
 
+def cmd_sweep(args) -> int:
+    """``mksim sweep SPEC`` runs a sweep; ``mksim sweep plot DIR`` draws its results."""
+    from mksim import sweep
+    from mksim.progress import wanted
+    from mksim.report import to_json
+    if args.target[0] == "plot" and not args.target[0].endswith(".toml"):
+        if len(args.target) != 2:
+            raise MksimError("usage: mksim sweep plot DIR --x FIELD --y METRIC [--series FIELD]")
+        if not args.x or not args.y:
+            raise MksimError("sweep plot needs --x FIELD and --y METRIC")
+        folder = args.target[1]
+        out = args.out or str(Path(folder) / f"{args.y.replace('/', '_')}-vs-{args.x.replace('/', '_')}.png")
+        plt = _pyplot()
+        from mksim.report import check_writable_file
+        check_writable_file(out)
+        _save_png(sweep.plot_results(folder, args.x, args.y, args.series, args.where, plt), plt, out)
+        _out(f"plot: {out}")
+        return EXIT_OK
+    if len(args.target) != 1:
+        raise MksimError(f"one spec file, got {len(args.target)}: {' '.join(args.target)}")
+    if args.x or args.y or args.series or args.where:
+        raise MksimError("--x, --y, --series and --where are for 'mksim sweep plot DIR'")
+    spec = sweep.load_spec(args.target[0])
+    out = Path(args.out) if args.out else Path("sweeps") / Path(args.target[0]).stem
+    if args.out is None:
+        out.parent.mkdir(exist_ok=True)
+    res = sweep.run_sweep(spec, out, workers=args.workers, dask=args.dask,
+                          progress=wanted(args.quiet, args.json))
+    if args.json:
+        cols, rows = sweep.read_results(str(out))
+        sys.stdout.write(to_json({**res, "results": rows}))
+    else:
+        _out(f"sweep {spec.path}: {res['points']} points ({res['ran']} run now, {res['reused']} already "
+             f"done) in {res['seconds']:.1f} s; {res['rows']} result rows")
+        _out(f"results: {out}/results.csv (and results.json; one file per point in {out}/points/)")
+    return EXIT_OK
+
+
 COMMANDS = {"machines": cmd_machines, "trace": cmd_trace, "demo": cmd_demo, "bench": cmd_bench,
-            "inspect": cmd_inspect, "boot": cmd_boot, "personalities": cmd_personalities}
+            "inspect": cmd_inspect, "boot": cmd_boot, "personalities": cmd_personalities, "sweep": cmd_sweep}
+
+
+ENGINE_COMMANDS = ("trace", "demo", "bench", "boot")   # sweep says it itself, when it runs points
+VALUE_FLAGS = ("--I1", "--D1", "--LL")
+
+
+class _Terminated(BaseException):
+    """SIGTERM: unwinds like Ctrl-C, so a report folder being built is removed."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """``--D1 -32768,8,64``: argparse takes a value that starts with '-' for an option and says
+    "expected one argument"; join it as ``--D1=-32768,8,64`` so that the cache-spec parser
+    says what is wrong with it."""
+    out, i = [], 0
+    while i < len(argv):
+        a = argv[i]
+        if a in VALUE_FLAGS and i + 1 < len(argv) and argv[i + 1][:2].startswith("-") \
+                and argv[i + 1][1:2].isdigit():
+            out.append(f"{a}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(a)
+        i += 1
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 bad input or usage)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv == ["--version"]:   # fast: no parser, so no personality (and no engine) is imported
+        sys.stdout.write(f"{PROG} {_version()}\n")
+        return EXIT_OK
+    argv = _join_negative_values(argv)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, --version, usage errors
         code = e.code
         return code if isinstance(code, int) else (0 if code is None else EXIT_ERROR)
+    old_term = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
+        if args.command in ENGINE_COMMANDS:
+            from mksim.progress import compile_notice, wanted
+            compile_notice(wanted(getattr(args, "quiet", False), getattr(args, "json", False)))
         return COMMANDS[args.command](args)
+    except _Terminated:
+        sys.stdout.flush()
+        sys.stderr.write(f"{PROG}: terminated\n")
+        return 143
     except MksimError as e:
         msg = " ".join(str(e).split())  # exactly one line
         sys.stdout.flush()
@@ -1105,6 +1343,8 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError):
             pass
         return EXIT_OK
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -116,8 +116,11 @@ def _is_report_folder(p: Path) -> bool:
 
 
 @contextlib.contextmanager
-def report_folder(dest: str | os.PathLike) -> Iterator[Path]:
+def report_folder(dest: str | os.PathLike, make_parents: bool = False) -> Iterator[Path]:
     """Build a report folder in a temporary folder beside ``dest``, then rename it there.
+
+    ``dest``'s parent folder must exist, as for every ``--out`` (a mistyped path is an error,
+    not a new tree of folders); ``make_parents`` creates it (for a command's default folder).
 
     An existing ``dest`` is replaced only if it is itself a report folder (holds
     ``report.json``); any other existing file or folder is an error, so a mistyped
@@ -130,6 +133,9 @@ def report_folder(dest: str | os.PathLike) -> Iterator[Path]:
             what = "a folder that is not an mksim report" if dest.is_dir() else "not a folder"
             raise MksimError(f"already exists and is {what}; choose another --out",
                              where=str(dest))
+    if not make_parents and not parent.is_dir():
+        raise MksimError(f"cannot create report folder: directory {str(parent)!r} does not exist",
+                         where=str(dest))
     try:
         parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{dest.name}.", suffix=".tmp"))

@@ -635,7 +635,9 @@ def test_console_script():
 
 # ------------------------------------------------------------------------- bench
 SHM_ARGS = ("bench", "shm-vs-msg", "--machine", "amd-2x2", "--max-cores", "3", "--iters", "8")
-URPC_KEYS = ["machine", "path", "hops", "shared_cache", "latency_cycles", "msgs_per_kcycle"]
+URPC_KEYS = ["machine", "path", "hops", "shared_cache", "latency_cycles", "msgs_per_kcycle",
+             # the paper's Table 2 values and the model's error (None where the paper has no row)
+             "paper_path", "paper_latency_cycles", "paper_msgs_per_kcycle", "latency_error_pct", "msgs_error_pct"]
 PLOT_MSG = "mksim: error: --plot needs matplotlib (pip install 'mksim[plot]')\n"
 
 

@@ -163,8 +163,9 @@ def test_error_quotes_line_truncated():
 
 
 def test_error_on_non_utf8_line():
-    _err(b"0 L 0x10 8\n\xff\xfe\x00garbage\n", "mksim", 2, "bad core")
-    _err(b"I  00400000,4\n\xff\xfe\x00garbage\n", "lackey", 2, "not a lackey trace line")
+    # binary data is named as such, with its offset, not echoed (issue 15)
+    _err(b"0 L 0x10 8\n\xff\xfe\x00garbage\n", "mksim", 2, "not a text trace (binary data at byte 11)")
+    _err(b"I  00400000,4\n\xff\xfe\x00garbage\n", "lackey", 2, "not a text trace (binary data at byte 14)")
 
 
 def test_bad_format_name(tmp_path):
