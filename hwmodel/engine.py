@@ -42,7 +42,6 @@ import numpy as np
 
 from hwmodel import replacement as _r
 from hwmodel._numba import njit
-from hwmodel.tupleref import ref
 from hwmodel.trace import KIND_I, KIND_M, KIND_S
 from hwmodel.coherence import E, HIT_OK, I, M, O, READ_OWNER_NEXT, READ_REQ, READ_SOURCE, READ_WRITEBACK, S
 from hwmodel.state import (P_NDOM, BASE, C_ACCESSES, C_C2C, C_HOPS, C_INV_RECV, C_INV_SENT, C_LOCAL_TXN, C_MEM_READS,
@@ -848,12 +847,14 @@ def run_trace(st_tuple, order, starts, ends, pos, rec, max_steps, out_lat, out_i
     the core's clock when a miss reached its home); ``done[0]`` counts them
     across calls.  The outputs are skipped when they are empty
     (a run that wants only the totals); ``heap`` is work space (int64, one
-    per core).  The state tuple is passed down by reference
-    (``hwmodel.tupleref``), one pointer per call.  A core that is still the
-    earliest after its access keeps running without a trip through the heap;
-    that changes nothing but speed.
+    per core).  The state tuple stays a value here (unlike ``cpu.run``, which
+    passes it down by reference): every hot path below is inlined, so its
+    arrays live in registers, and the calls that remain (evictions,
+    invalidations) are rare.  A core that is still the earliest after its
+    access keeps running without a trip through the heap; that changes
+    nothing but speed.
     """
-    st = ref(st_tuple)
+    st = st_tuple
     clock = st[CLOCK]
     params = st[PARAMS]
     alu_lat, width = params[P_ALU], params[P_WIDTH]
