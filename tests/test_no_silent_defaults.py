@@ -74,18 +74,20 @@ def test_the_registry_names_what_exists():
         assert importlib.import_module(registry._TABLE[name]).PERSONALITY is pers
     from kernels.base import minimal_init
     assert registry.resolve("minimal") is minimal_init
-    with pytest.raises(MksimError, match="unknown personality 'nosuchos' .known: barrelfish, linux, minimal"):
+    import re
+    with pytest.raises(MksimError, match=re.escape(f"unknown personality 'nosuchos' (known: {', '.join(registry.known())})")):
         registry.resolve("nosuchos")
 
 
 def test_an_unknown_personality_in_a_plan_is_an_error(tmp_path, capsys):
     src = open("examples/twin-linux.cfg").read()
     bad = tmp_path / "bad.cfg"
-    bad.write_text(src.replace("--personality linux", "--personality nosuchos", 1))
+    assert "--personality twin-linux" in src
+    bad.write_text(src.replace("--personality twin-linux", "--personality nosuchos", 1))
     rc = main(["boot", str(bad), "--machine", "amd-2x2"])
     err = capsys.readouterr().err
     assert rc == 2
-    assert "nosuchos" in err and "known: barrelfish, linux, minimal" in err and f"{bad}:" in err
+    assert "nosuchos" in err and f"known: {', '.join(registry.known())}" in err and f"{bad}:" in err
 
 
 def test_init_for_an_unknown_personality_is_an_error():
