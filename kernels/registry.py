@@ -24,6 +24,7 @@ _TABLE: dict[str, str] = {
     "popcorn": "kernels.popcorn",
     "twin-linux": "kernels.twinlinux",
     "multikernel": "kernels.multikernel",
+    "fos": "kernels.fos",
 }
 
 
