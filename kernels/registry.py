@@ -25,6 +25,7 @@ _TABLE: dict[str, str] = {
     "twin-linux": "kernels.twinlinux",
     "multikernel": "kernels.multikernel",
     "fos": "kernels.fos",
+    "k2": "kernels.k2",
 }
 
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st  # noqa: E402
 from hwmodel.config import load_machine  # noqa: E402
 from hwmodel.errors import MksimError  # noqa: E402
 from hwmodel.interconnect import hop_matrix  # noqa: E402
-from kernels import fos, registry  # noqa: E402
+from kernels import fos, k2, registry  # noqa: E402
 
 SMALL = load_machine("amd-2x2")
 MID = load_machine("amd-4x4")
@@ -91,4 +91,97 @@ def test_alloc_rows_table_and_plot():
     assert "published" in fos.ALLOC.table(rows, SMALL)
     fig = fos.ALLOC.plot(rows, SMALL, plt)
     assert fig.axes[0].get_legend() is not None and fig.axes[0].get_ylabel()
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------- K2
+OMAP = load_machine("omap4")
+
+
+def test_k2_is_registered_with_the_omap4_preset():
+    pers, ex = registry.experiments()["k2"]
+    assert pers.name == "k2" and ex.default_machine == "omap4"
+    assert ex.keys[:5] == ("config", "ops", "cycles", "energy_nj", "coherence_transfers")
+
+
+@pytest.mark.parametrize("config,every", [("strong", 4), ("k2", 4), ("k2", 3), ("k2", 24)])
+def test_software_coherence_loses_no_driver_update(config, every):
+    """Every wake-up increments each word of the shared driver state once: whichever domain ends
+    owning it sees all ``ops`` increments, although the domains share no coherence."""
+    out = []
+    r = k2.run(OMAP, config, ops=12, strong_every=every, period_us=50, machine_out=out)
+    last = k2.domain_of(OMAP, k2.schedule(config, 12, every)[-1])
+    assert k2.driver_words(OMAP, out[0], last) == [12] * 4
+    assert r["ops"] == 12
+
+
+def test_without_the_protocol_updates_are_lost():
+    """The same run with the release's flushes removed loses updates: the protocol is what keeps it right."""
+    out = []
+    orig = k2._release
+
+    def no_flush(p, cfg, to_dom, handover):
+        box = k2.MAILBOX + 0x100 * to_dom
+        p.mark(k2.EV_REL, handover)
+        p.store(box, handover)
+        p.clflush(box)
+        p.mark(k2.EV_REL_END, handover)
+    k2._release = no_flush
+    try:
+        k2.run(OMAP, "k2", ops=12, strong_every=3, period_us=50, machine_out=out)
+    finally:
+        k2._release = orig
+    last = k2.domain_of(OMAP, k2.schedule("k2", 12, 3)[-1])
+    assert k2.driver_words(OMAP, out[0], last) != [12] * 4
+
+
+def test_each_ownership_move_is_counted_and_costed():
+    """Transfers: one per change of the running domain (plus the boot handover); each costs at least
+    the CLFLUSHes of the state's two 32-byte lines and the mailbox line."""
+    ops, every = 16, 4
+    sched = k2.schedule("k2", ops, every)
+    doms = [k2.domain_of(OMAP, c) for c in sched]
+    expect = sum(1 for a, b in zip([0] + doms, doms) if a != b)
+    r = k2.run(OMAP, "k2", ops, every, 50)
+    assert r["coherence_transfers"] == expect
+    assert r["transfer_cycles"] >= 3 * OMAP.core.clflush_latency
+    assert k2.run(OMAP, "strong", ops, every, 50)["coherence_transfers"] == 0
+
+
+def test_offload_lowers_energy_and_fewer_transfers_lower_it_more():
+    """Offloaded wake-ups let the A9 sleep in its deep state: less energy than the strong domain alone;
+    a foreground touch every 16 periods costs less energy than every 2 (each move is paid)."""
+    strong = k2.run(OMAP, "strong", 32, 16, 100)
+    rare = k2.run(OMAP, "k2", 32, 16, 100)
+    often = k2.run(OMAP, "k2", 32, 2, 100)
+    assert rare["energy_nj"] < strong["energy_nj"]
+    assert rare["energy_nj"] < often["energy_nj"]
+    assert often["coherence_transfers"] > rare["coherence_transfers"]
+
+
+def test_idle_energy_picks_the_state_by_residency():
+    """A gap shorter than C2's residency is spent in WFI; at the residency both states cost the same
+    (its definition); a longer gap is cheaper in C2 than it would be in WFI."""
+    pw = k2.POWER["cortex-a9"]
+    wfi = pw.idle[0].power_mw
+    assert k2.idle_energy_pj(pw, 500_000) == pytest.approx(wfi * 500_000)
+    assert k2.idle_energy_pj(pw, 960_000) == pytest.approx(wfi * 960_000)
+    assert k2.idle_energy_pj(pw, 5_000_000) < wfi * 5_000_000
+
+
+def test_k2_bad_input_is_refused():
+    with pytest.raises(MksimError):
+        k2.run(SMALL, "k2")                       # one coherence domain
+    with pytest.raises(MksimError):
+        k2.run(OMAP, "weak")
+    with pytest.raises(MksimError):
+        k2.run(OMAP, "k2", ops=0)
+
+
+def test_k2_table_and_plot():
+    rows = k2.k2_rows(OMAP, ops=8, strong_every=4, period_us=50)
+    assert [r["config"] for r in rows] == ["strong", "k2"]
+    assert "published" in k2.K2_BENCH.table(rows, OMAP)
+    fig = k2.K2_BENCH.plot(rows, OMAP, plt)
+    assert all(ax.get_ylabel() for ax in fig.axes)
     plt.close(fig)
