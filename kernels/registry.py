@@ -26,6 +26,7 @@ _TABLE: dict[str, str] = {
     "multikernel": "kernels.multikernel",
     "fos": "kernels.fos",
     "k2": "kernels.k2",
+    "rainforest": "kernels.rainforest",
 }
 
 

@@ -1,10 +1,16 @@
 """The fos, K2 and RainForest personalities: their benches' shapes and invariants on small machines.
 
 fos: the allocator fleet scales where the zone lock saturates; every frame handed out is handed out
-once, also when the servers must rebalance their free lists by messages; bad input is refused."""
+once, also when the servers must rebalance their free lists by messages.  K2: the software coherence
+protocol loses no update (and dropping its flushes does), each transfer is counted and costed, offload
+lowers energy.  RainForest: isolation lowers the service's tail at high load; its plan boots with its
+init steps.  Bad input is refused everywhere."""
 from __future__ import annotations
 
+import json
+
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -15,7 +21,8 @@ from hypothesis import strategies as st  # noqa: E402
 from hwmodel.config import load_machine  # noqa: E402
 from hwmodel.errors import MksimError  # noqa: E402
 from hwmodel.interconnect import hop_matrix  # noqa: E402
-from kernels import fos, k2, registry  # noqa: E402
+from kernels import fos, k2, rainforest, registry  # noqa: E402
+from mksim.cli import main  # noqa: E402
 
 SMALL = load_machine("amd-2x2")
 MID = load_machine("amd-4x4")
@@ -184,4 +191,57 @@ def test_k2_table_and_plot():
     assert "published" in k2.K2_BENCH.table(rows, OMAP)
     fig = k2.K2_BENCH.plot(rows, OMAP, plt)
     assert all(ax.get_ylabel() for ax in fig.axes)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------- RainForest
+def test_rainforest_is_registered_and_its_plan_boots_with_its_init_steps(capsys):
+    pers, ex = registry.experiments()["tail"]
+    assert pers.name == "rainforest" and ex.keys == ("system", "load", "p50", "p99", "throughput")
+    assert main(["boot", "examples/rainforest.cfg", "--machine", "amd-4x4", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert all(k["up"] for k in res["kernels"])
+    steps = {s["step"] for s in res["steps"]}
+    assert {"supervisor resource table", "supervisor FICM rings"} <= steps
+    assert {f"subos{i} FICM attach" for i in (1, 2, 3)} <= steps
+    assert "supervisor FICM attach" not in steps
+
+
+def test_isolation_lowers_the_tail_at_high_load():
+    """At 80 % of the unloaded capacity the service's p99 in its own sub-OS is below its p99 in the
+    kernel it shares with the batch tenant."""
+    s0 = rainforest.service_time(SMALL, 1000)
+    lin = rainforest.run_tail(SMALL, "linux", 3, 60, s0 / 0.8, 1000)
+    rf = rainforest.run_tail(SMALL, "rainforest", 3, 60, s0 / 0.8, 1000)
+    assert np.percentile(rf, 99) < np.percentile(lin, 99)
+
+
+@pytest.mark.parametrize("system", ["linux", "rainforest"])
+def test_no_request_finishes_faster_than_its_own_work(system):
+    lat = rainforest.run_tail(SMALL, system, 2, 30, 5000, 800)
+    assert len(lat) == 30 and lat.min() >= 800
+
+
+def test_an_isolated_service_keeps_its_unloaded_latency_at_low_load():
+    """At 20 % load the sub-OS service's median stays within 1.5x of its unloaded service time."""
+    s0 = rainforest.service_time(SMALL, 1000)
+    rf = rainforest.run_tail(SMALL, "rainforest", 3, 40, s0 / 0.2, 1000)
+    assert np.median(rf) < 1.5 * s0
+
+
+def test_ficm_is_a_ring_and_an_ipi():
+    """FICM costs at least the IPI's delivery (the receiver sleeps until it arrives)."""
+    assert rainforest.ficm_latency(SMALL, 0, 1) >= SMALL.apic.ipi_latency
+
+
+def test_tail_bad_input_and_table():
+    with pytest.raises(MksimError):
+        rainforest.run_tail(SMALL, "xen", 1, 10, 1000)
+    with pytest.raises(MksimError):
+        rainforest.run_tail(SMALL, "linux", 4, 10, 1000)
+    rows = rainforest.tail_rows(SMALL, 1, requests=20, loads=(0.5,), work=500)
+    assert {r["system"] for r in rows} == {"linux", "rainforest"}
+    assert "published" in rainforest.TAIL.table(rows, SMALL)
+    fig = rainforest.TAIL.plot(rows, SMALL, plt)
+    assert fig.axes[0].get_legend() is not None
     plt.close(fig)
