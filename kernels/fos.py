@@ -21,7 +21,9 @@ ticket lock, ``kernels/locks.py``), and ``linux-percpu``, per-CPU lists (``per_c
 per page: pop a frame off a stack (count line + array line) and write its ``struct page``.
 
 Experiment ``alloc``: allocations per kilocycle against cores, every core of a point either a
-client or (fos) a server.  Nothing here knows a published number except ``PAPER_ALLOC``, printed
+client or (fos) a server.  A server polls its links in turn with plain loads; with one client per
+server the poll is so frequent that it takes the request line back between the client's stores to the
+slot (an upgrade per store), which the model charges: a fleet is fastest with a few clients per server.  Nothing here knows a published number except ``PAPER_ALLOC``, printed
 beside the model's.  Left out: frees (every run only allocates), NUMA placement of the free lists
 (each list lives in its owner's first-touch memory only by address), fos's name service (the
 client's server is fixed at start), and server fleets of other services.

@@ -329,9 +329,10 @@ def _plot(rows: list[dict], cfg: MachineConfig, plt):
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for s, (ls, mk) in zip(SYSTEMS, (("-", "o"), ("--", "s"))):
         pts = sorted((r["load"], r["p99"], r["p50"]) for r in rows if r["system"] == s)
-        ax.plot([x for x, _, _ in pts], [y for _, y, _ in pts], linestyle=ls, marker=mk, label=f"{s} p99")
-        ax.plot([x for x, _, _ in pts], [z for _, _, z in pts], linestyle=ls, marker=mk, alpha=0.5,
-                label=f"{s} p50")
+        (line,) = ax.plot([x for x, _, _ in pts], [y for _, y, _ in pts], linestyle=ls, marker=mk,
+                          label=f"{s} p99")
+        ax.plot([x for x, _, _ in pts], [z for _, _, z in pts], linestyle=":", marker=mk, alpha=0.6,
+                color=line.get_color(), label=f"{s} p50")
     ax.set_xlabel("offered load (fraction of the unloaded service capacity)")
     ax.set_ylabel("request latency (cycles)")
     ax.set_yscale("log")
