@@ -325,6 +325,8 @@ def fos_alloc(cfg: MachineConfig, cores: int, servers: int, n: int = 40,
     the Fleets benchmark); their sum must cover the demand.  ``machine_out`` (a list) gets the
     finished ``Machine`` appended, for tests that read the clients' frame logs (``client_frames``)."""
     plan = place_fleet(cfg, cores, servers)
+    if n < 1:
+        raise MksimError(f"fos alloc: allocations per client {n}: must be >= 1")
     m = Machine(cfg)
     w = m.workload()
     links, k = {}, 0
@@ -409,6 +411,8 @@ def linux_alloc(cfg: MachineConfig, cores: int, n: int = 40, percpu: bool = Fals
     """Allocations per kilocycle of ``cores`` cores each allocating ``n`` frames the Linux way."""
     if cores < 1 or cores > cfg.cores:
         raise MksimError(f"linux alloc: {cores} cores on {cfg.name}, which has {cfg.cores}")
+    if n < 1:
+        raise MksimError(f"linux alloc: allocations per core {n}: must be >= 1")
     m = Machine(cfg)
     w = m.workload()
     total = n * cores
@@ -440,7 +444,9 @@ def alloc_rows(machine: str | MachineConfig, max_cores: int | None = None, n: in
     """Rows {"system", "cores", "servers", "allocs_per_kcycle"}: Linux (zone lock, per-cpu lists)
     and the fos fleet with 1, 2, 4, ... servers at cores 2, 4, 8, ..., max_cores."""
     cfg = _cfg(machine)
-    top = min(max_cores or cfg.cores, cfg.cores)
+    if n < 1:
+        raise MksimError(f"alloc bench: allocations per core {n}: must be >= 1")
+    top = cfg.cores if max_cores is None else min(max_cores, cfg.cores)
     if top < 2:
         raise MksimError(f"alloc bench: needs at least 2 cores, got {top}")
     rows = []
@@ -496,7 +502,8 @@ def _alloc_plot(rows: list[dict], cfg: MachineConfig, plt):
 
 
 def _rows(cfg: MachineConfig, opts: BenchOptions) -> list[dict]:
-    return alloc_rows(cfg, opts.max_cores, n=int(opts.extra.get("allocs") or 40))
+    n = opts.extra.get("allocs")
+    return alloc_rows(cfg, opts.max_cores, n=40 if n is None else int(n))
 
 
 ALLOC = Experiment(

@@ -379,8 +379,14 @@ def _plot(rows: list[dict], cfg: MachineConfig, plt):
 
 def _rows(cfg: MachineConfig, opts: BenchOptions) -> list[dict]:
     x = opts.extra
-    return k2_rows(cfg, int(x.get("ops") or 48), int(x.get("strong_every") or 16),
-                   float(x.get("period_us") or 100.0))
+    return k2_rows(cfg, int(_opt(x, "ops", 48)), int(_opt(x, "strong_every", 16)),
+                   float(_opt(x, "period_us", 100.0)))
+
+
+def _opt(extra: dict, key: str, default):
+    """A bench option's value: the given one (even 0, which the run then refuses), else the default."""
+    v = extra.get(key)
+    return default if v is None else v
 
 
 K2_BENCH = Experiment(

@@ -294,6 +294,8 @@ def tail_rows(machine: str | MachineConfig, batch_cores: int | None = None, requ
     """Rows {"system", "load", "p50", "p99", "throughput"}: latencies in cycles, throughput in requests
     per million cycles, at each load (offered rate as a fraction of the unloaded capacity)."""
     cfg = _cfg(machine)
+    if requests < 1:
+        raise MksimError(f"tail bench: requests {requests}: must be >= 1")
     nb = cfg.cores - 1 if batch_cores is None else batch_cores
     s0 = service_time(cfg, work)
     rows = []
@@ -346,7 +348,8 @@ def _plot(rows: list[dict], cfg: MachineConfig, plt):
 def _rows(cfg: MachineConfig, opts: BenchOptions) -> list[dict]:
     x = opts.extra
     nb = x.get("batch_cores")
-    return tail_rows(cfg, None if nb is None else int(nb), int(x.get("requests") or 200),
+    req = x.get("requests")
+    return tail_rows(cfg, None if nb is None else int(nb), 200 if req is None else int(req),
                      work=int(x.get("work") if x.get("work") is not None else WORK))
 
 

@@ -245,3 +245,13 @@ def test_tail_bad_input_and_table():
     fig = rainforest.TAIL.plot(rows, SMALL, plt)
     assert fig.axes[0].get_legend() is not None
     plt.close(fig)
+
+
+@pytest.mark.parametrize("argv", [["alloc", "--machine", "amd-2x2", "--allocs", "0"],
+                                  ["alloc", "--machine", "amd-2x2", "--max-cores", "1"],
+                                  ["k2", "--ops", "0"], ["k2", "--machine", "amd-2x2"],
+                                  ["tail", "--machine", "amd-2x2", "--requests", "0"]])
+def test_bench_options_out_of_range_are_refused(argv, capsys):
+    """A zero count is refused with a message, never replaced by the default."""
+    assert main(["bench", *argv]) != 0
+    assert "error" in capsys.readouterr().err.lower()
