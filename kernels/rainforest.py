@@ -23,10 +23,18 @@ memory controllers, interconnect) is still shared.  Requests arrive open-loop (s
 inter-arrival times) at a rising fraction of the service's unloaded capacity; rows give p50 and p99
 latency and the throughput achieved.
 
-Left out: the run-time partition change (create / destroy / resize of a sub-OS with the partition
-table updated through a supervisor-only operation the model checks) -- it needs an engine operation
-this module may not add; the supervisor's elastic policy; RainForest's own sub-OS kernel changes
-beyond the partitioning.
+Experiment ``resize``: the supervisor's run-time steps timed as programs on a running machine (two
+sub-OSes idling in WFI, FICM = a command line + an IPI): *grow* (sub-OS A's core goes offline --
+write-back of its caches, acknowledgement -- then INIT-SIPI through the boot trampoline, Linux's
+start-up waits, into sub-OS B, whose kernel onlines it), *shrink* (B offlines a memory range page by
+page, the supervisor scrubs it), *destroy* (INIT the sub-OS's cores, scrub its memory) and *create*
+(reserve, copy the image in, INIT-SIPI its boot core).  Rows ``{"step", "cycles"}``.
+
+Left out: the partition change itself -- the partition table updated at run time through a
+supervisor-only operation that the model checks (no core in two sub-OSes, no access outside a resized
+partition) needs an engine operation this module may not add, so ``resize`` runs without partitions
+and its resource table is only the supervisor's own bookkeeping; the supervisor's elastic policy;
+RainForest's own sub-OS kernel changes beyond the partitioning.
 """
 from __future__ import annotations
 
@@ -365,11 +373,218 @@ TAIL = Experiment(
              BenchOption("--work", "the request's own (user-level) cycles beside its kernel path", None, WORK, int)))
 
 
+# ---------------------------------------------------------------------- resize (timed steps)
+FICM_VECTOR = 0xF3                # the FICM notification vector
+MBOX = 0x90_0000                  # FICM command word of core c at MBOX + 64 c (written by the supervisor)
+ACK = 0x91_0000                   # core c's acknowledgement at ACK + 64 c
+TABLE = 0x92_0000                 # the supervisor's resource table: owner of core c at TABLE + 8 c
+PERCPU = 0xA0_0000                # per-cpu areas, 4 KiB a core
+SUBOS_MEM = 0x100_0000            # sub-OS memory ranges (scrubbed / loaded), 16 MiB apart
+SUPERVISOR_IMAGES = 0x400_0000    # the supervisor's copy of a sub-OS image
+CMD_OFFLINE, CMD_ADD_CPU, CMD_REMOVE_MEM = 1, 2, 3
+PERCPU_LINES = 8                  # per-cpu area lines a core's bring-up writes (assumption: runqueue, timers...)
+START_VECTOR = 0x08               # the start-up page of the resize trampoline
+RESIZE_STEPS = ("create", "destroy", "grow", "shrink")
+EV_STEP, EV_STEP_END = 0x610, 0x611
+
+
+def _percpu_init(p: isa.Program) -> None:
+    """A core's bring-up in its (new) kernel: its per-cpu area (r1 = its id, from the trampoline)."""
+    p.alu("shl", "r3", "r1", 12)
+    for i in range(PERCPU_LINES):
+        p.store(PERCPU + 64 * i, "r1", base="r3", comment="per-cpu area: runqueue, timer base, ...")
+
+
+def subos_core(core: int, remove_pages: int) -> isa.Program:
+    """A sub-OS core idling in WFI; a FICM IPI wakes it to take the supervisor's command: go offline
+    (write back its caches, acknowledge, stop), online a moved-in core (the boot core: set it in the
+    online mask), or offline a memory range (mark each page's struct page reserved)."""
+    p = isa.Program(f"subos-core{core}")
+    box, ack = MBOX + 64 * core, ACK + 64 * core
+    p.label("idle")
+    p.sti()
+    p.wfi(comment="idle until a FICM notification")
+    p.load("r1", box, comment="FICM: the supervisor's command")
+    p.br("eq", "r1", 0, "idle")
+    p.store(box, 0)
+    p.br("ne", "r1", CMD_OFFLINE, "notoff")
+    p.cli()
+    p.wbinvd(comment="cpu_down: write back this core's caches before it leaves the sub-OS")
+    p.store(ack, 1, comment="FICM: offline")
+    p.halt()
+    p.label("notoff")
+    p.br("ne", "r1", CMD_ADD_CPU, "notadd")
+    p.fadd("r2", PERCPU + 0x100_000 - 64, 1, comment="set_cpu_online: the sub-OS's online mask")
+    p.store(ack, 1, comment="FICM: the core is online here")
+    p.jmp("idle")
+    p.label("notadd")
+    p.movi("r2", 0)
+    p.label("offl")
+    p.alu("shl", "r3", "r2", 6)
+    p.store(SUBOS_MEM + 0x80_0000, 1, base="r3", comment="offline_pages: SetPageReserved")
+    p.add("r2", "r2", 1)
+    p.br("lt", "r2", remove_pages, "offl")
+    p.store(ack, 1, comment="FICM: range offline")
+    p.jmp("idle")
+    return p
+
+
+def _ficm_call(p: isa.Program, core: int, cmd: int) -> None:
+    """Supervisor -> sub-OS core: the command in its FICM line, an IPI, wait for the acknowledgement."""
+    p.store(ACK + 64 * core, 0)
+    p.store(MBOX + 64 * core, cmd, comment="FICM: command")
+    p.ipi(core, FICM_VECTOR, comment="FICM: notify")
+    p.spin_until(ACK + 64 * core, "eq", 1, rd="r2", comment="FICM: wait for the acknowledgement")
+
+
+def _scrub(p: isa.Program, base: int, kib: int, tag: str) -> None:
+    """Zero ``kib`` KiB from ``base``, one store per 8 bytes (clear_page)."""
+    p.movi("r2", 0)
+    p.label(tag)
+    p.store(base, 0, base="r2", comment="scrub: clear_page")
+    p.add("r2", "r2", 8)
+    p.br("lt", "r2", kib * 1024, tag)
+
+
+def _start_core(p: isa.Program, cfg: MachineConfig, core: int, table: int) -> None:
+    from boot import smp
+    smp.emit_start(p, cfg, table, 1, START_VECTOR, smp.VARIANTS["linux"])
+
+
+def supervisor_program(cfg: MachineConfig, a: list[int], b: list[int], image_kib: int, scrub_kib: int,
+                       tables: dict) -> isa.Program:
+    """The supervisor's run: grow B by A's last core, shrink B by a memory range, destroy A, create a
+    new sub-OS on A's first core.  Each step between EV_STEP / EV_STEP_END marks."""
+    p = isa.Program("supervisor")
+    mover, b_boot, a_core = a[-1], b[0], a[0]
+
+    def step(i: int, begin: bool) -> None:
+        p.mark(EV_STEP if begin else EV_STEP_END, i)
+    # grow: take `mover` offline in A, INIT-SIPI it into B, B onlines it
+    step(2, True)
+    _ficm_call(p, mover, CMD_OFFLINE)
+    _start_core(p, cfg, mover, tables[mover])
+    _ficm_call(p, b_boot, CMD_ADD_CPU)
+    p.store(TABLE + 8 * mover, 2, comment="resource table: the core is B's")
+    step(2, False)
+    # shrink: B offlines a memory range, the supervisor scrubs it and takes it back
+    step(3, True)
+    _ficm_call(p, b_boot, CMD_REMOVE_MEM)
+    _scrub(p, SUBOS_MEM + 0x80_0000, scrub_kib, "scrub.shrink")
+    p.store(TABLE + 0x400, 0, comment="resource table: the range is free")
+    step(3, False)
+    # destroy A: INIT its cores, scrub its memory, free its entries
+    step(1, True)
+    for c in a[:-1]:
+        p.ipi(c, 0, mode="init", comment="destroy: INIT stops the sub-OS's core")
+    _scrub(p, SUBOS_MEM, scrub_kib, "scrub.destroy")
+    for c in a[:-1]:
+        p.store(TABLE + 8 * c, -1, comment="resource table: core free")
+    step(1, False)
+    # create: reserve, load the image, INIT-SIPI its boot core through the trampoline
+    step(0, True)
+    p.store(TABLE + 8 * a_core, 3, comment="resource table: reserve the core for the new sub-OS")
+    p.movi("r2", 0)
+    p.label("load")
+    p.load("r3", SUPERVISOR_IMAGES, base="r2", comment="load: copy the sub-OS image")
+    p.store(SUBOS_MEM, "r3", base="r2")
+    p.add("r2", "r2", 8)
+    p.br("lt", "r2", image_kib * 1024, "load")
+    _start_core(p, cfg, a_core, tables[a_core])
+    step(0, False)
+    for c in b:
+        _ficm_call(p, c, CMD_OFFLINE)             # end of the run (untimed): stop B's cores
+    p.halt()
+    return p
+
+
+def resize_rows(machine: str | MachineConfig, image_kib: int = 64, scrub_kib: int = 64) -> list[dict]:
+    """Rows {"step", "cycles"}: create, destroy, grow, shrink, each timed on the supervisor's core.
+    The partition table is NOT changed in the model (no engine operation for it here): the steps are
+    the programs' work (FICM calls, INIT-SIPI, scrubbing, loading), not a checked partition change."""
+    from boot import smp
+    cfg = _cfg(machine)
+    if cfg.cores < 4:
+        raise MksimError(f"resize bench: needs 4 cores (supervisor, two for sub-OS A, one for B); {cfg.name} "
+                         f"has {cfg.cores}")
+    if image_kib < 1 or scrub_kib < 1:
+        raise MksimError(f"resize bench: image {image_kib} KiB and scrub {scrub_kib} KiB must be >= 1")
+    half = cfg.cores // 2
+    a, b = list(range(1, 1 + half)), list(range(1 + half, cfg.cores))      # sub-OS A, sub-OS B
+    m = Machine(cfg)
+    w = m.workload()
+    smp.write_trampoline_data(w)
+    w.place(smp.trampoline(cfg, START_VECTOR, _percpu_init), START_VECTOR << 12)
+    tables = {}
+    for i, c in enumerate((a[-1], a[0])):
+        tables[c] = smp.AP_TABLE + 64 * i
+        w.write(tables[c], smp.core_table([c]))
+    remove_pages = scrub_kib // 4
+    for c in a + b:
+        w.set_handler(c, FICM_VECTOR, w.place(_ficm_handler(), CODE + c * 0x10000 + 0x8000).pc())
+        w.start(c, w.place(subos_core(c, remove_pages), CODE + c * 0x10000).pc())
+    w.start(0, w.place(supervisor_program(cfg, a, b, image_kib, scrub_kib, tables), CODE).pc())
+    m.load_workload(w)
+    status = m.execute()
+    if status != "done":
+        raise MksimError(f"resize on {cfg.name} ended {status}: {m.waits()}")
+    t = m.timeline()
+    rows = []
+    for i, name in enumerate(RESIZE_STEPS):
+        b0 = t[(t[:, 0] == 0) & (t[:, 2] == EV_STEP) & (t[:, 3] == i)][0, 1]
+        b1 = t[(t[:, 0] == 0) & (t[:, 2] == EV_STEP_END) & (t[:, 3] == i)][0, 1]
+        rows.append({"step": name, "cycles": int(b1 - b0)})
+    return rows
+
+
+def _ficm_handler() -> isa.Program:
+    h = isa.Program("ficm-irq")
+    h.eoi(comment="FICM notification: the idle loop reads the command")
+    h.iret()
+    return h
+
+
+def _resize_table(rows: list[dict], cfg: MachineConfig) -> str:
+    out = [f"RainForest resize steps on {cfg.name} (cycles; timed programs, the partition table itself is "
+           "not changed in the model)", f"{'step':<9} {'cycles':>10} {'us':>9}"]
+    for r in rows:
+        out.append(f"{r['step']:<9} {r['cycles']:>10} {cfg.ns(r['cycles']) / 1000:>9.1f}")
+    return "\n".join(out)
+
+
+def _resize_plot(rows: list[dict], cfg: MachineConfig, plt):
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.bar([r["step"] for r in rows], [cfg.ns(r["cycles"]) / 1000 for r in rows], color="tab:blue",
+           label="supervisor-side time")
+    ax.set_xlabel("step")
+    ax.set_ylabel("time (us)")
+    ax.set_title(f"RainForest resize steps on {cfg.name}")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.tight_layout()
+    return fig
+
+
+def _resize_rows(cfg: MachineConfig, opts: BenchOptions) -> list[dict]:
+    x = opts.extra
+    return resize_rows(cfg, 64 if x.get("image_kib") is None else int(x["image_kib"]),
+                       64 if x.get("scrub_kib") is None else int(x["scrub_kib"]))
+
+
+RESIZE = Experiment(
+    name="resize",
+    summary="RainForest's create / destroy / grow / shrink steps timed as supervisor and sub-OS programs "
+            "(FICM calls, INIT-SIPI, scrub, load); the partition table is not changed in the model",
+    keys=("step", "cycles"),
+    rows=_resize_rows, table=_resize_table, plot=_resize_plot, sweeps_cores=False,
+    options=(BenchOption("--image-kib", "sub-OS image size to load (KiB)", None, 64, int),
+             BenchOption("--scrub-kib", "memory scrubbed at destroy and at shrink (KiB)", None, 64, int)))
+
+
 PERSONALITY = Personality(
     name="rainforest",
     summary="RainForest: a supervisor and isolated sub-OSes (own cores, memory, kernel state), booted by "
             "the two-stage trampoline, FICM (ring + IPI) between them",
     boot="any",
     init=rainforest_init,
-    experiments=(TAIL,),
+    experiments=(TAIL, RESIZE),
 )

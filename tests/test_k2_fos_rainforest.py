@@ -255,3 +255,17 @@ def test_bench_options_out_of_range_are_refused(argv, capsys):
     """A zero count is refused with a message, never replaced by the default."""
     assert main(["bench", *argv]) != 0
     assert "error" in capsys.readouterr().err.lower()
+
+
+def test_resize_steps_are_timed_and_scale_with_their_work():
+    """Every step takes time; scrubbing twice the memory makes destroy and shrink dearer and leaves grow
+    (FICM offline + INIT-SIPI + online) unchanged; a bigger image makes create dearer."""
+    base = {r["step"]: r["cycles"] for r in rainforest.resize_rows(SMALL, 64, 64)}
+    more = {r["step"]: r["cycles"] for r in rainforest.resize_rows(SMALL, 128, 128)}
+    assert set(base) == {"create", "destroy", "grow", "shrink"} and min(base.values()) > 0
+    assert more["destroy"] > base["destroy"] and more["shrink"] > base["shrink"]
+    assert more["create"] > base["create"]
+    assert more["grow"] == base["grow"]
+    assert base["grow"] >= 2 * SMALL.apic.ipi_latency          # at least the FICM IPIs and the SIPIs
+    with pytest.raises(MksimError):
+        rainforest.resize_rows(SMALL, 0, 64)
