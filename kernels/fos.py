@@ -175,7 +175,7 @@ def _poll(p: isa.Program, save: int, skip: str, comment: str) -> None:
     p.br("lt", "r5", 0, skip, comment="epoch not flipped: nothing new")
 
 
-def _server_program(core: int, sid: int, plan: FleetPlan, client_sides: list, peer_sides: list,
+def _server_program(core: int, plan: FleetPlan, client_sides: list, peer_sides: list,
                     stack: int, n_per_client: int) -> isa.Program:
     """A page-allocator server: serve its clients' requests off its own free list, answer peers'
     NEED messages with a batch, ask a peer for a batch when running low; stop when every server's
@@ -352,7 +352,7 @@ def fos_alloc(cfg: MachineConfig, cores: int, servers: int, n: int = 40,
         mine = [c for c in plan.clients if plan.home[c] == s]
         sides = [links[c].b for c in mine]
         peers = [(o, peer[(s, o)].a if (s, o) in peer else peer[(o, s)].b) for o in plan.servers if o != s]
-        prog = _server_program(s, sid, plan, sides, peers, stack, n)
+        prog = _server_program(s, plan, sides, peers, stack, n)
         w.start(s, w.place(prog, CODE + s * CODE_STRIDE).pc())
     for c in plan.clients:
         w.start(c, w.place(_client_program(c, links[c].a, n), CODE + c * CODE_STRIDE).pc())

@@ -403,7 +403,8 @@ K2_BENCH = Experiment(
 
 
 def k2_init(inst, p: isa.Program) -> None:
-    """Each domain's kernel: its own page allocator instance; the minimal init otherwise."""
+    """Each domain's kernel at boot: the minimal init (K2's per-domain setup is not modelled at boot;
+    the ``k2`` bench builds its allocator instances and shared driver state itself)."""
     from kernels.base import minimal_init
     minimal_init(inst, p)
 
