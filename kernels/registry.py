@@ -24,6 +24,9 @@ _TABLE: dict[str, str] = {
     "popcorn": "kernels.popcorn",
     "twin-linux": "kernels.twinlinux",
     "multikernel": "kernels.multikernel",
+    "fos": "kernels.fos",
+    "k2": "kernels.k2",
+    "rainforest": "kernels.rainforest",
 }
 
 
