@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import json
 
-import matplotlib
 import numpy as np
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
@@ -26,6 +22,15 @@ from mksim.cli import main  # noqa: E402
 
 SMALL = load_machine("amd-2x2")
 MID = load_machine("amd-4x4")
+
+
+@pytest.fixture
+def plt():
+    """matplotlib.pyplot on a file backend (the plot extra is optional: skip without it)."""
+    mpl = pytest.importorskip("matplotlib")
+    mpl.use("Agg")
+    import matplotlib.pyplot as pyplot
+    return pyplot
 
 
 # ---------------------------------------------------------------------- fos
@@ -90,7 +95,7 @@ def test_fos_bad_input_is_refused(cores, servers, shares):
         fos.fos_alloc(SMALL, cores, servers, 10, shares=shares)
 
 
-def test_alloc_rows_table_and_plot():
+def test_alloc_rows_table_and_plot(plt):
     rows = fos.alloc_rows(SMALL, 4, n=10)
     assert {r["system"] for r in rows} == {"fos", "linux", "linux-percpu"}
     assert all(set(r) == {"system", "cores", "servers", "allocs_per_kcycle"} for r in rows)
@@ -185,7 +190,7 @@ def test_k2_bad_input_is_refused():
         k2.run(OMAP, "k2", ops=0)
 
 
-def test_k2_table_and_plot():
+def test_k2_table_and_plot(plt):
     rows = k2.k2_rows(OMAP, ops=8, strong_every=4, period_us=50)
     assert [r["config"] for r in rows] == ["strong", "k2"]
     assert "published" in k2.K2_BENCH.table(rows, OMAP)
@@ -234,7 +239,7 @@ def test_ficm_is_a_ring_and_an_ipi():
     assert rainforest.ficm_latency(SMALL, 0, 1) >= SMALL.apic.ipi_latency
 
 
-def test_tail_bad_input_and_table():
+def test_tail_bad_input_and_table(plt):
     with pytest.raises(MksimError):
         rainforest.run_tail(SMALL, "xen", 1, 10, 1000)
     with pytest.raises(MksimError):
