@@ -273,3 +273,32 @@ def test_a_second_nmi_waits_for_the_iret_of_the_first():
     assert m.execute() == "done"
     assert [int(e[2]) for e in m.timeline()] == [1, 2, 1, 2]
     assert [x["outcome"] for x in m.ipi_report()] == ["delivered", "delivered"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.sampled_from([1, 2, 4, 8]), v=st.integers(0, 2**64 - 1), high=st.integers(0, 2**64 - 1),
+       equal=st.booleans(), new=st.integers(0, 2**63 - 1))
+def test_a_narrow_cas_compares_only_its_operand_size(n, v, high, equal, new):
+    """CMPXCHG with an n-byte operand compares the low n bytes of the expected register: bits above
+    them (garbage in a wider register) do not make it fail (cpu_spec.md: old == reg[f] & mask(n))."""
+    mask = (1 << (8 * n)) - 1
+    old = v & mask
+    low = old if equal else (old + 1) & mask
+    expected = (low | (high & ~mask & (2**64 - 1))) - (2**64 if (low | (high & ~mask)) >= 2**63 else 0)
+    cfg = load_machine("amd-2x2")
+    m = Machine(cfg)
+    w = Workload(cfg.cores)
+    x = 0x200000
+    p = isa.Program("cas")
+    p.movi("r1", old)
+    p.store(x, "r1", size=n)
+    p.movi("r2", expected)
+    p.movi("r3", new)
+    p.cas("r4", x, "r2", "r3", size=n)
+    p.halt()
+    w.start(0, w.place(p, 0x10000).pc())
+    m.load_workload(w)
+    assert m.execute(10_000) == "done"
+    got = int.from_bytes(m.read(x, n), "little")
+    assert int(m.cpu.regs[0, 4]) & (2**64 - 1) == old
+    assert got == ((new & mask) if equal else old)
