@@ -28,7 +28,7 @@ from hwmodel import isa
 from hwmodel.config import MachineConfig, load_machine
 from hwmodel.errors import MksimError
 from hwmodel.machine import Machine
-from kernels import microbench, multicast, urpc
+from kernels import microbench, multicast, plots, urpc
 from kernels.base import KernelInstance
 from kernels.multicast import PROTOCOLS
 from kernels.personality import BenchOptions, Experiment, Personality
@@ -318,7 +318,6 @@ def notify_rows(cfg: MachineConfig) -> list[dict]:
 PAPER_FIG6_32 = {"broadcast": 13800, "unicast": 12700, "multicast": 4800, "numa-multicast": 3100}
 # Barrelfish Technical Note 009 (Notify): a polled URPC message, taking an IPI
 PAPER_NOTIFY = {"poll": "~600", "ipi": "~2,800 whole path (taking the IPI 500-1000)"}
-_STYLES = [("-", "o"), ("--", "s"), ("-.", "^"), (":", "D"), ("-", "v"), ("--", "x")]
 
 
 def _shootdown_rows(cfg: MachineConfig, opts: BenchOptions) -> list[dict]:
@@ -342,24 +341,8 @@ def _shootdown_table(rows: list[dict], cfg: MachineConfig) -> str:
     return "\n".join(out)
 
 
-def _series_plot(plt, cfg, rows, key, names, title):
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    for i, name in enumerate(names):
-        pts = sorted((r["cores"], r["cycles"]) for r in rows if r[key] == name)
-        if pts:
-            ls, mk = _STYLES[i % len(_STYLES)]
-            ax.plot([x for x, _ in pts], [y for _, y in pts], linestyle=ls, marker=mk, label=name)
-    ax.set_xlabel("cores")
-    ax.set_ylabel("cycles")
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
-    fig.tight_layout()
-    return fig
-
-
 def _shootdown_plot(rows: list[dict], cfg: MachineConfig, plt):
-    return _series_plot(plt, cfg, rows, "protocol", PROTOCOLS,
+    return plots.series(plt, rows, "protocol", PROTOCOLS,
                         f"TLB shootdown message latency on {cfg.name}")
 
 
@@ -439,7 +422,7 @@ def _unmap_table(rows: list[dict], cfg: MachineConfig) -> str:
 
 
 def _unmap_plot(rows: list[dict], cfg: MachineConfig, plt):
-    return _series_plot(plt, cfg, rows, "system", UNMAP_SYSTEMS, f"Unmap latency, end to end, on {cfg.name}")
+    return plots.series(plt, rows, "system", UNMAP_SYSTEMS, f"Unmap latency, end to end, on {cfg.name}")
 
 
 UNMAP = Experiment(

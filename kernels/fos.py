@@ -39,7 +39,7 @@ from hwmodel.config import MachineConfig, load_machine
 from hwmodel.errors import MksimError
 from hwmodel.interconnect import hop_matrix
 from hwmodel.machine import Machine
-from kernels import urpc
+from kernels import plots, urpc
 from kernels.locks import spin_lock, spin_unlock
 from kernels.personality import BenchOption, BenchOptions, Experiment, Personality
 
@@ -487,18 +487,11 @@ def _alloc_table(rows: list[dict], cfg: MachineConfig) -> str:
 
 def _alloc_plot(rows: list[dict], cfg: MachineConfig, plt):
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    styles = [("-", "o"), ("--", "s"), ("-.", "^"), (":", "D"), ("-", "v"), ("--", "x"), ("-.", "*")]
     for i, nm in enumerate(dict.fromkeys(_series(r) for r in rows)):
         pts = sorted((r["cores"], r["allocs_per_kcycle"]) for r in rows if _series(r) == nm)
-        ls, mk = styles[i % len(styles)]
+        ls, mk = plots.style(i)
         ax.plot([x for x, _ in pts], [y for _, y in pts], linestyle=ls, marker=mk, label=nm)
-    ax.set_xlabel("cores (clients + servers)")
-    ax.set_ylabel("page allocations per 1000 cycles")
-    ax.set_title(f"Page allocator throughput on {cfg.name}")
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
-    fig.tight_layout()
-    return fig
+    return plots.finish(fig, ax, "cores (clients + servers)", "page allocations per 1000 cycles", f"Page allocator throughput on {cfg.name}")
 
 
 def _rows(cfg: MachineConfig, opts: BenchOptions) -> list[dict]:

@@ -40,7 +40,7 @@ from hwmodel import apic, isa
 from hwmodel.config import MachineConfig
 from hwmodel.errors import MksimError
 from hwmodel.machine import Machine
-from kernels import noise
+from kernels import noise, plots
 from kernels.base import KernelInstance
 from kernels.noise import _cfg, node_base
 from kernels.personality import BenchOption, BenchOptions, Experiment, Personality
@@ -430,13 +430,7 @@ def _noise_plot(rows: list[dict], cfg: MachineConfig, plt):
     for i, r in enumerate(rows):
         ax.plot(range(len(r["trace"])), r["trace"], linewidth=1.0, linestyle=("-", "--", ":", "-.")[i % 4],
                 label=f"{r['kernel']} (one core of {r['cores']})")
-    ax.set_xlabel("quantum index (one core)")
-    ax.set_ylabel("quantum time (cycles)")
-    ax.set_title(f"FWQ: fixed work quanta under each kernel on {cfg.name}")
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
-    fig.tight_layout()
-    return fig
+    return plots.finish(fig, ax, "quantum index (one core)", "quantum time (cycles)", f"FWQ: fixed work quanta under each kernel on {cfg.name}")
 
 
 def bsp_rows(machine: str | MachineConfig, kernels=("linux", "mckernel", "mos"), hz: int = 1000,
@@ -480,13 +474,7 @@ def _bsp_plot(rows: list[dict], cfg: MachineConfig, plt):
     for k in dict.fromkeys(r["kernel"] for r in rows):
         pts = sorted((r["cores"], 100 * (r["slowdown"] - 1)) for r in rows if r["kernel"] == k)
         ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=k)
-    ax.set_xlabel("cores")
-    ax.set_ylabel("slowdown vs noise-free (%)")
-    ax.set_title(f"BSP noise amplification on {cfg.name}")
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
-    fig.tight_layout()
-    return fig
+    return plots.finish(fig, ax, "cores", "slowdown vs noise-free (%)", f"BSP noise amplification on {cfg.name}")
 
 
 KERNEL_OPTION = BenchOption("--kernel", "the kernel(s) to run: linux, linux-nohz, mckernel, mos or all",

@@ -24,9 +24,8 @@ from hwmodel import asm, isa
 from hwmodel.config import MachineConfig
 from hwmodel.errors import MksimError
 from hwmodel.machine import Machine
-from kernels import channels, microbench
+from kernels import channels, microbench, plots
 from kernels.base import KernelInstance
-from kernels.barrelfish import _series_plot
 from kernels.personality import BenchOption, BenchOptions, Experiment, Personality
 from kernels.linux import linux_early
 
@@ -120,13 +119,7 @@ def _channel_plot(rows: list[dict], cfg: MachineConfig, plt):
         ax.plot([x for x, _ in pts], [y for _, y in pts], linestyle=ls, marker=mk, label=ch)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
-    ax.set_xlabel("payload (bytes)")
-    ax.set_ylabel("one-way latency (cycles)")
-    ax.set_title(f"Inter-kernel channels on {cfg.name}, path: {path}")
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
-    fig.tight_layout()
-    return fig
+    return plots.finish(fig, ax, "payload (bytes)", "one-way latency (cycles)", f"Inter-kernel channels on {cfg.name}, path: {path}")
 
 
 CHANNELS = Experiment(
@@ -253,11 +246,10 @@ def _split_table(rows: list[dict], cfg: MachineConfig) -> str:
 
 
 def _split_plot(rows: list[dict], cfg: MachineConfig, plt):
-    named = [{**r, "series": f"{r['instances']} instance(s)", "cycles": r["ops_per_kcycle"]} for r in rows]
-    fig = _series_plot(plt, cfg, named, "series", list(dict.fromkeys(r["series"] for r in named)),
-                       f"One kernel vs k instances: contended-line throughput on {cfg.name}")
-    fig.axes[0].set_ylabel("operations per kilocycle")
-    return fig
+    named = [{**r, "series": f"{r['instances']} instance(s)"} for r in rows]
+    return plots.series(plt, named, "series", list(dict.fromkeys(r["series"] for r in named)),
+                        f"One kernel vs k instances: contended-line throughput on {cfg.name}",
+                        y="ops_per_kcycle", ylabel="operations per kilocycle")
 
 
 SPLIT = Experiment(
