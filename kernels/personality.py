@@ -17,10 +17,12 @@ module and is the one place a name is looked up.  A personality says:
   writes it atomically, so personalities never import matplotlib themselves).
 
 Kernel services (message loops, interrupt handlers, locks, page-table code, TLB shootdown) are
-core programs built from shared mechanisms: ``kernels/urpc.py`` (channels), ``kernels/locks.py``
-(spinlocks), ``kernels/shootdown.py`` (the shootdown programs both the Linux and the Barrelfish
-personalities run).  Defaults: a personality with no init of its own uses
-``kernels.base.minimal_init``; one with no experiments registers none.
+core programs built from shared mechanisms: ``kernels/urpc.py`` (Barrelfish's URPC channel),
+``kernels/channels.py`` (Popcorn's, the Linux multikernel RFC's and Twin-Linux's rings),
+``kernels/multicast.py`` (send-to-all trees), ``kernels/locks.py`` (Linux's ticket spinlock),
+``kernels/noise.py`` (the Linux tick, fixed work quanta, barriers), ``kernels/plots.py`` (what
+every bench plot shares) and ``hwmodel/asm.py`` (structured code).  Defaults: a personality with
+no init of its own uses ``kernels.base.minimal_init``; one with no experiments registers none.
 """
 from __future__ import annotations
 
