@@ -22,11 +22,13 @@ double hb_clock_res_ns(void);
 
 ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
-# The C file is compiled as part of the extension (no separate library to install).
+# native/hostbench.c is compiled into the extension as a second source file (paths are
+# relative to the project root, where setuptools runs; listing it in `sources` also puts it
+# in the sdist). The wrapper only needs the prototypes, which are the cdef itself.
 ffibuilder.set_source(
     "native._hostbench",
-    '#include "hostbench.c"\n',
-    include_dirs=[str(HERE)],
+    "#include <stddef.h>\n#include <stdint.h>\n" + CDEF,
+    sources=["native/hostbench.c"],
     extra_compile_args=["-O2", "-pthread"],
     extra_link_args=["-pthread"],
 )
