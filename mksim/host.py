@@ -196,6 +196,14 @@ def core_to_core(pairs: list[tuple[int, int]], iters: int, reps: int) -> list[di
     return rows
 
 
+def to_tsc_cycles(ns: float, tsc_hz: float) -> float | None:
+    """Nanoseconds as TSC cycles (the model counts cycles); None on hosts without a TSC.
+
+    The TSC ticks at a constant nominal rate, not at the core's current clock, so this is a
+    unit conversion, not a count of core cycles under turbo or power saving."""
+    return ns * tsc_hz / 1e9 if tsc_hz > 0 else None
+
+
 def run_host_bench(quick: bool = False) -> dict:
     """Describe the host and run every host benchmark; a JSON-ready dict.
 
@@ -207,7 +215,7 @@ def run_host_bench(quick: bool = False) -> dict:
     allowed = sorted(os.sched_getaffinity(0))
     tsc_hz = lib.hb_tsc_hz(0.05 if quick else 0.2)
     max_bytes = QUICK_MAX_BYTES if quick else FULL_MAX_BYTES
-    reps = 5 if quick else 11
+    reps = 7 if quick else 11
     mem = memory_latency(working_sets(max_bytes), steps=1_000_000 if quick else 2_000_000, reps=reps)
     if len(allowed) < 2:
         c2c: list[dict] = []
@@ -215,6 +223,8 @@ def run_host_bench(quick: bool = False) -> dict:
     else:
         c2c = core_to_core(choose_pairs(allowed), iters=100_000 if quick else 200_000, reps=reps)
         c2c_note = None
+    for row in mem + c2c:
+        row["tsc_cycles"] = to_tsc_cycles(row["ns"]["median"], tsc_hz)
     return {
         "kind": "mksim host-bench",
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -224,10 +234,11 @@ def run_host_bench(quick: bool = False) -> dict:
                  "clock_resolution_ns": lib.hb_clock_res_ns()},
         "memory_latency": {"method": "dependent pointer chase over a random cyclic permutation "
                                      "of 64-byte lines, 4 KiB pages, one warm-up pass",
-                           "unit": "ns per load", "rows": mem},
+                           "unit": "ns per load (tsc_cycles: the median in TSC cycles)", "rows": mem},
         "core_to_core": {"method": "two threads pinned with sched_setaffinity hand one line "
                                    "back and forth with compare-and-swap; round trip / 2",
-                         "unit": "ns one way", "rows": c2c, "note": c2c_note},
+                         "unit": "ns one way (tsc_cycles: the median in TSC cycles)", "rows": c2c,
+                         "note": c2c_note},
     }
 
 
@@ -238,6 +249,11 @@ def _size(b: int) -> str:
         if b >= mult and b % mult == 0:
             return f"{b // mult} {unit}"
     return f"{b} B"
+
+
+def _cyc(c: float | None) -> str:
+    """A TSC-cycle cell, '-' without a TSC."""
+    return f"{c:8.0f}" if c is not None else f"{'-':>8}"
 
 
 def format_report(rep: dict) -> str:
@@ -252,20 +268,20 @@ def format_report(rep: dict) -> str:
         lines.append(f"  L{c['level']} {c['type']:<11} {_size(c['size_bytes']):>8}  "
                      f"{c['ways']:>2}-way  {c['line_bytes']} B lines  shared by CPUs {c['shared_cpus']}")
     lines += ["", "memory latency (ns per dependent load):",
-              f"  {'working set':>11}  {'median':>8}  {'min':>8}  {'max':>8}  {'spread':>6}"]
+              f"  {'working set':>11}  {'median':>8}  {'min':>8}  {'max':>8}  {'spread':>6}  {'TSC cyc':>8}"]
     for r in rep["memory_latency"]["rows"]:
         s = r["ns"]
         lines.append(f"  {_size(r['bytes']):>11}  {s['median']:8.2f}  {s['min']:8.2f}  "
-                     f"{s['max']:8.2f}  {s['spread']:6.1%}")
+                     f"{s['max']:8.2f}  {s['spread']:6.1%}  {_cyc(r['tsc_cycles'])}")
     lines += ["", "core-to-core cache-line latency (ns one way, CAS round trip / 2):"]
     cc = rep["core_to_core"]
     if cc["note"]:
         lines.append(f"  {cc['note']}")
     else:
-        lines.append(f"  {'pair':>9}  {'median':>8}  {'min':>8}  {'max':>8}  {'spread':>6}")
+        lines.append(f"  {'pair':>9}  {'median':>8}  {'min':>8}  {'max':>8}  {'spread':>6}  {'TSC cyc':>8}")
         for r in cc["rows"]:
             s = r["ns"]
             pair = f"{r['cpus'][0]}<->{r['cpus'][1]}"
             lines.append(f"  {pair:>9}  {s['median']:8.2f}  {s['min']:8.2f}  "
-                         f"{s['max']:8.2f}  {s['spread']:6.1%}")
+                         f"{s['max']:8.2f}  {s['spread']:6.1%}  {_cyc(r['tsc_cycles'])}")
     return "\n".join(lines)

@@ -57,9 +57,10 @@ static void *chase(void *start, long steps)
 int hb_chase(size_t bytes, uint64_t seed, long steps, int reps, double *out_ns)
 {
     size_t n = bytes / HB_LINE;
-    if (n < 2 || steps < 1 || reps < 1 || out_ns == NULL)
+    if (n < 2 || n > UINT32_MAX || steps < 1 || reps < 1 || out_ns == NULL)
         return -EINVAL;
-    char *buf = aligned_alloc(4096, n * HB_LINE);
+    size_t alloc = (n * HB_LINE + 4095) & ~(size_t)4095;   /* C11: a multiple of the alignment */
+    char *buf = aligned_alloc(4096, alloc);
     uint32_t *order = malloc(n * sizeof(uint32_t));
     if (buf == NULL || order == NULL) {
         free(buf);

@@ -127,6 +127,8 @@ def test_cli_host_bench_json_is_complete(tmp_path, monkeypatch):
     assert {"timer", "kernel_clocksource", "tsc_hz"} <= set(rep["host"]["clock"])
     assert [r["bytes"] for r in rep["memory_latency"]["rows"]] == host.working_sets(64 * 1024)
     assert all(r["ns"]["median"] > 0 for r in rep["memory_latency"]["rows"])
+    if rep["host"]["clock"]["tsc_hz"]:
+        assert all(r["tsc_cycles"] > 0 for r in rep["memory_latency"]["rows"] + rep["core_to_core"]["rows"])
     if len(os.sched_getaffinity(0)) >= 2:
         assert len(rep["core_to_core"]["rows"]) == 1
 
