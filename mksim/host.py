@@ -90,8 +90,37 @@ def read_caches(cpu_dir: Path) -> list[dict]:
     return sorted(out, key=lambda c: (c["level"], c["type"]))
 
 
+def read_topology(base: Path, cpus: list[int]) -> dict:
+    """Packages, cores and SMT threads of the online CPUs, from each cpuN/topology/.
+
+    A core is one (physical_package_id, core_id); its SMT threads are the CPUs that share it
+    (the same set as thread_siblings_list, which is checked against it)."""
+    cores: dict[tuple[int, int], list[int]] = {}
+    package_of: dict[int, int] = {}
+    for cpu in cpus:
+        topo = base / f"cpu{cpu}" / "topology"
+        pkg = int(_read(topo / "physical_package_id"))
+        core = int(_read(topo / "core_id"))
+        package_of[cpu] = pkg
+        cores.setdefault((pkg, core), []).append(cpu)
+    for cpu in cpus:
+        sib_file = base / f"cpu{cpu}" / "topology" / "thread_siblings_list"
+        sibs = [c for c in parse_cpu_list(_read(sib_file), str(sib_file)) if c in package_of]
+        core_key = next(k for k, v in cores.items() if cpu in v)
+        if sorted(sibs) != sorted(cores[core_key]):
+            raise MksimError(f"thread siblings {sibs} disagree with core_id/physical_package_id "
+                             f"(CPUs {cores[core_key]} share package {core_key[0]} core {core_key[1]})",
+                             where=str(sib_file))
+    threads = sorted({len(v) for v in cores.values()})
+    return {"packages": len(set(package_of.values())), "cores": len(cores),
+            "threads_per_core": threads[0] if len(threads) == 1 else threads,
+            "package_of_cpu": {str(c): p for c, p in sorted(package_of.items())},
+            "smt_siblings": sorted(sorted(v) for v in cores.values())}
+
+
 def describe_host(root: str | os.PathLike = SYSFS_CPU) -> dict:
-    """CPU count and cpu0's caches from a sysfs cpu tree (``/sys/devices/system/cpu``).
+    """Online CPUs, their packages/cores/SMT threads, and the first CPU's caches, from a
+    sysfs cpu tree (``/sys/devices/system/cpu``).
 
     ``root`` may be a fixture directory with the same layout, so this is testable
     without depending on the machine that runs the tests.
@@ -107,7 +136,8 @@ def describe_host(root: str | os.PathLike = SYSFS_CPU) -> dict:
     if not online:
         raise MksimError("no online CPUs", where=str(base))
     caches = read_caches(base / f"cpu{online[0]}")
-    return {"cpus_online": len(online), "online": online, "cpu": online[0], "caches": caches}
+    return {"cpus_online": len(online), "online": online, "topology": read_topology(base, online),
+            "cpu": online[0], "caches": caches}
 
 
 def clock_description(tsc_hz: float | None) -> dict:
@@ -261,7 +291,9 @@ def format_report(rep: dict) -> str:
     h = rep["host"]
     clk = h["clock"]
     tsc = f"{clk['tsc_hz'] / 1e9:.3f} GHz" if clk["tsc_hz"] else "none"
-    lines = [f"host: {h['cpus_online']} CPUs online ({h['machine']}), allowed {h['allowed_cpus']}; "
+    t = h["topology"]
+    lines = [f"host: {h['cpus_online']} CPUs online ({h['machine']}): {t['packages']} package(s), "
+             f"{t['cores']} cores, {t['threads_per_core']} thread(s) per core; allowed {h['allowed_cpus']}",
              f"timer {clk['timer']} (kernel clocksource {clk['kernel_clocksource']}), TSC {tsc}",
              "caches of cpu%d:" % h["cpu"]]
     for c in h["caches"]:

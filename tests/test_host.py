@@ -11,7 +11,9 @@ import pytest
 from hwmodel.errors import MksimError
 from mksim import host
 
-FIXTURE = Path(__file__).parent / "data" / "sysfs" / "one-socket-4c"
+FIXTURES = Path(__file__).parent / "data" / "sysfs"
+FIXTURE = FIXTURES / "one-socket-4c"          # 1 package, 4 cores, SMT off
+FIXTURE_2S = FIXTURES / "two-socket-smt"      # 2 packages x 2 cores x 2 threads
 
 try:
     import native._hostbench  # noqa: F401
@@ -32,6 +34,29 @@ def test_describe_host_reads_the_one_socket_fixture():
     assert by[(3, "Unified")]["shared_cpus"] == [0, 1, 2, 3]
     assert by[(1, "Data")]["shared_cpus"] == [0]
     assert all(c["line_bytes"] == 64 for c in d["caches"])
+    t = d["topology"]
+    assert (t["packages"], t["cores"], t["threads_per_core"]) == (1, 4, 1)
+
+
+def test_describe_host_reads_two_sockets_with_smt():
+    d = host.describe_host(FIXTURE_2S)
+    t = d["topology"]
+    assert d["cpus_online"] == 8
+    assert (t["packages"], t["cores"], t["threads_per_core"]) == (2, 4, 2)
+    assert t["smt_siblings"] == [[0, 4], [1, 5], [2, 6], [3, 7]]
+    assert {t["package_of_cpu"][str(c)] for c in (0, 1, 4, 5)} == {0}
+    l1 = next(c for c in d["caches"] if c["level"] == 1 and c["type"] == "Data")
+    l3 = next(c for c in d["caches"] if c["level"] == 3)
+    assert l1["shared_cpus"] == [0, 4] and l3["shared_cpus"] == [0, 1, 4, 5]
+
+
+def test_thread_siblings_that_disagree_with_core_ids_are_an_error(tmp_path):
+    import shutil
+    tree = tmp_path / "cpu"
+    shutil.copytree(FIXTURE_2S, tree)
+    (tree / "cpu4" / "topology" / "thread_siblings_list").write_text("4\n")
+    with pytest.raises(MksimError, match="cpu4/topology/thread_siblings_list.*disagree"):
+        host.describe_host(tree)
 
 
 @pytest.mark.parametrize("text,want", [("0", [0]), ("0-3", [0, 1, 2, 3]),
