@@ -355,6 +355,20 @@ def build_parser() -> argparse.ArgumentParser:
                      help="how each kernel starts its other cores")
     pb2.add_argument("--trace", metavar="OUT.json", help="write the boot timeline as Chrome Trace Event JSON")
     pb2.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    # host-bench ----------------------------------------------------------------
+    ph = sub.add_parser(
+        "host-bench", help="measure this host: memory latency and core-to-core latency (C, cffi)",
+        formatter_class=_Formatter,
+        description=(
+            "Run the C host benchmarks (native/, built by cffi at install): memory latency by\n"
+            "working-set size (dependent pointer chase) and the core-to-core cache-line latency\n"
+            "of pinned CPU pairs (CAS ping-pong, round trip / 2), with the host's caches from\n"
+            "/sys/devices/system/cpu. Median and spread of repeated passes; no root needed."),
+        epilog="examples:\n  mksim host-bench --quick\n  mksim host-bench --json --out host.json")
+    ph.add_argument("--quick", action="store_true", help="working sets up to 64 MiB, fewer passes (< 1 min)")
+    ph.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ph.add_argument("--out", metavar="F", help="also write the JSON to F (atomically)")
     return p
 
 
@@ -1268,8 +1282,22 @@ def cmd_sweep(args) -> int:
     return EXIT_OK
 
 
+
+def cmd_host_bench(args) -> int:
+    """mksim host-bench: measure the host (mksim/host.py), print a table or JSON."""
+    from mksim import host
+    from mksim.report import check_writable_file, to_json, write_json
+    if args.out:
+        check_writable_file(args.out)
+    rep = host.run_host_bench(quick=args.quick)
+    if args.out:
+        write_json(args.out, rep)
+    _out(to_json(rep) if args.json else host.format_report(rep))
+    return EXIT_OK
+
 COMMANDS = {"machines": cmd_machines, "trace": cmd_trace, "demo": cmd_demo, "bench": cmd_bench,
-            "inspect": cmd_inspect, "boot": cmd_boot, "personalities": cmd_personalities, "sweep": cmd_sweep}
+            "inspect": cmd_inspect, "boot": cmd_boot, "personalities": cmd_personalities, "sweep": cmd_sweep,
+            "host-bench": cmd_host_bench}
 
 
 ENGINE_COMMANDS = ("trace", "demo", "bench", "boot")   # sweep says it itself, when it runs points
