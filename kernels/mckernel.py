@@ -36,7 +36,7 @@ from __future__ import annotations
 import numpy as np
 
 from boot import timeline as tl
-from hwmodel import apic, isa
+from hwmodel import isa
 from hwmodel.config import MachineConfig
 from hwmodel.errors import MksimError
 from hwmodel.machine import Machine
@@ -63,10 +63,7 @@ def mckernel_init(inst: KernelInstance, p: isa.Program) -> None:
     for off in (IKC_WOFF, IKC_ROFF, IKC_RDOFF, RESP_STATUS):
         p.store(base + 0x10_0000 + off, 0, comment="ihk_ikc_init_queue: write / readable / read offsets")
     tl.end(p, f"{r.name} ikc queues")
-    tl.begin(p, f"{r.name} tickless")
-    p.apic_write(apic.LVT_TIMER, apic.LVT_MASK | noise.LOCAL_TIMER_VECTOR,
-                 comment="LVT timer masked, no initial count: no periodic tick on this core")
-    tl.end(p, f"{r.name} tickless")
+    noise.tickless(p, r.name)
     tl.end(p, f"{r.name} init")
 
 

@@ -31,7 +31,7 @@ model, so the steps add up to the call's cycles.  Costs as in ``kernels/mckernel
 from __future__ import annotations
 
 from boot import timeline as tl
-from hwmodel import apic, isa
+from hwmodel import isa
 from hwmodel.config import MachineConfig
 from hwmodel.errors import MksimError
 from kernels import mckernel as mck
@@ -70,10 +70,7 @@ def mos_init(inst: KernelInstance, p: isa.Program) -> None:
     for nr in range(0, NR_SYSCALLS * 8, 64):
         p.store(base + ROUTE_TABLE + nr, 1, comment="route: LWK-local or a Linux CPU")
     tl.end(p, f"{r.name} syscall routing table")
-    tl.begin(p, f"{r.name} tickless")
-    p.apic_write(apic.LVT_TIMER, apic.LVT_MASK | noise.LOCAL_TIMER_VECTOR,
-                 comment="LVT timer masked, no initial count: no periodic tick on this core")
-    tl.end(p, f"{r.name} tickless")
+    noise.tickless(p, r.name)
     tl.end(p, f"{r.name} init")
 
 

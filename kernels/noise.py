@@ -39,7 +39,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from hwmodel import isa
+from boot import timeline as tl
+from hwmodel import apic, isa
 from hwmodel.config import MachineConfig, clock_mhz, load_machine
 from hwmodel.errors import MksimError
 from hwmodel.machine import Machine
@@ -78,6 +79,15 @@ PC_DAEMON, PC_PREV_TASK, PC_KTHREAD = 576, 640, 704                # daemon tick
 RQ_CLOCK, RQ_NR_RUNNING, RQ_LOAD, RQ_NEXT_BALANCE = 0, 8, 16, 24
 STACKS = 0x38_0000               # + node base: the CPU's kernel stack top at + 0x2000 * (cpu + 1)
 HANDLER_REGS = ("r9", "r10", "r11", "r12", "r13")     # the registers the handler uses (saved on the stack)
+
+
+def tickless(p: isa.Program, kernel: str) -> None:
+    """An LWK core's ``tickless`` init step: the LVT timer masked with no initial count, so no
+    periodic tick ever interrupts it."""
+    tl.begin(p, f"{kernel} tickless")
+    p.apic_write(apic.LVT_TIMER, apic.LVT_MASK | LOCAL_TIMER_VECTOR,
+                 comment="LVT timer masked, no initial count: no periodic tick on this core")
+    tl.end(p, f"{kernel} tickless")
 
 
 def _cfg(machine: str | MachineConfig) -> MachineConfig:
