@@ -369,6 +369,22 @@ def build_parser() -> argparse.ArgumentParser:
     ph.add_argument("--quick", action="store_true", help="working sets up to 64 MiB, fewer passes (< 1 min)")
     ph.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ph.add_argument("--out", metavar="F", help="also write the JSON to F (atomically)")
+
+    # calibrate -----------------------------------------------------------------
+    pc = sub.add_parser(
+        "calibrate", help="write a machine preset of this host (sysfs + host-bench latencies)",
+        formatter_class=_Formatter,
+        description=(
+            "Build a machine TOML of this host: packages, cores and caches from\n"
+            "/sys/devices/system/cpu, the clock from the TSC, cache and memory latencies from the\n"
+            "pointer chase and the directory cost from the core-to-core latency (mksim host-bench).\n"
+            "Every number names its source (sysfs, measured, derived or assumption)."),
+        epilog=("examples:\n  mksim calibrate --quick --out host.toml\n"
+                "  mksim host-bench --json --out host.json && mksim calibrate --from-json host.json --out host.toml\n"
+                "  mksim machines show host.toml"))
+    pc.add_argument("--out", metavar="F", help="write the TOML to F (atomically) instead of printing it")
+    pc.add_argument("--quick", action="store_true", help="run host-bench --quick (< 1 min)")
+    pc.add_argument("--from-json", metavar="F", help="use a saved `mksim host-bench --json` report")
     return p
 
 
@@ -1295,9 +1311,31 @@ def cmd_host_bench(args) -> int:
     _out(to_json(rep) if args.json else host.format_report(rep))
     return EXIT_OK
 
+def cmd_calibrate(args) -> int:
+    """mksim calibrate: a machine TOML of this host (mksim/host.py calibrate)."""
+    import json
+    from mksim import host
+    from mksim.report import check_writable_file, write_text
+    if args.out:
+        check_writable_file(args.out)
+    if args.from_json:
+        try:
+            rep = json.loads(Path(args.from_json).read_text())
+        except (OSError, ValueError) as e:
+            raise MksimError(f"cannot read host-bench report: {e}", where=args.from_json) from None
+    else:
+        rep = host.run_host_bench(quick=args.quick)
+    text = host.calibrate(rep)
+    if args.out:
+        write_text(args.out, text)
+        _out(f"wrote {args.out}; check it with `mksim machines show {args.out}`")
+    else:
+        _out(text)
+    return EXIT_OK
+
 COMMANDS = {"machines": cmd_machines, "trace": cmd_trace, "demo": cmd_demo, "bench": cmd_bench,
             "inspect": cmd_inspect, "boot": cmd_boot, "personalities": cmd_personalities, "sweep": cmd_sweep,
-            "host-bench": cmd_host_bench}
+            "host-bench": cmd_host_bench, "calibrate": cmd_calibrate}
 
 
 ENGINE_COMMANDS = ("trace", "demo", "bench", "boot")   # sweep says it itself, when it runs points

@@ -150,6 +150,17 @@ def clock_description(tsc_hz: float | None) -> dict:
             "tsc_hz": tsc_hz or None}
 
 
+def read_mem_total(path: str = "/proc/meminfo") -> int | None:
+    """MemTotal in bytes from /proc/meminfo; None where the file or the line is missing."""
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * KIB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 # ----------------------------------------------------------------------------- native
 def load_native():
     """The cffi extension (ffi, lib); a clear MksimError if it was not built."""
@@ -261,7 +272,8 @@ def run_host_bench(quick: bool = False) -> dict:
         "quick": quick,
         "host": {**host, "allowed_cpus": allowed, "machine": platform.machine(),
                  "clock": clock_description(tsc_hz),
-                 "clock_resolution_ns": lib.hb_clock_res_ns()},
+                 "clock_resolution_ns": lib.hb_clock_res_ns(),
+                 "mem_total_bytes": read_mem_total()},
         "memory_latency": {"method": "dependent pointer chase over a random cyclic permutation "
                                      "of 64-byte lines, 4 KiB pages, one warm-up pass",
                            "unit": "ns per load (tsc_cycles: the median in TSC cycles)", "rows": mem},
@@ -317,3 +329,226 @@ def format_report(rep: dict) -> str:
             lines.append(f"  {pair:>9}  {s['median']:8.2f}  {s['min']:8.2f}  "
                          f"{s['max']:8.2f}  {s['spread']:6.1%}  {_cyc(r['tsc_cycles'])}")
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- calibrate
+# [core] and [apic] are not measured on the host: amd-2x2's assumptions, said so in the file.
+_ASSUMED = "assumption: not measured on this host (copied from amd-2x2's assumptions)"
+_CORE = {"alu_latency": 1, "issue_width": 3, "spin_wake_latency": 40, "atomic_latency": 20,
+         "rdtsc_latency": 25, "msr_latency": 40, "mmio_latency": 40, "interrupt_entry": 250,
+         "iret_latency": 80, "invlpg_latency": 100, "cr3_latency": 100, "lidt_latency": 100,
+         "tlb_entries": 64, "tlb_ways": 4, "pause_latency": 10, "clflush_latency": 50,
+         "wbinvd_latency": 2000}
+_APIC = {"mode": "xapic", "ipi_latency": 400, "icr_busy": 300, "multicast": "bus",
+         "timer_period_num": 14, "timer_period_den": 1, "tsc_deadline": False}
+_HOME_OCCUPANCY = 13       # amd-2x2's assumption (per-request busy time at the home)
+_MEM_OCCUPANCY = 17        # amd-2x2's DDR2-667 figure
+_LINK_LATENCY = 20         # amd-2x2's fitted HT link crossing (used only with > 1 package)
+_ASSUMED_MEM_BYTES = 8 * KIB ** 3
+
+
+def _need(d: dict, key: str, where: str):
+    """d[key], or a clear MksimError naming the missing piece of the report."""
+    if not isinstance(d, dict) or key not in d or d[key] is None:
+        raise MksimError(f"host-bench report has no {key!r}", where=where)
+    return d[key]
+
+
+def _toml_str(s: str) -> str:
+    """A TOML basic string."""
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
+
+
+def _sharing(shared_cpus: list[int], core_of_cpu: dict[int, tuple], cpp: int, ncores: int,
+             where: str) -> str:
+    """private / pair / package / global from the physical cores a cache is shared by."""
+    n = len({core_of_cpu[c] for c in shared_cpus if c in core_of_cpu}) or 1
+    if n == 1:
+        return "private"
+    if n == ncores and ncores > cpp:
+        return "global"
+    if n == cpp:
+        return "package"
+    if n == 2 and cpp % 2 == 0:
+        return "pair"
+    raise MksimError(f"cache shared by {n} cores of a {cpp}-core package: the model shares a level "
+                     "by 1, 2, a package or all cores", where=where)
+
+
+def _fit_size(size: int, ways: int, line: int) -> tuple[int, str]:
+    """The sysfs size, or the largest smaller one with a power-of-two set count (the model's
+    rule), with a note saying so."""
+    sets = size // (ways * line)
+    if sets >= 1 and sets & (sets - 1) == 0 and sets * ways * line == size:
+        return size, ""
+    if sets < 1:
+        raise MksimError(f"cache of {size} bytes is smaller than one set of {ways} x {line} B")
+    p2 = 1 << (sets.bit_length() - 1)
+    fitted = p2 * ways * line
+    return fitted, (f"; derived: sysfs size {size} B rounded down to {fitted} B "
+                    f"({p2} sets: the model needs a power-of-two set count)")
+
+
+def _chase_cycles(rows: list[dict], max_bytes: float) -> tuple[float, int]:
+    """The median chase latency (TSC cycles) at the largest working set <= max_bytes."""
+    fit = [r for r in rows if r["bytes"] <= max_bytes and r.get("tsc_cycles") is not None]
+    if not fit:
+        raise MksimError(f"no pointer-chase working set of at most {int(max_bytes)} bytes "
+                         "in the host-bench report")
+    r = max(fit, key=lambda r: r["bytes"])
+    return r["tsc_cycles"], r["bytes"]
+
+
+def calibrate(rep: dict) -> str:
+    """A machine TOML of the host from a host-bench report (``run_host_bench``'s dict).
+
+    Shapes come from sysfs, latencies from the pointer chase and the core-to-core
+    ping-pong; every number names its source ("sysfs", "measured", "derived",
+    "assumption"). The model counts core cycles and its clock is the TSC rate, so TSC
+    cycles are taken as core cycles (stated in the file)."""
+    where = "host-bench report"
+    if not isinstance(rep, dict) or rep.get("kind") != "mksim host-bench":
+        raise MksimError("not a host-bench report (no kind = 'mksim host-bench')", where=where)
+    h = _need(rep, "host", where)
+    date = str(rep.get("date") or "unknown date")[:10]
+    topo = _need(h, "topology", where + ": host")
+    tsc_hz = _need(_need(h, "clock", where + ": host"), "tsc_hz", where + ": host.clock")
+    packages = int(_need(topo, "packages", where))
+    ncores = int(_need(topo, "cores", where))
+    if ncores % packages:
+        raise MksimError(f"{ncores} cores do not divide into {packages} packages", where=where)
+    cpp = ncores // packages
+    core_of_cpu = {c: i for i, sib in enumerate(_need(topo, "smt_siblings", where)) for c in sib}
+    clock = round(tsc_hz / 1e9, 3)
+    chase = _need(_need(rep, "memory_latency", where), "rows", where + ": memory_latency")
+    if not chase:
+        raise MksimError("host-bench report has no pointer-chase rows", where=where)
+
+    out = ["# Calibrated from this host by `mksim calibrate` (host-bench report of %s)." % date,
+           "# See hwmodel/presets/README.md for the schema; every number names its source.",
+           'name = "host"',
+           f'description = "{h.get("cpus_online")} CPUs online, {packages} package(s), {ncores} '
+           f'physical cores, {topo.get("threads_per_core")} thread(s) per core ({h.get("machine")})"',
+           f"packages = {packages}",
+           f"cores_per_package = {cpp}",
+           f"clock_ghz = {clock}",
+           "sources = [",
+           f'  {_toml_str("sysfs: /sys/devices/system/cpu (topology, caches of cpu%s)" % h.get("cpu"))},',
+           f'  {_toml_str(f"measured {date}: mksim host-bench (pointer chase, core-to-core CAS ping-pong)")},',
+           f'  {_toml_str("packages, cores_per_package: sysfs physical_package_id/core_id; SMT threads are NOT counted as cores (a model core is a physical core; its sibling threads share its caches). clock_ghz: measured TSC rate; latencies are TSC cycles taken as core cycles (assumption: constant clock, no turbo)")},',
+           "]", ""]
+
+    lat_prev = 0
+    levels: list[dict] = []
+    l1d = None
+    for c in sorted(h["caches"], key=lambda c: (c["level"], c["type"] != "Data")):
+        w = f"sysfs cache L{c['level']} {c['type']}"
+        ways, line = int(c["ways"]), int(c["line_bytes"])
+        if ways <= 0:
+            raise MksimError("ways_of_associativity is 0 (fully associative or unknown): the "
+                             "model needs a set-associative cache", where=w)
+        size, size_note = _fit_size(int(c["size_bytes"]), ways, line)
+        kind = {"Data": "data", "Instruction": "instruction"}.get(c["type"], "unified")
+        name = f"L{c['level']}" + {"data": "D", "instruction": "I"}.get(kind, "")
+        sharing = _sharing(c["shared_cpus"], core_of_cpu, cpp, ncores, w)
+        src = f"size/ways/line/sharing: sysfs{size_note}; "
+        if kind == "instruction":
+            if l1d is None:
+                raise MksimError("an L1 instruction cache without an L1 data cache", where=w)
+            lat = l1d
+            src += "latency: assumption: the L1D's (instruction fetch not measured)"
+        else:
+            cyc, ws = _chase_cycles(chase, c["size_bytes"] / 2)
+            lat = max(1, round(cyc), lat_prev)
+            src += (f"latency: measured {date}: pointer chase at {ws // KIB} KiB (rule: the "
+                    f"largest working set <= half the cache), {cyc:.1f} TSC cycles")
+            if lat != max(1, round(cyc)):
+                src += f"; raised to {lat} so latencies do not decrease by level (derived)"
+            lat_prev = lat
+            if kind == "data":
+                l1d = lat
+        src += "; inclusion non-inclusive, replacement lru: assumption"
+        levels.append({"level": c["level"], "kind": kind, "lat": lat, "sharing": sharing,
+                       "size": c["size_bytes"]})
+        out += ["[[cache]]", f'name = "{name}"', f"level = {c['level']}", f'kind = "{kind}"',
+                f"size = {size}", f"ways = {ways}", f"line = {line}", f"latency = {lat}",
+                f'sharing = "{sharing}"', 'inclusion = "non-inclusive"', 'replacement = "lru"',
+                f"source = {_toml_str(src)}", ""]
+
+    data_levels = [x for x in levels if x["kind"] != "instruction"]
+    llc = data_levels[-1]
+    priv = [x for x in data_levels if x["sharing"] == "private"]
+    priv_lat = priv[-1]["lat"] if priv else llc["lat"]
+
+    # coherence: directory_latency from the core-to-core one-way latency, by the engine's rule
+    c2c_rows = [r for r in _need(rep, "core_to_core", where).get("rows") or []
+                if r.get("tsc_cycles") is not None]
+    same_pkg = [r["tsc_cycles"] for r in c2c_rows
+                if topo["package_of_cpu"].get(str(r["cpus"][0])) == topo["package_of_cpu"].get(str(r["cpus"][1]))
+                and core_of_cpu.get(r["cpus"][0]) != core_of_cpu.get(r["cpus"][1])]
+    if same_pkg:
+        c2c = statistics.median(same_pkg)
+        dirlat = max(1, round(c2c - llc["lat"] - priv_lat))
+        dir_src = (f"directory_latency: derived from the core-to-core one-way latency measured {date} "
+                   f"(median of {len(same_pkg)} same-package pair(s) of distinct cores, {c2c:.1f} "
+                   f"TSC cycles). The last level is non-inclusive (assumption), so a cache-to-cache "
+                   f"transfer is a transaction at the home (hwmodel/engine.py rule 2): it costs the "
+                   f"last-level lookup ({llc['lat']}) + link 0 on one package + directory_latency + "
+                   f"the requester's deepest private level ({priv_lat}); directory_latency = "
+                   f"{c2c:.1f} - {llc['lat']} - {priv_lat}, not below 1")
+    else:
+        note = (rep.get("core_to_core") or {}).get("note") or "no pair of distinct cores in one package"
+        dirlat = 154
+        dir_src = (f"directory_latency = 154: assumption (amd-2x2's value): no core-to-core "
+                   f"measurement to derive it from ({note})")
+    dir_src += (f". home_occupancy = {_HOME_OCCUPANCY}: assumption (amd-2x2's value): a per-request "
+                "busy time shows only under contention, which one ping-pong pair does not measure. "
+                "protocol mesi: assumption")
+    out += ["[coherence]", 'protocol = "mesi"', f"directory_latency = {dirlat}",
+            f"home_occupancy = {_HOME_OCCUPANCY}", f"source = {_toml_str(dir_src)}", ""]
+
+    if packages == 1:
+        link, ic_src = 0, "one package: nothing to cross (derived: sysfs shows one physical_package_id)"
+    else:
+        link, ic_src = _LINK_LATENCY, ("link_latency 20, hop_latency 0, crossbar: assumption "
+                                       "(amd-2x2's values); not fitted to cross-package pairs in "
+                                       "this version")
+    out += ["[interconnect]", 'topology = "crossbar"', "hop_latency = 0", f"link_latency = {link}",
+            f"source = {_toml_str(ic_src)}", ""]
+
+    # memory: the largest working set, minus what the model adds before the controller
+    big = max(chase, key=lambda r: r["bytes"])
+    if big["bytes"] <= llc["size"] or big.get("tsc_cycles") is None:
+        raise MksimError(f"the largest pointer-chase working set ({big['bytes']} B) does not "
+                         f"exceed the last-level cache ({llc['size']} B): no memory latency "
+                         "(run host-bench without --quick)", where=where)
+    raw = big["tsc_cycles"] - llc["lat"] - dirlat
+    memlat = max(1, round(raw))
+    clamp = ""
+    if raw < 1:
+        clamp = (f"; CLAMPED to 1: the model's miss path (last level {llc['lat']} + directory "
+                 f"{dirlat} = {llc['lat'] + dirlat}) already exceeds the measured chase, so a "
+                 "model memory read will be slower than this host's")
+    mem_total = h.get("mem_total_bytes")
+    unit = packages * 4096
+    if mem_total:
+        mem_size = max(unit, mem_total // unit * unit)
+        size_src = f"size: /proc/meminfo MemTotal rounded down to a multiple of {unit} B"
+    else:
+        mem_size = _ASSUMED_MEM_BYTES
+        size_src = "size: assumption (8 GiB; the report has no MemTotal)"
+    mem_src = (f"latency: derived: pointer chase at {big['bytes'] // KIB} KiB measured {date} "
+               f"({big['tsc_cycles']:.1f} TSC cycles) minus the last-level lookup ({llc['lat']}) "
+               f"and directory_latency ({dirlat}) that the model adds to a miss (engine rule 2), "
+               f"not below 1{clamp}; the chase uses 4 KiB pages, so TLB misses are included. "
+               f"occupancy {_MEM_OCCUPANCY}: assumption (amd-2x2's value, bandwidth not measured). "
+               f"{size_src}. interleave node: assumption")
+    out += ["[memory]", f"latency = {memlat}", f"occupancy = {_MEM_OCCUPANCY}", f"size = {mem_size}",
+            'interleave = "node"', f"source = {_toml_str(mem_src)}", ""]
+
+    out += ["[core]"] + [f"{k} = {v}" for k, v in _CORE.items()] + [f"source = {_toml_str(_ASSUMED)}", ""]
+    out += ["[apic]"] + [f"{k} = {_toml_str(v) if isinstance(v, str) else str(v).lower()}"
+                         for k, v in _APIC.items()]
+    out += ["version = 0x80050010", f"source = {_toml_str(_ASSUMED)}",
+            f"timer_source = {_toml_str(_ASSUMED)}", ""]
+    return "\n".join(out)
