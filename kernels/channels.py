@@ -237,16 +237,22 @@ def mk_take(p: isa.Program, ring: int, tail_reg: str, dst: int, tag: str, wait: 
         p.br("eq", "r2", 0, empty)
     p.add("r6", "r1", LINE)
     p.movi("r7", dst)
+    _copy_out(p, tag, "mk: copy the payload out")
+    p.store(0, 0, base="r1", comment="mk: free the slot")
+    p.add(tail_reg, tail_reg, 1)
+    p.store(ring + LINE, tail_reg, comment="mk: publish the tail")
+
+
+def _copy_out(p: isa.Program, tag: str, comment: str) -> None:
+    """Copy r2 bytes (a length read at run time, a multiple of 8) from r6 to r7, a word at a time
+    (clobbers r3, r5, r6, r7)."""
     p.add("r5", "r6", "r2")
     p.label(f"{tag}.copy")
-    p.load("r3", 0, base="r6", comment="mk: copy the payload out")
+    p.load("r3", 0, base="r6", comment=comment)
     p.store(0, "r3", base="r7")
     p.add("r6", "r6", WORD)
     p.add("r7", "r7", WORD)
     p.br("ltu", "r6", "r5", f"{tag}.copy")
-    p.store(0, 0, base="r1", comment="mk: free the slot")
-    p.add(tail_reg, tail_reg, 1)
-    p.store(ring + LINE, tail_reg, comment="mk: publish the tail")
 
 
 # ============================================================================ Twin-Linux
@@ -271,13 +277,7 @@ def twin_take(p: isa.Program, page: int, dst: int, tag: str, wait: bool, empty: 
         p.br("eq", "r2", 0, empty)
     p.movi("r6", page + TWIN_PAGE)
     p.movi("r7", dst)
-    p.add("r5", "r6", "r2")
-    p.label(f"{tag}.copy")
-    p.load("r3", 0, base="r6", comment="twin: copy out")
-    p.store(0, "r3", base="r7")
-    p.add("r6", "r6", WORD)
-    p.add("r7", "r7", WORD)
-    p.br("ltu", "r6", "r5", f"{tag}.copy")
+    _copy_out(p, tag, "twin: copy out")
     p.store(page, 0, comment="twin: free the page")
 
 
