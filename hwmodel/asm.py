@@ -526,6 +526,10 @@ def format_op(row, target_name=str) -> str:
         return f"rdmsr   {_r(a)}, {b:#x}"
     if op == isa.COMPUTE:
         return f"compute {val(a, d)}"
+    if op == isa.PART:
+        return f"part    {a}, [{val(b, e & 1)}, {val(c, e & 2)}), owner {val(d, e & 4)}"
+    if op == isa.ASSIGN:
+        return f"assign  core {val(a, e & 1)}, kernel {val(b, e & 2)}"
     return f"{name:7s} " + " ".join(str(int(x)) for x in row[1:] if x) if any(row[1:]) else name
 
 

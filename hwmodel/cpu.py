@@ -27,7 +27,7 @@ from hwmodel.trace import KIND_I, KIND_L, KIND_S
 from hwmodel.workload import (COALESCED, DEADLOCK, DELIVERED, DONE, ERROR, FAULTED, FK_APIC, FK_BAD_MSR, FK_DOUBLE,
                               FK_MISALIGNED, FK_NO_CODE,
                               FK_NO_HANDLER, FK_NONCANONICAL, FK_NOT_PAGING, FK_NOT_PRESENT, FK_NOT_WRITABLE,
-                              FK_PARTITION, FK_STACK, FK_UNSUPPORTED, HALTED, IGNORED, LIMIT, PENDING, PROG_STATS, RSTACK, RUN,
+                              FK_PARTITION, FK_PRIVILEGE, FK_REPART, FK_STACK, FK_UNSUPPORTED, HALTED, IGNORED, LIMIT, PENDING, PROG_STATS, RSTACK, RUN,
                               S_ATOMICS, S_FAULTS, S_FETCH_STALL, S_INTERRUPTS, S_IPIS_SENT, S_LOADS, S_OPS,
                               S_ICR_WAIT, S_PREEMPTED, S_SLEEP_CYCLES, S_SPIN_SLEEPS, S_STORES, S_TIMER_INTS,
                               S_TIMER_LOST, S_TLB_HITS, S_TLB_MISSES, S_WALK_CYCLES, SPIN,
@@ -40,7 +40,8 @@ GROW = 3            # run() status: a log or the memory pool is full; grow and c
  K_IPILAT, K_NSEG, K_WIDTH, K_SPINWAKE) = range(16)
 K_TNUM, K_TDEN, K_TSCDL, K_APICVER = range(16, 20)     # APIC timer clock (num/den ticks a timer tick), TSC-deadline, version
 K_ICRBUSY, K_MCAST, K_LIDT = 20, 21, 22      # apic.icr_busy, apic.multicast == "serial", core.lidt_latency
-K_PAUSE = 28                                 # 23-27, 29: reserved
+K_SUPER = 23                                 # the supervisor kernel (Workload.supervisor; NO_SUPERVISOR: none)
+K_PAUSE = 28                                 # 24-27, 29: reserved
 K_CLFLUSH, K_WBINVD = 30, 31
 NK = 32
 # what needs growing
@@ -1034,6 +1035,52 @@ def partition_owner_ok(cs, c, pa):
     return False, owner
 
 
+@njit(_nrt=False)
+def supervisor_op(st, cs, c, pc, op, a, b, cc, d, e, t1):
+    """PART / ASSIGN at t1 (cpu_spec.md, *Partition changes*): the supervisor changes the partition table
+    or moves a stopped core to another kernel.  Returns the op's end, or -1 after logging its fault."""
+    par = cs[C_CPAR]
+    regs = cs[C_REGS]
+    kern = cs[C_KERN]
+    if par[c, K_SUPER] < 0 or kern[c] != par[c, K_SUPER]:
+        log_fault(st, cs, c, pc, np.int64(0), np.int64(FK_PRIVILEGE), np.int64(-1), t1)
+        return np.int64(-1)
+    if op == isa.PART:
+        lo = b if e & 1 else regs[c, b]
+        hi = cc if e & 2 else regs[c, cc]
+        owner = d if e & 4 else regs[c, d]
+        regions = cs[C_REGIONS]
+        n = regions.shape[0]
+        bad = a < 0 or a >= n or lo < 0 or lo > hi or hi > (np.int64(1) << 52) or (lo & 4095) != 0 \
+            or (hi & 4095) != 0 or owner < -1
+        other = np.int64(-1)
+        if not bad and lo < hi:
+            for r in range(n):
+                if r != a and regions[r, 0] < hi and lo < regions[r, 1]:
+                    bad = True
+                    other = regions[r, 2]
+                    break
+        if bad:
+            log_fault(st, cs, c, pc, lo, np.int64(FK_REPART), other, t1)
+            return np.int64(-1)
+        if lo == hi:
+            lo, hi, owner = np.int64(0), np.int64(0), np.int64(-1)
+        regions[a, 0], regions[a, 1], regions[a, 2] = lo, hi, owner
+    else:
+        q = a if e & 1 else regs[c, a]
+        k = b if e & 2 else regs[c, b]
+        ncores = kern.shape[0]
+        if q < 0 or q >= ncores:
+            log_fault(st, cs, c, pc, q, np.int64(FK_REPART), np.int64(-1), t1)
+            return np.int64(-1)
+        s = cs[C_STATE][q]
+        if k < -1 or not (s == WFS or s == HALTED or s == FAULTED):
+            log_fault(st, cs, c, pc, q, np.int64(FK_REPART), kern[q], t1)
+            return np.int64(-1)
+        kern[q] = k
+    return t1 + ticks(cs, c, par[c, K_MSR])
+
+
 @njit(forceinline=True, _nrt=False)
 def is_apic(cs, c, pa):
     return cs[C_CPAR][c, K_X2APIC] == 0 and (pa & ~np.int64(0xFFF)) == APIC_BASE
@@ -1600,6 +1647,10 @@ def step(st, cs, c, res):
         end = t1 + ticks(cs, c, par[c, K_MSR])
     elif op == isa.PAUSE:
         end = t1 + ticks(cs, c, par[c, K_PAUSE])
+    elif op == isa.PART or op == isa.ASSIGN:
+        end = supervisor_op(st, cs, c, pc, op, a, b, cc, d, e, t1)
+        if end < 0:
+            return 1
     if end < 0:
         end = t1 + alu_cost(cs, c)
     cs[C_PC][c] = npc
@@ -1731,6 +1782,7 @@ def build(machine_state, cfg, w: Workload) -> CpuState:
         segs[k, 1] = pc0
         pc0 += len(o)
     cpar[:, K_NSEG] = len(w.segments)
+    cpar[:, K_SUPER] = w.supervisor
     state = np.full(cores, WFS, np.int64)
     pc = np.zeros(cores, np.int64)
     mode = np.full(cores, isa.REAL, np.int64)

@@ -55,6 +55,10 @@ WBINVD     - (write back + invalidate every cache of the domain)   wbinvd + memo
                                                                    occupancy per
                                                                    dirty copy
 LIDT       a=rs or imm, d=1 if imm: the core's IDT base (physical)  lidt
+PART       a=slot, b=lo, c=hi, d=owner (reg or imm: e bits 0,1,2)  msr
+           supervisor only: partition slot a := [lo, hi) of owner
+ASSIGN     a=core, b=kernel (reg or imm: e bits 0, 1)               msr
+           supervisor only: a stopped core moves to another kernel
 =========  =====================================================  =============
 
 Calls
@@ -113,12 +117,12 @@ OP_BYTES = 4
 
 (NOP, MOVI, MOV, ADD, SUB, MUL, AND, OR, XOR, SHL, SHR, BR, JMP, COMPUTE, LOAD, STORE, FADD, XCHG, CAS,
  SPIN, WRMSR, WFI, STI, CLI, IRET, SETVEC, INVLPG, WRCR3, MODE, RDTSC, MARK, HALT) = range(32)
-(CALL, RET, JMPR, CALLR, RDMSR, PAUSE, CLFLUSH, WBINVD, LIDT) = range(32, 41)
-NOPS = 41
+(CALL, RET, JMPR, CALLR, RDMSR, PAUSE, CLFLUSH, WBINVD, LIDT, PART, ASSIGN) = range(32, 43)
+NOPS = 43
 OP_NAMES = ("nop", "movi", "mov", "add", "sub", "mul", "and", "or", "xor", "shl", "shr", "br", "jmp",
             "compute", "load", "store", "fadd", "xchg", "cas", "spin", "wrmsr", "wfi", "sti", "cli", "iret",
             "setvec", "invlpg", "wrcr3", "mode", "rdtsc", "mark", "halt",
-            "call", "ret", "jmpr", "callr", "rdmsr", "pause", "clflush", "wbinvd", "lidt")
+            "call", "ret", "jmpr", "callr", "rdmsr", "pause", "clflush", "wbinvd", "lidt", "part", "assign")
 ALU_OPS = {"add": ADD, "sub": SUB, "mul": MUL, "and": AND, "or": OR, "xor": XOR, "shl": SHL, "shr": SHR}
 
 # branch / spin conditions
@@ -483,6 +487,25 @@ class Program:
         their frame at ``sp`` through the memory system, and IRET pops it (``cpu_spec.md``)."""
         v, imm = self._src(base, "IDT base")
         return self._emit(LIDT, v, 0, 0, imm, comment=comment)
+
+    def part(self, slot: int, lo, hi, owner, comment: str = "") -> "Program":
+        """Supervisor only: partition-table slot ``slot`` becomes [lo, hi) owned by kernel ``owner``
+        (lo == hi empties it).  The model checks the change (``cpu_spec.md``, 'Partition changes')."""
+        if isinstance(slot, bool) or not isinstance(slot, int) or slot < 0:
+            raise MksimError(f"{self.name}: partition slot {slot!r} must be an integer >= 0")
+        f, flags = [], 0
+        for i, (x, what) in enumerate(((lo, "partition lo"), (hi, "partition hi"), (owner, "partition owner"))):
+            v, imm = self._src(x, what)
+            f.append(v)
+            flags |= imm << i
+        return self._emit(PART, slot, f[0], f[1], f[2], flags, comment=comment)
+
+    def assign(self, core, kernel, comment: str = "") -> "Program":
+        """Supervisor only: stopped core ``core`` (waiting for SIPI, halted or faulted) now belongs to
+        kernel ``kernel``; a running core cannot move (fault ``repartition``)."""
+        q, qi = self._src(core, "core")
+        k, ki = self._src(kernel, "kernel")
+        return self._emit(ASSIGN, q, k, 0, 0, qi | ki << 1, comment=comment)
 
     def extend(self, other: "Program", prefix: str) -> "Program":
         """Append ``other``'s ops; its labels (and its branches to them) are renamed ``prefix.label``."""

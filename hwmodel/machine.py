@@ -69,6 +69,14 @@ class Machine:
         """[n, 6]: core, pc, address, kind, owner, time."""
         return self.cpu.faults[: int(self.cpu.nfault[0])].copy()
 
+    def partitions(self) -> list[tuple[int, int, int]]:
+        """The partition table now, slot by slot: (lo, hi, owner kernel); an empty slot is (0, 0, -1)."""
+        return [tuple(int(x) for x in r) for r in self.cpu.regions]
+
+    def kernels(self) -> list[int]:
+        """Each core's kernel now (-1: unrestricted)."""
+        return [int(k) for k in self.cpu.kern]
+
     def timeline(self) -> np.ndarray:
         """[n, 4]: core, time, event id, value (MARK ops)."""
         return self.cpu.tl[: int(self.cpu.ntl[0])].copy()

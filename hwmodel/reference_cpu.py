@@ -119,11 +119,14 @@ from hwmodel.workload import (
     FK_NOT_PRESENT,
     FK_NOT_WRITABLE,
     FK_PARTITION,
+    FK_PRIVILEGE,
+    FK_REPART,
     FK_STACK,
     FK_UNSUPPORTED,
     HALTED,
     IGNORED,
     LIMIT,
+    NO_SUPERVISOR,
     PENDING,
     PROG_STATS,
     RSTACK,
@@ -300,6 +303,7 @@ class ReferenceCpu:
         self.tlb = [[[None] * self.k.tlb_ways for _ in range(self.tlb_sets)] for _ in range(n)]
         self.tlb_stamp = 0
         self.regions: list[tuple[int, int, int]] = []
+        self.supervisor = NO_SUPERVISOR      # the kernel whose cores may run PART / ASSIGN
         self.grants: list[tuple[int, int, int]] = []
         self.store: dict[int, int] = {}          # functional memory: byte address -> byte
         self._ipis: list[Ipi] = []
@@ -335,6 +339,7 @@ class ReferenceCpu:
             self.kernel[c] = kern
         self.regions = list(w.regions)
         self.grants = list(w.grants)
+        self.supervisor = w.supervisor
         for a, data in w.memory:
             self.write(a, data)
         for c, rs in w.regs.items():
@@ -402,6 +407,13 @@ class ReferenceCpu:
 
     def ipis(self) -> list[tuple]:
         return [p.row() for p in self._ipis]
+
+    def partitions(self) -> list[tuple[int, int, int]]:
+        """The partition table now, slot by slot (as ``Machine.partitions``)."""
+        return [tuple(r) for r in self.regions]
+
+    def kernels(self) -> list[int]:
+        return list(self.kernel)
 
     def faults(self) -> list[tuple]:
         return list(self._faults)
@@ -833,6 +845,31 @@ class ReferenceCpu:
         if owner == k or any(lo <= pa < hi and g == k for lo, hi, g in self.grants):
             return
         raise Fault(FK_PARTITION, pa, t, owner)
+
+    def supervisor_op(self, c: int, op: int, a: int, b: int, cc: int, d: int, e: int, t1: int) -> None:
+        """PART / ASSIGN (cpu_spec.md, 'Partition changes'); raises the op's fault."""
+        if self.supervisor < 0 or self.kernel[c] != self.supervisor:
+            raise Fault(FK_PRIVILEGE, 0, t1)
+        r = self.regs[c]
+        if op == isa.PART:
+            lo, hi, owner = (x if e >> i & 1 else r[x] for i, x in enumerate((b, cc, d)))
+            ok = 0 <= a < len(self.regions) and 0 <= lo <= hi <= 1 << 52 and lo % PAGE == 0 \
+                and hi % PAGE == 0 and owner >= -1
+            if ok and lo < hi:
+                for j, (rlo, rhi, rown) in enumerate(self.regions):
+                    if j != a and rlo < hi and lo < rhi:
+                        raise Fault(FK_REPART, lo, t1, rown)
+            if not ok:
+                raise Fault(FK_REPART, lo, t1)
+            self.regions[a] = (lo, hi, owner) if lo < hi else (0, 0, -1)
+        else:
+            q = a if e & 1 else r[a]
+            kern = b if e & 2 else r[b]
+            if not 0 <= q < self.ncores:
+                raise Fault(FK_REPART, q, t1)
+            if kern < -1 or self.state[q] not in (WFS, HALTED, FAULTED):
+                raise Fault(FK_REPART, q, t1, self.kernel[q])
+            self.kernel[q] = kern
 
     def in_apic_page(self, pa: int) -> bool:
         return not self.x2apic and apic.APIC_BASE <= pa < apic.APIC_BASE + apic.APIC_PAGE
@@ -1326,6 +1363,9 @@ class ReferenceCpu:
             cost = self.ticks(c, k.msr_latency)
         elif op == isa.PAUSE:
             cost = self.ticks(c, k.pause_latency)
+        elif op in (isa.PART, isa.ASSIGN):
+            self.supervisor_op(c, op, a, b, cc, d, e, t1)
+            cost = self.ticks(c, k.msr_latency)
         self.pc[c] = nxt
         self.clock[c] = t1 + (self.alu_cost(c) if cost is None else cost)
 

@@ -19,9 +19,11 @@ RUN, SPIN, WFI, WFS, HALTED, FAULTED = range(6)
 STATE_NAMES = ("run", "spin", "wfi", "wait-for-sipi", "halted", "faulted")
 # fault kinds
 (FK_NOT_PRESENT, FK_NOT_WRITABLE, FK_NONCANONICAL, FK_NOT_PAGING, FK_PARTITION, FK_BAD_MSR, FK_MISALIGNED,
- FK_UNSUPPORTED, FK_NO_HANDLER, FK_STACK, FK_NO_CODE, FK_APIC, FK_DOUBLE) = range(13)
+ FK_UNSUPPORTED, FK_NO_HANDLER, FK_STACK, FK_NO_CODE, FK_APIC, FK_DOUBLE, FK_PRIVILEGE, FK_REPART) = range(15)
 FAULT_NAMES = ("not-present", "not-writable", "noncanonical", "not-paging", "partition", "bad-msr",
-               "misaligned", "unsupported", "no-handler", "stack", "no-code", "apic", "double-fault")
+               "misaligned", "unsupported", "no-handler", "stack", "no-code", "apic", "double-fault",
+               "privilege", "repartition")
+NO_SUPERVISOR = -2   # Workload.supervisor unset: no kernel may run PART / ASSIGN
 # IPI outcomes (ERROR: sent to a core the machine lacks, or a logical destination no core matches)
 PENDING, DELIVERED, COALESCED, IGNORED, ERROR = range(5)
 OUTCOME_NAMES = ("pending", "delivered", "coalesced", "ignored", "error")
@@ -72,6 +74,7 @@ class Workload:
     grants: list = field(default_factory=list)     # (lo, hi, kernel)
     memory: list = field(default_factory=list)     # (addr, bytes)
     regs: dict = field(default_factory=dict)       # core -> {reg index: value}
+    supervisor: int = NO_SUPERVISOR                # the kernel whose cores may run PART / ASSIGN
     _n: int = 0
 
     def _core(self, core: int) -> int:
@@ -125,6 +128,28 @@ class Workload:
             if lo < b and a < hi:
                 raise MksimError(f"partition [{lo:#x}, {hi:#x}) of kernel {owner} overlaps [{a:#x}, {b:#x}) of kernel {o}")
         self.regions.append((lo, hi, owner))
+
+    def reserve_partitions(self, n: int) -> list[int]:
+        """Add ``n`` empty slots to the partition table (for PART to fill at run time); their indices."""
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 4096:
+            raise MksimError(f"reserve_partitions: {n!r} slots, must be 0..4096")
+        first = len(self.regions)
+        self.regions.extend([(0, 0, -1)] * n)
+        return list(range(first, first + n))
+
+    def partition_slot(self, lo: int, hi: int) -> int:
+        """The slot index of the partition [lo, hi) (what PART names to resize or drop it)."""
+        for i, (a, b, _) in enumerate(self.regions):
+            if (a, b) == (lo, hi) and a < b:
+                return i
+        raise MksimError(f"no partition [{lo:#x}, {hi:#x}) in the table")
+
+    def supervise(self, kernel: int) -> None:
+        """Kernel ``kernel`` is the supervisor: only its cores may change the partition table (PART) or
+        move a stopped core to another kernel (ASSIGN) at run time; any other core faults ``privilege``."""
+        if isinstance(kernel, bool) or not isinstance(kernel, int) or kernel < 0:
+            raise MksimError(f"supervisor kernel {kernel!r}: must be a kernel id >= 0")
+        self.supervisor = kernel
 
     def grant(self, kernel: int, lo: int, hi: int) -> None:
         self._range(lo, hi, "grant")

@@ -24,17 +24,20 @@ inter-arrival times) at a rising fraction of the service's unloaded capacity; ro
 latency and the throughput achieved.
 
 Experiment ``resize``: the supervisor's run-time steps timed as programs on a running machine (two
-sub-OSes idling in WFI, FICM = a command line + an IPI): *grow* (sub-OS A's core goes offline --
-write-back of its caches, acknowledgement -- then INIT-SIPI through the boot trampoline, Linux's
-start-up waits, into sub-OS B, whose kernel onlines it), *shrink* (B offlines a memory range page by
-page, the supervisor scrubs it), *destroy* (INIT the sub-OS's cores, scrub its memory) and *create*
-(reserve, copy the image in, INIT-SIPI its boot core).  Rows ``{"step", "cycles"}``.
+sub-OSes idling in WFI, FICM = a command line + an IPI), each in its own partition (kernel 0 the
+supervisor, 1 and 2 the sub-OSes, 3 the one created): *grow* (sub-OS A's core goes offline --
+write-back of its caches, acknowledgement -- then INIT, ASSIGN to B with its per-cpu page (PART), and
+SIPI through the boot trampoline, Linux's start-up waits, into sub-OS B, whose kernel onlines it),
+*shrink* (B offlines a memory range page by page; PART shrinks B's partition and gives the range to
+the supervisor, which scrubs it), *destroy* (INIT the sub-OS's cores, ASSIGN them and PART its memory
+back to the supervisor, scrub) and *create* (reserve, copy the image in, PART the memory and ASSIGN the
+core to the new sub-OS, INIT-SIPI its boot core).  The engine checks every access against the table
+as it stands and refuses to move a running core; the supervisor retries an ASSIGN (#GP handler) until
+the core has stopped.  Rows ``{"step", "cycles"}``.
 
-Left out: the partition change itself -- the partition table updated at run time through a
-supervisor-only operation that the model checks (no core in two sub-OSes, no access outside a resized
-partition) needs an engine operation this module may not add, so ``resize`` runs without partitions
-and its resource table is only the supervisor's own bookkeeping; the supervisor's elastic policy;
-RainForest's own sub-OS kernel changes beyond the partitioning.
+Left out: the supervisor's elastic policy (when to resize); RainForest's own sub-OS kernel changes
+beyond the partitioning; the FICM lines and the boot trampoline's data are one shared page set granted
+to every sub-OS, not one page per sub-OS.
 """
 from __future__ import annotations
 
@@ -386,6 +389,11 @@ PERCPU_LINES = 8                  # per-cpu area lines a core's bring-up writes 
 START_VECTOR = 0x08               # the start-up page of the resize trampoline
 RESIZE_STEPS = ("create", "destroy", "grow", "shrink")
 EV_STEP, EV_STEP_END = 0x610, 0x611
+SUP, SUB_A, SUB_B, SUB_C = 0, 1, 2, 3        # kernels: the supervisor, sub-OS A, sub-OS B, the created one
+SUBOS_SPAN = 0x80_0000            # each sub-OS's memory: A at SUBOS_MEM, B right after it (8 MiB each)
+ONLINE_MASK = PERCPU + 0x100_000 - 64      # sub-OS B's online mask (its own page)
+RETRY_CAP = 100_000               # supervisor #GP retries before it gives up (a bug, not a slow core)
+RETRIES = 0x93_0000               # the supervisor's retry counter
 
 
 def _percpu_init(p: isa.Program) -> None:
@@ -414,14 +422,14 @@ def subos_core(core: int, remove_pages: int) -> isa.Program:
     p.halt()
     p.label("notoff")
     p.br("ne", "r1", CMD_ADD_CPU, "notadd")
-    p.fadd("r2", PERCPU + 0x100_000 - 64, 1, comment="set_cpu_online: the sub-OS's online mask")
+    p.fadd("r2", ONLINE_MASK, 1, comment="set_cpu_online: the sub-OS's online mask")
     p.store(ack, 1, comment="FICM: the core is online here")
     p.jmp("idle")
     p.label("notadd")
     p.movi("r2", 0)
     p.label("offl")
     p.alu("shl", "r3", "r2", 6)
-    p.store(SUBOS_MEM + 0x80_0000, 1, base="r3", comment="offline_pages: SetPageReserved")
+    p.store(SUBOS_MEM + SUBOS_SPAN, 1, base="r3", comment="offline_pages: SetPageReserved")
     p.add("r2", "r2", 1)
     p.br("lt", "r2", remove_pages, "offl")
     p.store(ack, 1, comment="FICM: range offline")
@@ -451,45 +459,85 @@ def _start_core(p: isa.Program, cfg: MachineConfig, core: int, table: int) -> No
     smp.emit_start(p, cfg, table, 1, START_VECTOR, smp.VARIANTS["linux"])
 
 
+
+
+def _pages(lo: int, n: int) -> tuple[int, int]:
+    """[lo, hi) of ``n`` bytes from ``lo``, rounded out to whole pages."""
+    return lo & ~0xFFF, (lo + n + 0xFFF) & ~0xFFF
+
+
+def _retry_handler() -> isa.Program:
+    """The supervisor's #GP handler: an ASSIGN that found the core not stopped yet (its INIT still on the
+    way, or it has not halted) faults ``repartition``; retry it after a PAUSE, as a control CPU polls a
+    dying CPU's state (Linux cpu_wait_death).  Past RETRY_CAP retries the supervisor stops."""
+    h = isa.Program("supervisor-gp")
+    h.fadd("r9", RETRIES, 1)
+    h.br("geu", "r9", RETRY_CAP, "stop")
+    h.pause(comment="the core is not stopped yet: wait, then retry the faulting op")
+    h.iret()
+    h.label("stop")
+    h.halt()
+    return h
+
+
 def supervisor_program(cfg: MachineConfig, a: list[int], b: list[int], image_kib: int, scrub_kib: int,
-                       tables: dict) -> isa.Program:
+                       tables: dict, slots: dict) -> isa.Program:
     """The supervisor's run: grow B by A's last core, shrink B by a memory range, destroy A, create a
-    new sub-OS on A's first core.  Each step between EV_STEP / EV_STEP_END marks."""
+    new sub-OS on A's first core.  Each step between EV_STEP / EV_STEP_END marks; every change of
+    ownership goes through the checked partition table (PART) and core assignment (ASSIGN)."""
     p = isa.Program("supervisor")
     mover, b_boot, a_core = a[-1], b[0], a[0]
+    scrub = scrub_kib * 1024
+    a_lo, b_lo = SUBOS_MEM, SUBOS_MEM + SUBOS_SPAN
 
     def step(i: int, begin: bool) -> None:
         p.mark(EV_STEP if begin else EV_STEP_END, i)
-    # grow: take `mover` offline in A, INIT-SIPI it into B, B onlines it
+
+    def percpu(c: int, kernel: int) -> None:
+        lo = PERCPU + (c << 12)
+        p.part(slots[("percpu", c)], lo, lo + 0x1000, kernel, comment=f"partition: core {c}'s per-cpu page")
+    # grow: take `mover` offline in A, move it and its per-cpu page to B, INIT-SIPI it into B
     step(2, True)
     _ficm_call(p, mover, CMD_OFFLINE)
+    p.ipi(mover, 0, mode="init", comment="INIT: the offline core waits for SIPI")
+    p.assign(mover, SUB_B, comment="the core is B's (retried until it has stopped)")
+    percpu(mover, SUB_B)
     _start_core(p, cfg, mover, tables[mover])
     _ficm_call(p, b_boot, CMD_ADD_CPU)
-    p.store(TABLE + 8 * mover, 2, comment="resource table: the core is B's")
+    p.store(TABLE + 8 * mover, SUB_B, comment="resource table: the core is B's")
     step(2, False)
-    # shrink: B offlines a memory range, the supervisor scrubs it and takes it back
+    # shrink: B offlines a memory range, the supervisor takes it back (partition table), scrubs it
     step(3, True)
     _ficm_call(p, b_boot, CMD_REMOVE_MEM)
-    _scrub(p, SUBOS_MEM + 0x80_0000, scrub_kib, "scrub.shrink")
+    p.part(slots["B"], b_lo + scrub, b_lo + SUBOS_SPAN, SUB_B, comment="partition: B without the range")
+    p.part(slots["free"], b_lo, b_lo + scrub, SUP, comment="partition: the range is the supervisor's")
+    _scrub(p, b_lo, scrub_kib, "scrub.shrink")
     p.store(TABLE + 0x400, 0, comment="resource table: the range is free")
     step(3, False)
-    # destroy A: INIT its cores, scrub its memory, free its entries
+    # destroy A: INIT its cores, reclaim them and its memory, scrub it
     step(1, True)
     for c in a[:-1]:
         p.ipi(c, 0, mode="init", comment="destroy: INIT stops the sub-OS's core")
-    _scrub(p, SUBOS_MEM, scrub_kib, "scrub.destroy")
+    for c in a[:-1]:
+        p.assign(c, SUP, comment="destroy: the core returns to the supervisor (retried until stopped)")
+        percpu(c, SUP)
+    p.part(slots["A"], a_lo, a_lo + SUBOS_SPAN, SUP, comment="partition: A's memory is the supervisor's")
+    _scrub(p, a_lo, scrub_kib, "scrub.destroy")
     for c in a[:-1]:
         p.store(TABLE + 8 * c, -1, comment="resource table: core free")
     step(1, False)
-    # create: reserve, load the image, INIT-SIPI its boot core through the trampoline
+    # create: reserve, load the image, hand core and memory to the new sub-OS, INIT-SIPI its boot core
     step(0, True)
-    p.store(TABLE + 8 * a_core, 3, comment="resource table: reserve the core for the new sub-OS")
+    p.store(TABLE + 8 * a_core, SUB_C, comment="resource table: reserve the core for the new sub-OS")
     p.movi("r2", 0)
     p.label("load")
     p.load("r3", SUPERVISOR_IMAGES, base="r2", comment="load: copy the sub-OS image")
     p.store(SUBOS_MEM, "r3", base="r2")
     p.add("r2", "r2", 8)
     p.br("lt", "r2", image_kib * 1024, "load")
+    p.part(slots["A"], a_lo, a_lo + SUBOS_SPAN, SUB_C, comment="partition: the memory is the new sub-OS's")
+    p.assign(a_core, SUB_C, comment="the core is the new sub-OS's")
+    percpu(a_core, SUB_C)
     _start_core(p, cfg, a_core, tables[a_core])
     step(0, False)
     for c in b:
@@ -498,10 +546,50 @@ def supervisor_program(cfg: MachineConfig, a: list[int], b: list[int], image_kib
     return p
 
 
+def partition_machine(w, cfg: MachineConfig, a: list[int], b: list[int], image_kib: int) -> dict:
+    """Kernels and partitions of the resize run: the supervisor (kernel 0) owns its table, images and the
+    trampoline's data (granted to the sub-OSes, as the boot protocol's shared pages); A and B own their
+    memory and their cores' per-cpu pages; the FICM lines are the supervisor's, granted to each sub-OS.
+    Returns the slots PART names."""
+    from boot import smp
+    w.supervise(SUP)
+    w.assign(0, SUP)
+    for c in a:
+        w.assign(c, SUB_A)
+    for c in b:
+        w.assign(c, SUB_B)
+    slots = {}
+
+    def region(key, owner: int, lo: int, hi: int) -> None:
+        w.partition(owner, lo, hi)
+        slots[key] = len(w.regions) - 1
+    region("A", SUB_A, SUBOS_MEM, SUBOS_MEM + SUBOS_SPAN)
+    region("B", SUB_B, SUBOS_MEM + SUBOS_SPAN, SUBOS_MEM + 2 * SUBOS_SPAN)
+    for c in range(1, cfg.cores):
+        region(("percpu", c), SUB_A if c in a else SUB_B, PERCPU + (c << 12), PERCPU + (c << 12) + 0x1000)
+    region("online", SUB_B, *_pages(ONLINE_MASK, 64))
+    region("table", SUP, *_pages(TABLE, 0x408))
+    region("retries", SUP, *_pages(RETRIES, 8))
+    region("images", SUP, *_pages(SUPERVISOR_IMAGES, image_kib * 1024))
+    shared = [_pages(MBOX, 64 * cfg.cores), _pages(ACK, 64 * cfg.cores), (smp.MAILBOX, smp.TRAMP_PT[1]),
+              _pages(smp.AP_TABLE, 64 * 2)]
+    for i, (lo, hi) in enumerate(shared):
+        region(("shared", i), SUP, lo, hi)
+        for k in (SUB_A, SUB_B, SUB_C):
+            w.grant(k, lo, hi)
+    slots["free"] = w.reserve_partitions(1)[0]
+    return slots
+
+
 def resize_rows(machine: str | MachineConfig, image_kib: int = 64, scrub_kib: int = 64) -> list[dict]:
-    """Rows {"step", "cycles"}: create, destroy, grow, shrink, each timed on the supervisor's core.
-    The partition table is NOT changed in the model (no engine operation for it here): the steps are
-    the programs' work (FICM calls, INIT-SIPI, scrubbing, loading), not a checked partition change."""
+    """Rows {"step", "cycles"}: create, destroy, grow, shrink, each timed on the supervisor's core.  Every
+    core runs in its kernel's partition; the supervisor moves cores (ASSIGN) and memory (PART) at run
+    time and the engine checks each access against the table as it stands."""
+    return run_resize(machine, image_kib, scrub_kib)[1]
+
+
+def run_resize(machine: str | MachineConfig, image_kib: int = 64, scrub_kib: int = 64) -> tuple[Machine, list[dict]]:
+    """The resize run: (the machine after it, its rows) (``resize_rows``)."""
     from boot import smp
     cfg = _cfg(machine)
     if cfg.cores < 4:
@@ -509,6 +597,9 @@ def resize_rows(machine: str | MachineConfig, image_kib: int = 64, scrub_kib: in
                          f"has {cfg.cores}")
     if image_kib < 1 or scrub_kib < 1:
         raise MksimError(f"resize bench: image {image_kib} KiB and scrub {scrub_kib} KiB must be >= 1")
+    if scrub_kib % 4 or scrub_kib * 1024 >= SUBOS_SPAN or image_kib * 1024 > SUBOS_SPAN:
+        raise MksimError(f"resize bench: scrub {scrub_kib} KiB must be whole pages below "
+                         f"{SUBOS_SPAN >> 10} KiB, image {image_kib} KiB at most {SUBOS_SPAN >> 10} KiB")
     half = cfg.cores // 2
     a, b = list(range(1, 1 + half)), list(range(1 + half, cfg.cores))      # sub-OS A, sub-OS B
     m = Machine(cfg)
@@ -519,22 +610,27 @@ def resize_rows(machine: str | MachineConfig, image_kib: int = 64, scrub_kib: in
     for i, c in enumerate((a[-1], a[0])):
         tables[c] = smp.AP_TABLE + 64 * i
         w.write(tables[c], smp.core_table([c]))
+    slots = partition_machine(w, cfg, a, b, image_kib)
     remove_pages = scrub_kib // 4
     for c in a + b:
         w.set_handler(c, FICM_VECTOR, w.place(_ficm_handler(), CODE + c * 0x10000 + 0x8000).pc())
         w.start(c, w.place(subos_core(c, remove_pages), CODE + c * 0x10000).pc())
-    w.start(0, w.place(supervisor_program(cfg, a, b, image_kib, scrub_kib, tables), CODE).pc())
+    w.set_handler(0, 13, w.place(_retry_handler(), CODE + 0x8000).pc())
+    w.start(0, w.place(supervisor_program(cfg, a, b, image_kib, scrub_kib, tables, slots), CODE).pc())
     m.load_workload(w)
     status = m.execute()
-    if status != "done":
-        raise MksimError(f"resize on {cfg.name} ended {status}: {m.waits()}")
+    bad = [f for f in m.fault_report() if not (f["core"] == 0 and f["kind"] == "repartition")]
+    if status != "done" or bad:
+        raise MksimError(f"resize on {cfg.name} ended {status}, faults {bad[:4]}: {m.waits()}")
     t = m.timeline()
     rows = []
     for i, name in enumerate(RESIZE_STEPS):
-        b0 = t[(t[:, 0] == 0) & (t[:, 2] == EV_STEP) & (t[:, 3] == i)][0, 1]
-        b1 = t[(t[:, 0] == 0) & (t[:, 2] == EV_STEP_END) & (t[:, 3] == i)][0, 1]
-        rows.append({"step": name, "cycles": int(b1 - b0)})
-    return rows
+        b0 = t[(t[:, 0] == 0) & (t[:, 2] == EV_STEP) & (t[:, 3] == i)]
+        b1 = t[(t[:, 0] == 0) & (t[:, 2] == EV_STEP_END) & (t[:, 3] == i)]
+        if not len(b0) or not len(b1):
+            raise MksimError(f"resize on {cfg.name}: step {name} never finished (faults {m.fault_report()[:4]})")
+        rows.append({"step": name, "cycles": int(b1[0, 1] - b0[0, 1])})
+    return m, rows
 
 
 def _ficm_handler() -> isa.Program:
@@ -545,8 +641,8 @@ def _ficm_handler() -> isa.Program:
 
 
 def _resize_table(rows: list[dict], cfg: MachineConfig) -> str:
-    out = [f"RainForest resize steps on {cfg.name} (cycles; timed programs, the partition table itself is "
-           "not changed in the model)", f"{'step':<9} {'cycles':>10} {'us':>9}"]
+    out = [f"RainForest resize steps on {cfg.name} (cycles; supervisor-side time, partition table and core "
+           "assignment changed at run time, every access checked)", f"{'step':<9} {'cycles':>10} {'us':>9}"]
     for r in rows:
         out.append(f"{r['step']:<9} {r['cycles']:>10} {cfg.ns(r['cycles']) / 1000:>9.1f}")
     return "\n".join(out)
@@ -573,7 +669,7 @@ def _resize_rows(cfg: MachineConfig, opts: BenchOptions) -> list[dict]:
 RESIZE = Experiment(
     name="resize",
     summary="RainForest's create / destroy / grow / shrink steps timed as supervisor and sub-OS programs "
-            "(FICM calls, INIT-SIPI, scrub, load); the partition table is not changed in the model",
+            "(FICM calls, INIT-SIPI, checked partition-table and core-assignment changes, scrub, load)",
     keys=("step", "cycles"),
     rows=_resize_rows, table=_resize_table, plot=_resize_plot, sweeps_cores=False,
     options=(BenchOption("--image-kib", "sub-OS image size to load (KiB)", None, 64, int),

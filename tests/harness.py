@@ -179,6 +179,24 @@ def workloads(draw, cfg, max_ops: int = 14, irq: bool = False):
     for a in SPIN_WORDS:
         w.write(a, draw(st.integers(0, 3)).to_bytes(8, "little"))
 
+    parts = not irq and draw(st.booleans())
+    if parts:                                # partitions: up to 2 kernels over the data pages
+        for pg in DATA_PAGES + FRAMES_2M:
+            if draw(st.integers(0, 3)) > 0:
+                w.partition(draw(st.integers(0, 1)), pg, pg + (BIG if pg in FRAMES_2M else 0x1000))
+        if draw(st.booleans()):
+            pg = draw(st.sampled_from(DATA_PAGES))
+            w.grant(draw(st.integers(0, 1)), pg, pg + 0x1000)
+        for kern in (0, 1):                  # page tables and flags: everybody's
+            w.grant(kern, *PT_PAGES)
+            w.grant(kern, SHARED_PAGE, SHARED_PAGE + 0x1000)
+        w.reserve_partitions(draw(st.integers(0, 2)))
+        if draw(st.integers(0, 3)):
+            w.supervise(draw(st.integers(0, 1)))
+        for core in range(ncores):
+            w.assign(core, draw(st.integers(-1, 1)))
+    pextra = ["part", "part", "assign"] if parts else []
+
     extra = ["lcompute", "lcompute", "timer", "timer", "apicrd", "tpr", "apicbad"] if irq else []
     hextra = ["lcompute", "timer", "apicrd"] if irq else []
 
@@ -226,7 +244,7 @@ def workloads(draw, cfg, max_ops: int = 14, irq: bool = False):
             k = draw(st.sampled_from(["load", "store", "fadd", "xchg", "cas", "spin", "vload", "vstore",
                                       "vload", "vstore", "pte", "pte", "ipi", "compute", "alu", "br", "mark",
                                       "rdtsc", "wfi", "tlb", "cli", "sti", "apic", "vpages", "apicreg", "lidt",
-                                      "sp"] + extra if not handler else
+                                      "sp"] + extra + pextra if not handler else
                                      ["load", "store", "fadd", "spin", "ipi", "compute", "mark", "vload",
                                       "pte", "sti"] + hextra))
             reg = f"r{draw(st.integers(1, 3)) + (4 if handler else 0)}"
@@ -330,12 +348,31 @@ def workloads(draw, cfg, max_ops: int = 14, irq: bool = False):
                 p.lidt(draw(st.sampled_from([IDT_BASE, DATA_PAGES[1]])))
             elif k == "sp":
                 p.movi("sp", draw(st.sampled_from([STACK_TOP, STACK_TOP - 8, DATA_PAGES[2] + 4096, DATA_PAGES[3] + 8, 0])))
+            elif k in ("part", "assign"):
+                supervisor_op(p, k, reg)
             elif k == "cli":
                 p.cli()
             elif k == "sti":
                 p.sti()
             else:
                 irq_op(p, k, reg)
+
+    def supervisor_op(p: isa.Program, k: str, reg: str):
+        """PART (mostly valid: a data page or 2 MiB frame, whole or empty; sometimes misaligned, inverted,
+        overlapping or an absent slot) or ASSIGN (any core, the nonexistent one included, to -2..1)."""
+        def operand(v: int, r: str):
+            if draw(st.booleans()):
+                return v
+            p.movi(r, v)
+            return r
+        if k == "part":
+            pg = draw(st.sampled_from(DATA_PAGES + FRAMES_2M))
+            lo = pg + draw(st.sampled_from([0, 0, 0, 0, 0x800, 0x1000]))
+            hi = lo + draw(st.sampled_from([0x1000, 0x1000, BIG, 0, -0x1000, 0x1800]))
+            slot = draw(st.integers(0, len(w.regions)))
+            p.part(slot, operand(lo, "r10"), operand(hi, "r11"), operand(draw(st.integers(-2, 1)), "r12"))
+        else:
+            p.assign(operand(draw(st.integers(0, ncores)), "r10"), operand(draw(st.integers(-2, 1)), "r11"))
 
     def irq_op(p: isa.Program, k: str, reg: str):
         from hwmodel import apic
@@ -468,16 +505,4 @@ def workloads(draw, cfg, max_ops: int = 14, irq: bool = False):
         body(sp, 0, draw(st.integers(0, 3)), False)
         sp.halt()
         w.place(sp, vec << 12)
-    if not irq and draw(st.booleans()):      # partitions: up to 2 kernels over the data pages
-        for pg in DATA_PAGES + FRAMES_2M:
-            if draw(st.integers(0, 3)) > 0:
-                w.partition(draw(st.integers(0, 1)), pg, pg + (BIG if pg in FRAMES_2M else 0x1000))
-        if draw(st.booleans()):
-            pg = draw(st.sampled_from(DATA_PAGES))
-            w.grant(draw(st.integers(0, 1)), pg, pg + 0x1000)
-        for kern in (0, 1):                  # page tables and flags: everybody's
-            w.grant(kern, *PT_PAGES)
-            w.grant(kern, SHARED_PAGE, SHARED_PAGE + 0x1000)
-        for core in range(ncores):
-            w.assign(core, draw(st.integers(-1, 1)))
     return w, words

@@ -44,7 +44,7 @@ WARMUP = ("tests/test_cpu_properties.py::test_a_stale_tlb_entry_survives_a_pte_c
 CPU_TESTS = ("tests/test_cpu_vs_reference.py", "tests/test_cpu_properties.py",
              # the OS-level hardware: each file pins one feature's rules with exact numbers
              "tests/test_timer_irq.py", "tests/test_ipi_costs.py", "tests/test_kernel_isa.py",
-             "tests/test_hetero_domains.py", "tests/test_timing_rules.py")
+             "tests/test_hetero_domains.py", "tests/test_timing_rules.py", "tests/test_partition_changes.py")
 MEMORY_TESTS = ("tests/test_engine_vs_reference.py", "tests/test_properties.py")
 TESTS = CPU_TESTS + MEMORY_TESTS
 
@@ -179,6 +179,18 @@ MUTANTS = [
     Mutant("cas_compare_unmasked", "hwmodel/cpu.py",
            "new = val if old == (expect & size_mask(n)) else old", "new = val if old == expect else old",
            "CAS compares the whole expected register"),
+    Mutant("assign_running_core", "hwmodel/cpu.py",
+           "        if k < -1 or not (s == WFS or s == HALTED or s == FAULTED):",
+           "        if k < -1:",
+           "ASSIGN moves a running core"),
+    Mutant("part_no_overlap_check", "hwmodel/cpu.py",
+           "                if r != a and regions[r, 0] < hi and lo < regions[r, 1]:",
+           "                if False:",
+           "PART lets two slots overlap"),
+    Mutant("part_any_kernel", "hwmodel/cpu.py",
+           "    if par[c, K_SUPER] < 0 or kern[c] != par[c, K_SUPER]:",
+           "    if par[c, K_SUPER] < -1:",
+           "any core may change the partition table"),
     Mutant("atomic_no_latency", "hwmodel/cpu.py",
            "        end += ticks(cs, c, cs[C_CPAR][c, K_ATOMIC])",
            "        end += 0",

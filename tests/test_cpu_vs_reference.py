@@ -50,6 +50,7 @@ def snapshot_engine(m: Machine, words):
         "timeline": [tuple(int(x) for x in r) for r in m.timeline()],
         "mem": [m.read(a, 8) for a in words], "pstats": c.pst.tolist(),
         "stats": m.stats(), "caches": m.cache_contents(), "dir": m.directory(), "waits": m.waits(),
+        "partitions": m.partitions(), "kernels": m.kernels(),
     }
 
 
@@ -61,6 +62,7 @@ def snapshot_reference(r: ReferenceCpu, words):
         "timeline": [tuple(x) for x in r.timeline()], "mem": [r.read(a, 8) for a in words],
         "pstats": [list(x) for x in r.prog_stats],
         "stats": r.mem.stats(), "caches": r.mem.cache_contents(), "dir": r.mem.directory(), "waits": r.waits(),
+        "partitions": r.partitions(), "kernels": r.kernels(),
     }
 
 
