@@ -274,3 +274,29 @@ def test_resize_steps_are_timed_and_scale_with_their_work():
     assert base["grow"] >= 2 * SMALL.apic.ipi_latency          # at least the FICM IPIs and the SIPIs
     with pytest.raises(MksimError):
         rainforest.resize_rows(SMALL, 0, 64)
+
+
+def test_resize_moves_cores_and_memory_through_the_checked_table():
+    """After the run: the moved core is B's, the re-created core the new sub-OS's, the destroyed
+    sub-OS's other cores the supervisor's; B's partition lost the scrubbed range to the supervisor;
+    no slot overlaps another; the only faults are the supervisor's retried ASSIGNs (each at a core
+    that was not stopped yet), and no sub-OS core ever faulted on a partition."""
+    m, rows = rainforest.run_resize(SMALL, 64, 64)
+    half = SMALL.cores // 2
+    a, b = list(range(1, 1 + half)), list(range(1 + half, SMALL.cores))
+    k = m.kernels()
+    assert k[0] == rainforest.SUP and k[a[-1]] == rainforest.SUB_B and k[a[0]] == rainforest.SUB_C
+    assert all(k[c] == rainforest.SUP for c in a[1:-1]) and all(k[c] == rainforest.SUB_B for c in b)
+    parts = m.partitions()
+    b_lo = rainforest.SUBOS_MEM + rainforest.SUBOS_SPAN
+    assert (b_lo + 64 * 1024, b_lo + rainforest.SUBOS_SPAN, rainforest.SUB_B) in parts
+    assert (b_lo, b_lo + 64 * 1024, rainforest.SUP) in parts
+    live = sorted((lo, hi) for lo, hi, _ in parts if lo < hi)
+    assert all(h1 <= l2 for (_, h1), (l2, _) in zip(live, live[1:]))
+    for f in m.fault_report():
+        assert f["core"] == 0 and f["kind"] == "repartition"
+
+
+def test_resize_bad_sizes_are_refused():
+    with pytest.raises(MksimError, match="whole pages"):
+        rainforest.resize_rows(SMALL, 64, 6)
