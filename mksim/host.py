@@ -2,8 +2,11 @@
 
 The benchmarks (native/hostbench.c, built by cffi at install time as ``native._hostbench``)
 measure the host the user runs on, so the model's predictions can be checked against it:
-memory latency by working-set size (dependent pointer chase) and the core-to-core
-cache-line latency (pinned CAS ping-pong). Everything here runs without root. The package
+memory latency by working-set size (dependent pointer chase), the core-to-core
+cache-line latency (pinned CAS ping-pong), a URPC channel laid out as kernels/urpc.py lays
+out Barrelfish's (one-way latency and pipelined throughput per path kind), and the Figure 3
+sweep (SHMk: threads update k shared lines; MSGk: clients call a server that owns them).
+Everything here runs without root. The package
 works without the extension; only ``run_host_bench`` needs it and says how to build it.
 """
 from __future__ import annotations
@@ -25,6 +28,11 @@ QUICK_MAX_BYTES = 64 * KIB * KIB
 FULL_MAX_BYTES = 1024 * KIB * KIB
 MAX_PAIRS = 64            # core-to-core pairs measured at most (a sample on large hosts)
 PINGPONG_TIMEOUT_S = 20.0  # one pair; a host whose other CPU is busy must not hang us
+RUN_TIMEOUT_S = 20.0       # one URPC or Figure 3 run (all its passes)
+URPC_SLOTS = 16            # the ring depth of the model's URPC and MSG benchmarks (microbench.SLOTS)
+SHM_SERIES = (1, 2, 4, 8)  # SHMk: k shared lines
+MSG_SERIES = (1, 8)        # MSGk
+ERRNO_TIMEDOUT, ERRNO_PROTO = 110, 71
 
 BUILD_HINT = ("the host benchmarks (native._hostbench) are not built: they need a C compiler "
               "and the Python headers (Debian/Ubuntu: apt-get install gcc python3-dev), then "
@@ -245,6 +253,141 @@ def to_tsc_cycles(ns: float, tsc_hz: float) -> float | None:
     return ns * tsc_hz / 1e9 if tsc_hz > 0 else None
 
 
+# ----------------------------------------------------------------------------- URPC, Figure 3
+def cpu_order(topo: dict, allowed: list[int]) -> list[int]:
+    """The allowed CPUs, one per physical core first (package by package, as the model numbers
+    its cores), then the remaining SMT siblings: the first t of them are the t threads of a sweep."""
+    allowed_set = set(allowed)
+    groups = [[c for c in sib if c in allowed_set] for sib in topo["smt_siblings"]]
+    groups = [g for g in groups if g]
+    pkg = topo["package_of_cpu"]
+    groups.sort(key=lambda g: (pkg[str(g[0])], g[0]))
+    first = [g[0] for g in groups]
+    return first + sorted(c for g in groups for c in g[1:])
+
+
+def path_kind(topo: dict, caches: list[dict], a: int, b: int) -> str:
+    """How CPU a reaches CPU b: "smt" (SMT siblings of one core), "shared-L<n>" (distinct cores
+    whose innermost shared cache is level n; ``caches`` are a's), "same-package" or
+    "other-package" (from sysfs physical_package_id)."""
+    if any(a in sib and b in sib for sib in topo["smt_siblings"]):
+        return "smt"
+    shared = [c["level"] for c in caches if c["type"] != "Instruction"
+              and a in c["shared_cpus"] and b in c["shared_cpus"]]
+    if shared:
+        return f"shared-L{min(shared)}"
+    pkg = topo["package_of_cpu"]
+    return "same-package" if pkg[str(a)] == pkg[str(b)] else "other-package"
+
+
+def urpc_paths(topo: dict, caches: list[dict], order: list[int]) -> list[dict]:
+    """One CPU pair per path kind: the first CPU of ``order`` and the first CPU of each kind
+    (the model's rule: core 0 and the lowest core of the kind)."""
+    if len(order) < 2:
+        return []
+    a, seen, out = order[0], set(), []
+    for b in order[1:]:
+        kind = path_kind(topo, caches, a, b)
+        if kind not in seen:
+            seen.add(kind)
+            out.append({"path": kind, "cpus": [a, b]})
+    return out
+
+
+def thread_counts(n: int, quick: bool) -> list[int]:
+    """Thread counts of a sweep up to n: every count up to 16 (quick: up to 8), then powers of
+    two, and n itself."""
+    if n < 1:
+        return []
+    every = 8 if quick else 16
+    counts = set(range(1, min(n, every) + 1))
+    p = 1
+    while p <= n:
+        counts.add(p)
+        p *= 2
+    counts.add(n)
+    return sorted(counts)
+
+
+def _check_rc(rc: int, what: str, cpus: list[int], timeout: float) -> None:
+    """A clear MksimError for a failed native run (pinning refused, no progress, a bug)."""
+    if rc == 0:
+        return
+    if rc == -ERRNO_TIMEDOUT:
+        raise MksimError(f"{what} on CPUs {cpus}: no progress within {timeout:.0f} s "
+                         "(are the other CPUs busy or throttled?)")
+    if rc in (-1, -22, -13):   # EPERM, EINVAL (CPU not allowed/online), EACCES
+        raise MksimError(f"{what}: cannot pin a thread to CPUs {cpus} (sched_setaffinity: "
+                         f"{os.strerror(-rc)}); this process may run only on CPUs "
+                         f"{sorted(os.sched_getaffinity(0))}")
+    if rc == -ERRNO_PROTO:
+        raise MksimError(f"{what} on CPUs {cpus}: URPC protocol error (a lost, duplicated or "
+                         "misordered message): a bug in native/hostbench.c")
+    raise MksimError(f"{what} on CPUs {cpus} failed: {os.strerror(-rc)}")
+
+
+def urpc_bench(paths: list[dict], iters: int, msgs: int, reps: int,
+               slots: int = URPC_SLOTS) -> list[dict]:
+    """URPC one-way latency (ns, ping-pong round trip / 2) and pipelined throughput (messages
+    per microsecond, a one-way stream) for each path's CPU pair."""
+    ffi, lib = load_native()
+    out = ffi.new("double[]", reps)
+    rows = []
+    for p in paths:
+        a, b = p["cpus"]
+        rc = lib.hb_urpc_pingpong(a, b, slots, iters, max(1, iters // 10), reps, RUN_TIMEOUT_S, out)
+        _check_rc(rc, f"URPC ping-pong ({p['path']})", [a, b], RUN_TIMEOUT_S)
+        lat = [out[i] for i in range(reps)]
+        rc = lib.hb_urpc_stream(a, b, slots, msgs, max(1, msgs // 10), reps, RUN_TIMEOUT_S, out)
+        _check_rc(rc, f"URPC stream ({p['path']})", [a, b], RUN_TIMEOUT_S)
+        thr = [1000.0 / out[i] for i in range(reps)]   # ns per message -> messages per us
+        rows.append({"path": p["path"], "cpus": [a, b], "latency_ns": summarize(lat),
+                     "throughput_msgs_per_us": summarize(thr)})
+    return rows
+
+
+def shm_run(cpus: list[int], nlines: int, iters: int, reps: int, locked: bool = False) -> dict:
+    """SHM<nlines> on the given CPUs: ns per update (summary over passes, each the mean of the
+    threads)."""
+    ffi, lib = load_native()
+    out = ffi.new("double[]", reps)
+    rc = lib.hb_shm(ffi.new("int[]", cpus), len(cpus), nlines, int(locked), iters,
+                    max(1, iters // 10), reps, RUN_TIMEOUT_S, out)
+    _check_rc(rc, f"SHM{nlines}", cpus, RUN_TIMEOUT_S)
+    return summarize([out[i] for i in range(reps)])
+
+
+def msg_run(server: int, clients: list[int], nlines: int, iters: int, reps: int,
+            slots: int = URPC_SLOTS) -> dict:
+    """MSG<nlines>: ns per call seen by a client (summary over passes, each the mean of the
+    clients)."""
+    ffi, lib = load_native()
+    out = ffi.new("double[]", reps)
+    rc = lib.hb_msg(server, ffi.new("int[]", clients), len(clients), nlines, slots, iters,
+                    max(1, iters // 10), reps, RUN_TIMEOUT_S, out)
+    _check_rc(rc, f"MSG{nlines}", [server] + clients, RUN_TIMEOUT_S)
+    return summarize([out[i] for i in range(reps)])
+
+
+def fig3_sweep(order: list[int], quick: bool, iters: int, reps: int,
+               shm: tuple[int, ...] = SHM_SERIES, msg: tuple[int, ...] = MSG_SERIES) -> list[dict]:
+    """Figure 3 on the host: SHMk with t threads on the first t CPUs of ``order``; MSGk with
+    a server on order[0] and t clients on the next t CPUs. Fewer iterations per thread as t
+    grows, so a pass stays short on large hosts."""
+    rows = []
+    for t in thread_counts(len(order), quick):
+        n = max(200, iters // t)
+        for k in shm:
+            rows.append({"series": f"SHM{k}", "threads": t, "cpus": order[:t],
+                         "ns": shm_run(order[:t], k, n, reps)})
+    for t in thread_counts(len(order) - 1, quick):
+        n = max(200, iters // (4 * t))
+        for k in msg:
+            rows.append({"series": f"MSG{k}", "threads": t, "cpus": order[:t + 1],
+                         "ns": msg_run(order[0], order[1:t + 1], k, n, reps)})
+    return rows
+
+
 def run_host_bench(quick: bool = False) -> dict:
     """Describe the host and run every host benchmark; a JSON-ready dict.
 
@@ -266,6 +409,20 @@ def run_host_bench(quick: bool = False) -> dict:
         c2c_note = None
     for row in mem + c2c:
         row["tsc_cycles"] = to_tsc_cycles(row["ns"]["median"], tsc_hz)
+    order = cpu_order(host["topology"], allowed)
+    a0 = order[0]
+    caches_a0 = host["caches"] if a0 == host["cpu"] else read_caches(Path(SYSFS_CPU) / f"cpu{a0}")
+    paths = urpc_paths(host["topology"], caches_a0, order)
+    urpc_rows = urpc_bench(paths, iters=20_000 if quick else 100_000,
+                           msgs=50_000 if quick else 200_000, reps=reps)
+    for row in urpc_rows:
+        row["latency_tsc_cycles"] = to_tsc_cycles(row["latency_ns"]["median"], tsc_hz)
+        med = row["throughput_msgs_per_us"]["median"]
+        row["msgs_per_kcycle"] = med * 1e9 / tsc_hz if tsc_hz > 0 else None
+    fig3 = fig3_sweep(order, quick, iters=20_000 if quick else 100_000, reps=reps)
+    for row in fig3:
+        row["tsc_cycles"] = to_tsc_cycles(row["ns"]["median"], tsc_hz)
+    one_cpu = f"skipped: this process may run only on CPU {allowed}, no pair to measure"
     return {
         "kind": "mksim host-bench",
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -281,6 +438,26 @@ def run_host_bench(quick: bool = False) -> dict:
                                    "back and forth with compare-and-swap; round trip / 2",
                          "unit": "ns one way (tsc_cycles: the median in TSC cycles)", "rows": c2c,
                          "note": c2c_note},
+        "urpc": {"method": "a URPC channel laid out as kernels/urpc.py (Barrelfish UMP): rings of "
+                           f"{URPC_SLOTS} 64-byte slots, 7 payload words and a control word (epoch "
+                           "bit 63, type bits 62..56, ack bits 55..0) written last, acks "
+                           "piggybacked, an ack-only message every half ring; one CPU pair per "
+                           "path kind (smt, shared-L<n>, same-package, other-package). latency: "
+                           "ping-pong round trip / 2; throughput: a one-way stream, the sender "
+                           "running ahead up to the ring's depth",
+                 "slots": URPC_SLOTS,
+                 "unit": "latency_ns: ns one way; throughput_msgs_per_us: messages per "
+                         "microsecond; latency_tsc_cycles, msgs_per_kcycle: the medians in TSC cycles",
+                 "rows": urpc_rows, "note": None if urpc_rows else one_cpu},
+        "fig3": {"method": "SHMk: t threads pinned to the first t CPUs of cpu_order each update the "
+                           "same k cache lines (load, add 1, store each line, as "
+                           "kernels/microbench.py's update); MSGk: t client threads call a server "
+                           "thread on cpu_order[0] over their own URPC link, the server updating "
+                           "the k lines it owns per call. Passes start together (barrier)",
+                 "unit": "ns per update (SHM: mean over threads; MSG: per call, mean over "
+                         "clients); tsc_cycles: the median in TSC cycles",
+                 "cpu_order": order, "rows": fig3,
+                 "note": None if len(order) > 1 else "MSG " + one_cpu},
     }
 
 
@@ -328,7 +505,42 @@ def format_report(rep: dict) -> str:
             pair = f"{r['cpus'][0]}<->{r['cpus'][1]}"
             lines.append(f"  {pair:>9}  {s['median']:8.2f}  {s['min']:8.2f}  "
                          f"{s['max']:8.2f}  {s['spread']:6.1%}  {_cyc(r['tsc_cycles'])}")
+    lines += _format_urpc(rep.get("urpc")) + _format_fig3(rep.get("fig3"))
     return "\n".join(lines)
+
+
+def _format_urpc(u: dict | None) -> list[str]:
+    """The URPC section of format_report."""
+    if not u:
+        return []
+    lines = ["", f"URPC ({u['slots']}-slot rings; latency ns one way, throughput messages/us):"]
+    if u["note"]:
+        return lines + [f"  {u['note']}"]
+    lines.append(f"  {'path':<14} {'cpus':>6}  {'lat med':>8}  {'min':>8}  {'max':>8}  "
+                 f"{'spread':>6}  {'thr med':>8}  {'spread':>6}")
+    for r in u["rows"]:
+        lat, thr = r["latency_ns"], r["throughput_msgs_per_us"]
+        lines.append(f"  {r['path']:<14} {r['cpus'][0]:>2}->{r['cpus'][1]:<2}  {lat['median']:8.1f}  "
+                     f"{lat['min']:8.1f}  {lat['max']:8.1f}  {lat['spread']:6.1%}  "
+                     f"{thr['median']:8.2f}  {thr['spread']:6.1%}")
+    return lines
+
+
+def _format_fig3(f: dict | None) -> list[str]:
+    """The Figure 3 section of format_report: one line per (series, threads)."""
+    if not f:
+        return []
+    lines = ["", "Figure 3 (ns per update; SHMk: t threads, MSGk: t clients + 1 server; "
+                 f"CPU order {f['cpu_order']}):",
+             f"  {'series':<6} {'threads':>7}  {'median':>8}  {'min':>8}  {'max':>8}  {'spread':>6}  "
+             f"{'TSC cyc':>8}"]
+    for r in f["rows"]:
+        s = r["ns"]
+        lines.append(f"  {r['series']:<6} {r['threads']:>7}  {s['median']:8.1f}  {s['min']:8.1f}  "
+                     f"{s['max']:8.1f}  {s['spread']:6.1%}  {_cyc(r['tsc_cycles'])}")
+    if f["note"]:
+        lines.append(f"  {f['note']}")
+    return lines
 
 
 # ----------------------------------------------------------------------------- calibrate

@@ -16,6 +16,14 @@ CDEF = """
 int hb_chase(size_t bytes, uint64_t seed, long steps, int reps, double *out_ns);
 int hb_pingpong(int cpu_a, int cpu_b, long iters, long warm, int reps, double timeout_s,
                 double *out_ns);
+int hb_urpc_pingpong(int cpu_a, int cpu_b, int slots, long iters, long warm, int reps,
+                     double timeout_s, double *out_ns);
+int hb_urpc_stream(int cpu_a, int cpu_b, int slots, long msgs, long warm, int reps,
+                   double timeout_s, double *out_ns);
+int hb_shm(const int *cpus, int nthreads, int nlines, int locked, long iters, long warm, int reps,
+           double timeout_s, double *out_ns);
+int hb_msg(int server_cpu, const int *client_cpus, int nclients, int nlines, int slots,
+           long iters, long warm, int reps, double timeout_s, double *out_ns);
 double hb_tsc_hz(double window_s);
 double hb_clock_res_ns(void);
 """

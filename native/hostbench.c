@@ -266,3 +266,629 @@ double hb_clock_res_ns(void)
         return -1.0;
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
+
+/* ================================================================== teams of pinned threads
+ *
+ * The URPC and Figure 3 benchmarks run several pinned threads. A team holds what they share:
+ * the start barrier (every thread pinned, or one failed), the abort flag and the deadline, so
+ * that any spin-wait can give up (a thread that cannot be pinned, or a host whose other CPUs
+ * are busy, ends the run with an error code instead of hanging it). */
+
+struct team {
+    _Alignas(128) int ready;      /* threads that finished pinning */
+    int failed_errno;             /* nonzero: a thread could not pin (its errno) */
+    int abort;                    /* set when the deadline passed or a protocol error */
+    int proto_error;              /* nonzero: a URPC protocol error (data while waiting for credit) */
+    int n;                        /* threads in the team */
+    double deadline_ns;
+    /* a sense-reversing barrier for `bar_n` threads (all, or the clients only) */
+    _Alignas(128) int bar_count;
+    int bar_gen;
+};
+
+struct worker {
+    struct team *t;
+    int who;                      /* 0 .. n-1 */
+    int cpu;
+    void *ctx;                    /* the benchmark's own shared state */
+};
+
+/* Every 4096 spins: 1 when the run must stop (deadline passed, or another thread gave up). */
+static int team_should_stop(struct team *t, unsigned *spins)
+{
+    if ((++*spins & 0xFFF) != 0)
+        return 0;
+    if (__atomic_load_n(&t->abort, __ATOMIC_RELAXED))
+        return 1;
+    if (now_ns() > t->deadline_ns) {
+        __atomic_store_n(&t->abort, 1, __ATOMIC_RELAXED);
+        return 1;
+    }
+    return 0;
+}
+
+/* Pin this thread, then wait for the whole team; 1 when the run cannot go on. */
+static int team_start(struct worker *w)
+{
+    struct team *t = w->t;
+    int err = pin_self(w->cpu);
+    if (err)
+        __atomic_store_n(&t->failed_errno, err, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&t->ready, 1, __ATOMIC_ACQ_REL);
+    unsigned spins = 0;
+    while (__atomic_load_n(&t->ready, __ATOMIC_ACQUIRE) < t->n)
+        if (team_should_stop(t, &spins))
+            return 1;
+    return __atomic_load_n(&t->failed_errno, __ATOMIC_RELAXED) != 0;
+}
+
+/* Barrier of `parties` threads of the team; 1 when the run was aborted meanwhile. */
+static int team_barrier(struct team *t, int parties)
+{
+    int gen = __atomic_load_n(&t->bar_gen, __ATOMIC_ACQUIRE);
+    if (__atomic_add_fetch(&t->bar_count, 1, __ATOMIC_ACQ_REL) == parties) {
+        __atomic_store_n(&t->bar_count, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&t->bar_gen, gen + 1, __ATOMIC_RELEASE);
+        return __atomic_load_n(&t->abort, __ATOMIC_RELAXED);
+    }
+    unsigned spins = 0;
+    while (__atomic_load_n(&t->bar_gen, __ATOMIC_ACQUIRE) == gen)
+        if (team_should_stop(t, &spins))
+            return 1;
+    return 0;
+}
+
+/* Start `n` threads running fn, thread i pinned to cpus[i], and join them.
+ * Returns 0; -errno of a failed pin; -ETIMEDOUT; -EPROTO; -EAGAIN; -ENOMEM. */
+static int team_run(int n, const int *cpus, void *(*fn)(void *), void *ctx, double timeout_s)
+{
+    struct team *t = aligned_alloc(128, (sizeof(struct team) + 127) & ~(size_t)127);
+    struct worker *ws = calloc((size_t)n, sizeof(struct worker));
+    pthread_t *th = calloc((size_t)n, sizeof(pthread_t));
+    if (t == NULL || ws == NULL || th == NULL) {
+        free(t);
+        free(ws);
+        free(th);
+        return -ENOMEM;
+    }
+    memset(t, 0, sizeof(*t));
+    t->n = n;
+    t->deadline_ns = now_ns() + timeout_s * 1e9;
+    int started = 0, rc = 0;
+    for (int i = 0; i < n; i++) {
+        ws[i] = (struct worker){t, i, cpus[i], ctx};
+        if (pthread_create(&th[i], NULL, fn, &ws[i]) != 0) {
+            /* the started threads are waiting at the start barrier: let them out */
+            __atomic_store_n(&t->failed_errno, EAGAIN, __ATOMIC_RELAXED);
+            __atomic_store_n(&t->abort, 1, __ATOMIC_RELAXED);
+            rc = -EAGAIN;
+            break;
+        }
+        started++;
+    }
+    for (int i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    if (rc == 0) {
+        if (t->failed_errno)
+            rc = -t->failed_errno;
+        else if (t->proto_error)
+            rc = -EPROTO;
+        else if (t->abort)
+            rc = -ETIMEDOUT;
+    }
+    free(t);
+    free(ws);
+    free(th);
+    return rc;
+}
+
+static int valid_cpu(int cpu)
+{
+    return cpu >= 0 && cpu < CPU_SETSIZE;
+}
+
+/* ================================================================== URPC (Barrelfish UMP)
+ *
+ * The channel of kernels/urpc.py, byte for byte: a ring is `slots` 64-byte lines; a slot is 7
+ * payload words (bytes 0..55) and a control word (bytes 56..63) written LAST:
+ *     bit 63 epoch (1 on the first lap, flips at every wrap), bits 62..56 message type
+ *     (UR_DATA 1, UR_ACK 2), bits 55..0 ack = messages the writer has received on the reverse ring.
+ * Flow control as there: at most `slots` unacknowledged messages per ring; a sender without
+ * credit takes ack-only messages from its receive ring; a receiver that took slots/2 messages
+ * since it last sent anything sends an ack-only message (control word only). */
+
+#define UR_LINE 64
+#define UR_PAYLOAD_WORDS 7
+#define UR_EPOCH (1ull << 63)
+#define UR_TYPE_SHIFT 56
+#define UR_TYPE_MASK 0x7Full
+#define UR_ACK_MASK ((1ull << UR_TYPE_SHIFT) - 1)
+#define UR_DATA 1ull
+#define UR_ACK 2ull
+
+struct ur_slot {
+    _Alignas(UR_LINE) uint64_t w[UR_PAYLOAD_WORDS];
+    uint64_t ctrl;
+};
+_Static_assert(sizeof(struct ur_slot) == UR_LINE, "a URPC slot is one 64-byte line");
+_Static_assert(__builtin_offsetof(struct ur_slot, ctrl) == 56, "control word at bytes 56..63");
+
+/* One end of a link: the registers r15..r8 of kernels/urpc.py (txp, txe, txs, txa, rxp, rxe,
+ * rxn, rxl), kept in the end's own cache line. */
+struct ur_end {
+    _Alignas(UR_LINE) struct ur_slot *tx, *rx;
+    unsigned slots, txi, rxi;
+    uint64_t txe, rxe, txs, txa, rxn, rxl;
+};
+
+/* A link's two rings, back to back (a->b first, then b->a), as urpc.Link.at lays them out. */
+static struct ur_slot *ur_alloc(int slots)
+{
+    size_t bytes = 2 * (size_t)slots * UR_LINE;
+    struct ur_slot *r = aligned_alloc(4096, (bytes + 4095) & ~(size_t)4095);
+    if (r)
+        memset(r, 0, bytes);   /* zeroed rings: epoch 0 everywhere, nothing new */
+    return r;
+}
+
+static void ur_init(struct ur_end *e, struct ur_slot *tx, struct ur_slot *rx, int slots)
+{
+    memset(e, 0, sizeof(*e));
+    e->tx = tx;
+    e->rx = rx;
+    e->slots = (unsigned)slots;
+    e->txe = UR_EPOCH;   /* both ends write / expect epoch 1 first */
+    e->rxe = UR_EPOCH;
+}
+
+/* 1 when the next receive slot holds a new message (its epoch is the expected one): the
+ * server's poll, a plain load that hits in its cache while the client has not written. */
+static inline int ur_ready(struct ur_end *e)
+{
+    return (__atomic_load_n(&e->rx[e->rxi].ctrl, __ATOMIC_ACQUIRE) & UR_EPOCH) == e->rxe;
+}
+
+static inline void ur_rx_advance(struct ur_end *e)
+{
+    if (++e->rxi == e->slots) {
+        e->rxi = 0;
+        e->rxe ^= UR_EPOCH;
+    }
+    e->rxn++;
+}
+
+/* Wait for the next receive slot; its control word, or 0 when the run was aborted (a new
+ * control word is never 0: its type field is 1 or 2). */
+static uint64_t ur_wait(struct ur_end *e, struct team *t)
+{
+    unsigned spins = 0;
+    for (;;) {
+        uint64_t c = __atomic_load_n(&e->rx[e->rxi].ctrl, __ATOMIC_ACQUIRE);
+        if ((c & UR_EPOCH) == e->rxe)
+            return c;
+        if (team_should_stop(t, &spins))
+            return 0;
+    }
+}
+
+/* Write the control word (epoch | kind | rxn) last; everything received is now acked. */
+static inline void ur_post(struct ur_end *e, uint64_t kind)
+{
+    __atomic_store_n(&e->tx[e->txi].ctrl, e->txe | kind << UR_TYPE_SHIFT | e->rxn, __ATOMIC_RELEASE);
+    e->rxl = e->rxn;
+    if (++e->txi == e->slots) {
+        e->txi = 0;
+        e->txe ^= UR_EPOCH;
+    }
+    e->txs++;
+}
+
+/* Send one data message, payload [w0, 0, ..]; 0, or 1 when aborted / a protocol error. */
+static int ur_send(struct ur_end *e, uint64_t w0, struct team *t)
+{
+    while (e->txs - e->txa >= e->slots) {          /* no credit: take an ack-only message */
+        uint64_t c = ur_wait(e, t);
+        if (c == 0)
+            return 1;
+        e->txa = c & UR_ACK_MASK;
+        if (((c >> UR_TYPE_SHIFT) & UR_TYPE_MASK) != UR_ACK) {
+            __atomic_store_n(&t->proto_error, 1, __ATOMIC_RELAXED);
+            __atomic_store_n(&t->abort, 1, __ATOMIC_RELAXED);
+            return 1;
+        }
+        ur_rx_advance(e);
+    }
+    volatile uint64_t *w = e->tx[e->txi].w;
+    w[0] = w0;
+    for (int k = 1; k < UR_PAYLOAD_WORDS; k++)       /* all 7 words, as the model's sender */
+        w[k] = 0;
+    ur_post(e, UR_DATA);
+    return 0;
+}
+
+/* Receive one data message (skipping ack-only ones); its word 0 in *w0. 0, or 1 when aborted. */
+static int ur_recv(struct ur_end *e, uint64_t *w0, struct team *t)
+{
+    for (;;) {
+        uint64_t c = ur_wait(e, t);
+        if (c == 0)
+            return 1;
+        e->txa = c & UR_ACK_MASK;
+        if (((c >> UR_TYPE_SHIFT) & UR_TYPE_MASK) == UR_ACK) {
+            ur_rx_advance(e);
+            continue;
+        }
+        volatile uint64_t *w = e->rx[e->rxi].w;
+        *w0 = w[0];
+        for (int k = 1; k < UR_PAYLOAD_WORDS; k++)   /* read all 7 words, as the model's receiver */
+            (void)w[k];                              /* volatile: the load happens */
+        ur_rx_advance(e);
+        break;
+    }
+    unsigned half = e->slots / 2 ? e->slots / 2 : 1;
+    if (e->rxn - e->rxl >= half && e->txs - e->txa < e->slots)
+        ur_post(e, UR_ACK);                          /* ack-only: a one-way stream never stalls */
+    return 0;
+}
+
+/* ------------------------------------------------------------------ URPC ping-pong and stream */
+
+struct ur_pair {
+    struct ur_slot *rings;        /* a->b ring, then b->a ring */
+    int slots;
+    long iters, warm;             /* ping-pong: round trips; stream: messages per pass */
+    int reps;
+    int stream;                   /* 0: ping-pong, 1: one-way stream */
+    double *out_ns;
+    double t_start;               /* stream: the sender's start of the current pass */
+};
+
+/* End a (who 0): the client of the ping-pong, the sender of the stream; it times the passes. */
+static void *ur_pair_a(void *arg)
+{
+    struct worker *w = arg;
+    struct ur_pair *c = w->ctx;
+    struct team *t = w->t;
+    struct ur_end e;
+    ur_init(&e, c->rings, c->rings + c->slots, c->slots);
+    if (team_start(w))
+        return NULL;
+    uint64_t seq = 0, got;
+    if (!c->stream) {
+        for (long i = 0; i < c->warm; i++, seq++)
+            if (ur_send(&e, seq, t) || ur_recv(&e, &got, t))
+                return NULL;
+        for (int r = 0; r < c->reps; r++) {
+            double t0 = now_ns();
+            for (long i = 0; i < c->iters; i++, seq++)
+                if (ur_send(&e, seq, t) || ur_recv(&e, &got, t))
+                    return NULL;
+            c->out_ns[r] = (now_ns() - t0) / (double)c->iters / 2.0;   /* round trip / 2 */
+        }
+        return NULL;
+    }
+    for (long i = 0; i < c->warm; i++, seq++)
+        if (ur_send(&e, seq, t))
+            return NULL;
+    for (int r = 0; r < c->reps; r++) {
+        if (team_barrier(t, 2))              /* the receiver has drained the previous pass */
+            return NULL;
+        c->t_start = now_ns();
+        for (long i = 0; i < c->iters; i++, seq++)
+            if (ur_send(&e, seq, t))
+                return NULL;
+        if (team_barrier(t, 2))              /* the receiver has timed this pass */
+            return NULL;
+    }
+    return NULL;
+}
+
+/* End b (who 1): the server of the ping-pong (echoes word 0), the receiver of the stream
+ * (checks the sequence and times the pass from the sender's start to the last message). */
+static void *ur_pair_b(void *arg)
+{
+    struct worker *w = arg;
+    struct ur_pair *c = w->ctx;
+    struct team *t = w->t;
+    struct ur_end e;
+    ur_init(&e, c->rings + c->slots, c->rings, c->slots);
+    if (team_start(w))
+        return NULL;
+    uint64_t got, expect = 0;
+    if (!c->stream) {
+        long total = c->warm + c->iters * (long)c->reps;
+        for (long i = 0; i < total; i++)
+            if (ur_recv(&e, &got, t) || ur_send(&e, got, t))
+                return NULL;
+        return NULL;
+    }
+    for (long i = 0; i < c->warm; i++, expect++)
+        if (ur_recv(&e, &got, t))
+            return NULL;
+    for (int r = 0; r < c->reps; r++) {
+        if (team_barrier(t, 2))
+            return NULL;
+        for (long i = 0; i < c->iters; i++, expect++) {
+            if (ur_recv(&e, &got, t))
+                return NULL;
+            if (got != expect) {                /* lost, duplicated or reordered: a bug */
+                __atomic_store_n(&t->proto_error, 1, __ATOMIC_RELAXED);
+                __atomic_store_n(&t->abort, 1, __ATOMIC_RELAXED);
+                return NULL;
+            }
+        }
+        c->out_ns[r] = (now_ns() - c->t_start) / (double)c->iters;
+        if (team_barrier(t, 2))
+            return NULL;
+    }
+    return NULL;
+}
+
+static void *ur_pair_thread(void *arg)
+{
+    struct worker *w = arg;
+    return w->who == 0 ? ur_pair_a(arg) : ur_pair_b(arg);
+}
+
+static int ur_pair_run(int cpu_a, int cpu_b, int slots, long iters, long warm, int reps,
+                       double timeout_s, double *out_ns, int stream)
+{
+    if (!valid_cpu(cpu_a) || !valid_cpu(cpu_b) || cpu_a == cpu_b || slots < 2 || iters < 1 ||
+        warm < 0 || reps < 1 || timeout_s <= 0 || out_ns == NULL)
+        return -EINVAL;
+    struct ur_pair c = {0};
+    c.rings = ur_alloc(slots);
+    if (c.rings == NULL)
+        return -ENOMEM;
+    c.slots = slots;
+    c.iters = iters;
+    c.warm = warm;
+    c.reps = reps;
+    c.stream = stream;
+    c.out_ns = out_ns;
+    int cpus[2] = {cpu_a, cpu_b};
+    int rc = team_run(2, cpus, ur_pair_thread, &c, timeout_s);
+    free(c.rings);
+    return rc;
+}
+
+/* URPC one-way latency between cpu_a (client) and cpu_b (server): `warm` untimed round trips,
+ * then `reps` passes of `iters` round trips (send [seq], the server echoes it);
+ * out_ns[r] = pass time / iters / 2. Returns 0; -EINVAL; -errno of a failed pin;
+ * -ETIMEDOUT when the run took longer than timeout_s; -EPROTO on a protocol error. */
+int hb_urpc_pingpong(int cpu_a, int cpu_b, int slots, long iters, long warm, int reps,
+                     double timeout_s, double *out_ns)
+{
+    return ur_pair_run(cpu_a, cpu_b, slots, iters, warm, reps, timeout_s, out_ns, 0);
+}
+
+/* URPC pipelined throughput from cpu_a to cpu_b: the sender runs ahead up to the ring's depth
+ * (flow control by acks). `warm` untimed messages, then `reps` passes of `msgs` messages;
+ * out_ns[r] = nanoseconds per message (sender's start to the receiver's last message, which
+ * checks every sequence number). Returns as hb_urpc_pingpong. */
+int hb_urpc_stream(int cpu_a, int cpu_b, int slots, long msgs, long warm, int reps,
+                   double timeout_s, double *out_ns)
+{
+    return ur_pair_run(cpu_a, cpu_b, slots, msgs, warm, reps, timeout_s, out_ns, 1);
+}
+
+/* ================================================================== Figure 3: SHM and MSG
+ *
+ * One update of k shared cache lines is what kernels/microbench.py's _update does: every line
+ * is read, incremented and written back (x++, a load then a store; `locked` = 1 makes it one
+ * lock-prefixed add instead). The lines are 64 bytes apart from a page-aligned base. */
+
+static inline void update_lines(volatile uint64_t *lines, int nlines, int locked)
+{
+    for (int i = 0; i < nlines; i++) {
+        volatile uint64_t *x = lines + (size_t)i * (UR_LINE / 8);
+        if (locked)
+            __atomic_fetch_add(x, 1, __ATOMIC_SEQ_CST);
+        else
+            *x = *x + 1;
+    }
+}
+
+struct fig3 {
+    volatile uint64_t *lines;
+    int nlines, locked, slots, nclients;
+    long iters, warm;
+    int reps;
+    double *per_thread;           /* [reps][threads]: ns per update of each timed thread */
+    struct ur_slot **links;       /* MSG: one link per client (client->server ring first) */
+};
+
+/* SHM: every thread updates the same lines; per pass, each thread's ns per update. */
+static void *shm_thread(void *arg)
+{
+    struct worker *w = arg;
+    struct fig3 *c = w->ctx;
+    struct team *t = w->t;
+    if (team_start(w))
+        return NULL;
+    for (long i = 0; i < c->warm; i++)
+        update_lines(c->lines, c->nlines, c->locked);
+    for (int r = 0; r < c->reps; r++) {
+        if (team_barrier(t, t->n))          /* all threads contend during every pass */
+            return NULL;
+        double t0 = now_ns();
+        for (long i = 0; i < c->iters; i++)
+            update_lines(c->lines, c->nlines, c->locked);
+        c->per_thread[(size_t)r * t->n + w->who] = (now_ns() - t0) / (double)c->iters;
+    }
+    team_barrier(t, t->n);
+    return NULL;
+}
+
+/* Mean over threads of each pass: out_ns[r]. */
+static void mean_per_pass(const double *per, int reps, int n, double *out_ns)
+{
+    for (int r = 0; r < reps; r++) {
+        double s = 0;
+        for (int i = 0; i < n; i++)
+            s += per[(size_t)r * n + i];
+        out_ns[r] = s / n;
+    }
+}
+
+static volatile uint64_t *lines_alloc(int nlines)
+{
+    size_t bytes = ((size_t)nlines * UR_LINE + 4095) & ~(size_t)4095;
+    volatile uint64_t *l = aligned_alloc(4096, bytes);
+    if (l)
+        memset((void *)l, 0, bytes);
+    return l;
+}
+
+/* SHMk: `nthreads` threads, thread i pinned to cpus[i], each update the same `nlines` lines
+ * (`warm` untimed updates, then `reps` passes of `iters` updates, all threads starting each pass
+ * together); out_ns[r] = mean over threads of ns per update. Returns as hb_urpc_pingpong. */
+int hb_shm(const int *cpus, int nthreads, int nlines, int locked, long iters, long warm, int reps,
+           double timeout_s, double *out_ns)
+{
+    if (cpus == NULL || nthreads < 1 || nlines < 1 || iters < 1 || warm < 0 || reps < 1 ||
+        timeout_s <= 0 || out_ns == NULL)
+        return -EINVAL;
+    for (int i = 0; i < nthreads; i++)
+        if (!valid_cpu(cpus[i]))
+            return -EINVAL;
+    struct fig3 c = {0};
+    c.lines = lines_alloc(nlines);
+    c.per_thread = calloc((size_t)reps * nthreads, sizeof(double));
+    if (c.lines == NULL || c.per_thread == NULL) {
+        free((void *)c.lines);
+        free(c.per_thread);
+        return -ENOMEM;
+    }
+    c.nlines = nlines;
+    c.locked = locked;
+    c.iters = iters;
+    c.warm = warm;
+    c.reps = reps;
+    int rc = team_run(nthreads, cpus, shm_thread, &c, timeout_s);
+    if (rc == 0)
+        mean_per_pass(c.per_thread, reps, nthreads, out_ns);
+    free((void *)c.lines);
+    free(c.per_thread);
+    return rc;
+}
+
+/* MSG server (who 0): polls its clients' links in turn; a new request is received, the lines it
+ * owns are updated, and the request's word 0 is sent back. Stops after every client's calls. */
+static void msg_server(struct worker *w)
+{
+    struct fig3 *c = w->ctx;
+    struct team *t = w->t;
+    int n = c->nclients;
+    struct ur_end *ends = aligned_alloc(UR_LINE, (size_t)n * sizeof(struct ur_end));
+    if (ends == NULL) {
+        __atomic_store_n(&t->abort, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        ur_init(&ends[i], c->links[i] + c->slots, c->links[i], c->slots);
+    long total = (long)n * (c->warm + c->iters * (long)c->reps), done = 0;
+    unsigned spins = 0;
+    uint64_t got;
+    while (done < total) {
+        for (int i = 0; i < n; i++) {
+            if (!ur_ready(&ends[i]))
+                continue;
+            if (ur_recv(&ends[i], &got, t))
+                goto out;
+            update_lines(c->lines, c->nlines, c->locked);
+            if (ur_send(&ends[i], got, t))
+                goto out;
+            done++;
+        }
+        if (team_should_stop(t, &spins))
+            break;
+    }
+out:
+    free(ends);
+}
+
+/* MSG client (who 1..n): calls the server `warm` times, then `reps` passes of `iters` calls
+ * (clients start each pass together); per pass, its ns per call. */
+static void msg_client(struct worker *w)
+{
+    struct fig3 *c = w->ctx;
+    struct team *t = w->t;
+    int i = w->who - 1;
+    struct ur_end e;
+    ur_init(&e, c->links[i], c->links[i] + c->slots, c->slots);
+    uint64_t seq = 0, got;
+    for (long k = 0; k < c->warm; k++, seq++)
+        if (ur_send(&e, seq, t) || ur_recv(&e, &got, t))
+            return;
+    for (int r = 0; r < c->reps; r++) {
+        if (team_barrier(t, c->nclients))
+            return;
+        double t0 = now_ns();
+        for (long k = 0; k < c->iters; k++, seq++)
+            if (ur_send(&e, seq, t) || ur_recv(&e, &got, t))
+                return;
+        c->per_thread[(size_t)r * c->nclients + i] = (now_ns() - t0) / (double)c->iters;
+    }
+}
+
+static void *msg_thread(void *arg)
+{
+    struct worker *w = arg;
+    if (team_start(w))
+        return NULL;
+    if (w->who == 0)
+        msg_server(w);
+    else
+        msg_client(w);
+    return NULL;
+}
+
+/* MSGk: `nclients` client threads (pinned to client_cpus) each call a server thread (pinned to
+ * server_cpu) over their own URPC link of `slots` slots; the server updates the `nlines` lines
+ * it owns per call (the lightweight RPC of the Barrelfish paper: one request line, one reply
+ * line). `warm` untimed calls per client, then `reps` passes of `iters` calls; out_ns[r] = mean
+ * over clients of ns per call. Returns as hb_urpc_pingpong. */
+int hb_msg(int server_cpu, const int *client_cpus, int nclients, int nlines, int slots,
+           long iters, long warm, int reps, double timeout_s, double *out_ns)
+{
+    if (!valid_cpu(server_cpu) || client_cpus == NULL || nclients < 1 || nlines < 1 || slots < 2 ||
+        iters < 1 || warm < 0 || reps < 1 || timeout_s <= 0 || out_ns == NULL)
+        return -EINVAL;
+    int *cpus = malloc(sizeof(int) * (size_t)(nclients + 1));
+    struct fig3 c = {0};
+    c.links = calloc((size_t)nclients, sizeof(struct ur_slot *));
+    c.lines = lines_alloc(nlines);
+    c.per_thread = calloc((size_t)reps * nclients, sizeof(double));
+    int rc = -ENOMEM;
+    if (cpus == NULL || c.links == NULL || c.lines == NULL || c.per_thread == NULL)
+        goto out;
+    cpus[0] = server_cpu;
+    for (int i = 0; i < nclients; i++) {
+        if (!valid_cpu(client_cpus[i]) || client_cpus[i] == server_cpu) {
+            rc = -EINVAL;
+            goto out;
+        }
+        cpus[i + 1] = client_cpus[i];
+        if ((c.links[i] = ur_alloc(slots)) == NULL)
+            goto out;
+    }
+    c.nlines = nlines;
+    c.slots = slots;
+    c.nclients = nclients;
+    c.iters = iters;
+    c.warm = warm;
+    c.reps = reps;
+    rc = team_run(nclients + 1, cpus, msg_thread, &c, timeout_s);
+    if (rc == 0)
+        mean_per_pass(c.per_thread, reps, nclients, out_ns);
+out:
+    if (c.links)
+        for (int i = 0; i < nclients; i++)
+            free(c.links[i]);
+    free(c.links);
+    free((void *)c.lines);
+    free(c.per_thread);
+    free(cpus);
+    return rc;
+}
