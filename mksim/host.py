@@ -400,12 +400,15 @@ def run_host_bench(quick: bool = False) -> dict:
     tsc_hz = lib.hb_tsc_hz(0.05 if quick else 0.2)
     max_bytes = QUICK_MAX_BYTES if quick else FULL_MAX_BYTES
     reps = 7 if quick else 11
+    # thread benchmarks: short passes (about a millisecond) and many of them, so that a pass hit
+    # by a descheduled thread (a loaded or virtualized host) moves the median less
+    preps = 15 if quick else 31
     mem = memory_latency(working_sets(max_bytes), steps=1_000_000 if quick else 2_000_000, reps=reps)
     if len(allowed) < 2:
         c2c: list[dict] = []
         c2c_note = f"skipped: this process may run only on CPU {allowed}, no pair to measure"
     else:
-        c2c = core_to_core(choose_pairs(allowed), iters=100_000 if quick else 200_000, reps=reps)
+        c2c = core_to_core(choose_pairs(allowed), iters=5_000 if quick else 10_000, reps=preps)
         c2c_note = None
     for row in mem + c2c:
         row["tsc_cycles"] = to_tsc_cycles(row["ns"]["median"], tsc_hz)
@@ -413,13 +416,13 @@ def run_host_bench(quick: bool = False) -> dict:
     a0 = order[0]
     caches_a0 = host["caches"] if a0 == host["cpu"] else read_caches(Path(SYSFS_CPU) / f"cpu{a0}")
     paths = urpc_paths(host["topology"], caches_a0, order)
-    urpc_rows = urpc_bench(paths, iters=20_000 if quick else 100_000,
-                           msgs=50_000 if quick else 200_000, reps=reps)
+    urpc_rows = urpc_bench(paths, iters=5_000 if quick else 10_000,
+                           msgs=20_000 if quick else 40_000, reps=preps)
     for row in urpc_rows:
         row["latency_tsc_cycles"] = to_tsc_cycles(row["latency_ns"]["median"], tsc_hz)
         med = row["throughput_msgs_per_us"]["median"]
         row["msgs_per_kcycle"] = med * 1e9 / tsc_hz if tsc_hz > 0 else None
-    fig3 = fig3_sweep(order, quick, iters=20_000 if quick else 100_000, reps=reps)
+    fig3 = fig3_sweep(order, quick, iters=20_000 if quick else 40_000, reps=preps)
     for row in fig3:
         row["tsc_cycles"] = to_tsc_cycles(row["ns"]["median"], tsc_hz)
     one_cpu = f"skipped: this process may run only on CPU {allowed}, no pair to measure"

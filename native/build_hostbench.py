@@ -16,6 +16,7 @@ CDEF = """
 int hb_chase(size_t bytes, uint64_t seed, long steps, int reps, double *out_ns);
 int hb_pingpong(int cpu_a, int cpu_b, long iters, long warm, int reps, double timeout_s,
                 double *out_ns);
+void hb_urpc_layout(long *out);
 int hb_urpc_pingpong(int cpu_a, int cpu_b, int slots, long iters, long warm, int reps,
                      double timeout_s, double *out_ns);
 int hb_urpc_stream(int cpu_a, int cpu_b, int slots, long msgs, long warm, int reps,

@@ -419,6 +419,7 @@ struct ur_end {
     _Alignas(UR_LINE) struct ur_slot *tx, *rx;
     unsigned slots, txi, rxi;
     uint64_t txe, rxe, txs, txa, rxn, rxl;
+    unsigned spins;               /* spins so far: the deadline is checked every 4096 of them */
 };
 
 /* A link's two rings, back to back (a->b first, then b->a), as urpc.Link.at lays them out. */
@@ -461,12 +462,11 @@ static inline void ur_rx_advance(struct ur_end *e)
  * control word is never 0: its type field is 1 or 2). */
 static uint64_t ur_wait(struct ur_end *e, struct team *t)
 {
-    unsigned spins = 0;
     for (;;) {
         uint64_t c = __atomic_load_n(&e->rx[e->rxi].ctrl, __ATOMIC_ACQUIRE);
         if ((c & UR_EPOCH) == e->rxe)
             return c;
-        if (team_should_stop(t, &spins))
+        if (team_should_stop(t, &e->spins))   /* counted across waits: short waits add up */
             return 0;
     }
 }
@@ -529,6 +529,20 @@ static int ur_recv(struct ur_end *e, uint64_t *w0, struct team *t)
     if (e->rxn - e->rxl >= half && e->txs - e->txa < e->slots)
         ur_post(e, UR_ACK);                          /* ack-only: a one-way stream never stalls */
     return 0;
+}
+
+/* The channel layout, for tests that hold it against kernels/urpc.py: out[0..7] = slot bytes,
+ * control word offset, epoch bit, type shift, type mask, ack bits, data type, ack type. */
+void hb_urpc_layout(long *out)
+{
+    out[0] = sizeof(struct ur_slot);
+    out[1] = (long)__builtin_offsetof(struct ur_slot, ctrl);
+    out[2] = __builtin_ctzll(UR_EPOCH);
+    out[3] = UR_TYPE_SHIFT;
+    out[4] = (long)UR_TYPE_MASK;
+    out[5] = UR_TYPE_SHIFT;   /* ack bits 55..0 */
+    out[6] = (long)UR_DATA;
+    out[7] = (long)UR_ACK;
 }
 
 /* ------------------------------------------------------------------ URPC ping-pong and stream */
@@ -706,14 +720,21 @@ static void *shm_thread(void *arg)
     struct team *t = w->t;
     if (team_start(w))
         return NULL;
-    for (long i = 0; i < c->warm; i++)
+    unsigned spins = 0;
+    for (long i = 0; i < c->warm; i++) {
         update_lines(c->lines, c->nlines, c->locked);
+        if (team_should_stop(t, &spins))
+            return NULL;
+    }
     for (int r = 0; r < c->reps; r++) {
         if (team_barrier(t, t->n))          /* all threads contend during every pass */
             return NULL;
         double t0 = now_ns();
-        for (long i = 0; i < c->iters; i++)
+        for (long i = 0; i < c->iters; i++) {
             update_lines(c->lines, c->nlines, c->locked);
+            if (team_should_stop(t, &spins))   /* a clock read every 4096 updates */
+                return NULL;
+        }
         c->per_thread[(size_t)r * t->n + w->who] = (now_ns() - t0) / (double)c->iters;
     }
     team_barrier(t, t->n);
