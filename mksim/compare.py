@@ -146,7 +146,7 @@ def model_pair(cfg, kind: str) -> tuple[int, int] | None:
     return None
 
 
-def model_urpc(cfg, a: int, b: int, rounds: int = URPC_ROUNDS, n: int = URPC_MSGS) -> tuple[float, float]:
+def model_urpc(cfg, a: int, b: int, rounds: int, n: int) -> tuple[float, float]:
     """(one-way latency in cycles, messages per kilocycle) of the bare URPC channel between
     cores a and b, with kernels/microbench.py's ring and placement. The bare channel (no
     Barrelfish stub stack) is what native/hostbench.c runs, so both sides do the same work."""
@@ -167,11 +167,13 @@ def model_urpc(cfg, a: int, b: int, rounds: int = URPC_ROUNDS, n: int = URPC_MSG
     return float(lat), 1000.0 * n / float(end[1] - t0)
 
 
-def model_metrics(cfg, metrics: list[str], iters: int = FIG3_ITERS) -> dict[str, float | None]:
+def model_metrics(cfg, metrics: list[str], iters: int | None = None) -> dict[str, float | None]:
     """The model's value of each metric (host_metrics' names and units) on ``cfg``; None where
-    the model has no such path or too few cores. Cycles become ns with cfg.clock_ghz."""
+    the model has no such path or too few cores. Cycles become ns with cfg.clock_ghz.
+    iters: Figure 3 updates per core (default FIG3_ITERS)."""
     from kernels import microbench as mb
     ghz = cfg.clock_ghz
+    iters = iters or FIG3_ITERS
     out: dict[str, float | None] = {}
     urpc_cache: dict[str, tuple[float, float] | None] = {}
     for m in metrics:
@@ -179,7 +181,7 @@ def model_metrics(cfg, metrics: list[str], iters: int = FIG3_ITERS) -> dict[str,
         if name in ("urpc_latency", "urpc_throughput"):
             if arg not in urpc_cache:
                 pair = model_pair(cfg, arg)
-                urpc_cache[arg] = model_urpc(cfg, *pair) if pair else None
+                urpc_cache[arg] = model_urpc(cfg, *pair, URPC_ROUNDS, URPC_MSGS) if pair else None
             v = urpc_cache[arg]
             out[m] = None if v is None else (v[0] / ghz if name == "urpc_latency" else v[1] * ghz)
         elif name.startswith("shm"):
