@@ -23,6 +23,7 @@ from hwmodel.errors import MksimError
 
 SYSFS_CPU = "/sys/devices/system/cpu"
 SYSFS_CLOCKSOURCE = "/sys/devices/system/clocksource/clocksource0/current_clocksource"
+SYSFS_NODE = "/sys/devices/system/node"
 KIB = 1024
 QUICK_MAX_BYTES = 64 * KIB * KIB
 FULL_MAX_BYTES = 1024 * KIB * KIB
@@ -146,6 +147,17 @@ def describe_host(root: str | os.PathLike = SYSFS_CPU) -> dict:
     caches = read_caches(base / f"cpu{online[0]}")
     return {"cpus_online": len(online), "online": online, "topology": read_topology(base, online),
             "cpu": online[0], "caches": caches}
+
+
+def read_numa(root: str | os.PathLike = SYSFS_NODE) -> list[dict] | None:
+    """NUMA nodes and their CPUs (nodeN/cpulist) from a sysfs node tree; None where there is no
+    such tree (a kernel without NUMA support). ``root`` may be a fixture directory."""
+    base = Path(root)
+    if not base.is_dir():
+        return None
+    nodes = sorted(base.glob("node[0-9]*"), key=lambda p: int(p.name[4:]))
+    return [{"node": int(p.name[4:]),
+             "cpus": parse_cpu_list(_read(p / "cpulist"), str(p / "cpulist"))} for p in nodes]
 
 
 def clock_description(tsc_hz: float | None) -> dict:
@@ -433,7 +445,7 @@ def run_host_bench(quick: bool = False) -> dict:
         "host": {**host, "allowed_cpus": allowed, "machine": platform.machine(),
                  "clock": clock_description(tsc_hz),
                  "clock_resolution_ns": lib.hb_clock_res_ns(),
-                 "mem_total_bytes": read_mem_total()},
+                 "mem_total_bytes": read_mem_total(), "numa_nodes": read_numa()},
         "memory_latency": {"method": "dependent pointer chase over a random cyclic permutation "
                                      "of 64-byte lines, 4 KiB pages, one warm-up pass",
                            "unit": "ns per load (tsc_cycles: the median in TSC cycles)", "rows": mem},
@@ -614,6 +626,58 @@ def _chase_cycles(rows: list[dict], max_bytes: float) -> tuple[float, int]:
     return r["tsc_cycles"], r["bytes"]
 
 
+def _interconnect(packages: int, same_pkg: list[float], cross_pkg: list[float],
+                  date: str) -> tuple[int, str]:
+    """link_latency and its source: fitted to the core-to-core matrix on a multi-package host.
+
+    In the model (hwmodel/engine.py rule 2) a cache-to-cache transfer between cores of two
+    packages sends two more messages across a package boundary than one inside a package
+    (request to the home and forward to the owner, or forward and the data back, whichever
+    package is home), each costing link_latency + hops x hop_latency; on a crossbar (every
+    package one hop from every other) with hop_latency 0, the cross-package pairs' extra
+    one-way latency is 2 x link_latency."""
+    if packages == 1:
+        return 0, "one package: nothing to cross (derived: sysfs shows one physical_package_id)"
+    if not cross_pkg or not same_pkg:
+        missing = "cross-package" if not cross_pkg else "same-package (distinct cores)"
+        return _LINK_LATENCY, (f"link_latency 20, hop_latency 0, crossbar: assumption (amd-2x2's "
+                               f"values): the core-to-core matrix has no {missing} pair to fit to")
+    x, s = statistics.median(cross_pkg), statistics.median(same_pkg)
+    link = max(0, round((x - s) / 2))
+    src = (f"link_latency: fitted to core-to-core matrix measured {date}: (median of "
+           f"{len(cross_pkg)} cross-package pair(s), {x:.1f} TSC cycles - median of {len(same_pkg)} "
+           f"same-package pair(s), {s:.1f}) / 2, not below 0: a transfer between packages crosses a "
+           "package boundary twice (engine rule 2: request to the home and forward to the owner, or "
+           "forward and data back). topology crossbar and hop_latency 0: assumption (every package "
+           "one link from every other; hops not separable with this fit)")
+    if x < s:
+        src += "; CLAMPED: cross-package pairs measured faster than same-package ones"
+    return link, src
+
+
+def _interleave(numa: list[dict] | None, topo: dict, packages: int) -> tuple[str, str]:
+    """memory.interleave and its source from the NUMA nodes sysfs reports."""
+    if not numa:
+        return "node", "interleave node: assumption (the report has no NUMA nodes from sysfs)"
+    cpu_nodes = [n for n in numa if n["cpus"]]
+    pkg = topo["package_of_cpu"]
+    where = f"sysfs /sys/devices/system/node: {len(numa)} node(s), {len(cpu_nodes)} with CPUs"
+    if packages == 1:
+        return "node", f"interleave node: one package is home to all memory (derived; {where})"
+    pkgs_of = [{pkg[str(c)] for c in n["cpus"] if str(c) in pkg} for n in cpu_nodes]
+    if len(cpu_nodes) == 1:
+        return "page", (f"interleave page: one NUMA node spans {packages} packages, so the firmware "
+                        f"interleaves memory across them ({where}); the page granularity is an "
+                        "assumption (sysfs does not say)")
+    if all(len(p) == 1 for p in pkgs_of) and len(set().union(*pkgs_of)) == packages:
+        kind = "one per package" if len(cpu_nodes) == packages else \
+            f"{len(cpu_nodes)} nodes in {packages} packages (sub-NUMA clustering; the model has one memory controller per package)"
+        return "node", f"interleave node: each package's memory is local to it ({where}: {kind})"
+    raise MksimError(f"NUMA nodes {[(n['node'], n['cpus']) for n in cpu_nodes]} do not map onto the "
+                     f"{packages} packages (a node spans packages but not all of them): the model homes "
+                     "memory by package, by line or by page", where="host-bench report: host.numa_nodes")
+
+
 def calibrate(rep: dict) -> str:
     """A machine TOML of the host from a host-bench report (``run_host_bench``'s dict).
 
@@ -722,12 +786,9 @@ def calibrate(rep: dict) -> str:
     out += ["[coherence]", 'protocol = "mesi"', f"directory_latency = {dirlat}",
             f"home_occupancy = {_HOME_OCCUPANCY}", f"source = {_toml_str(dir_src)}", ""]
 
-    if packages == 1:
-        link, ic_src = 0, "one package: nothing to cross (derived: sysfs shows one physical_package_id)"
-    else:
-        link, ic_src = _LINK_LATENCY, ("link_latency 20, hop_latency 0, crossbar: assumption "
-                                       "(amd-2x2's values); not fitted to cross-package pairs in "
-                                       "this version")
+    cross_pkg = [r["tsc_cycles"] for r in c2c_rows
+                 if topo["package_of_cpu"].get(str(r["cpus"][0])) != topo["package_of_cpu"].get(str(r["cpus"][1]))]
+    link, ic_src = _interconnect(packages, same_pkg, cross_pkg, date)
     out += ["[interconnect]", 'topology = "crossbar"', "hop_latency = 0", f"link_latency = {link}",
             f"source = {_toml_str(ic_src)}", ""]
 
@@ -744,6 +805,7 @@ def calibrate(rep: dict) -> str:
         clamp = (f"; CLAMPED to 1: the model's miss path (last level {llc['lat']} + directory "
                  f"{dirlat} = {llc['lat'] + dirlat}) already exceeds the measured chase, so a "
                  "model memory read will be slower than this host's")
+    interleave, il_src = _interleave(h.get("numa_nodes"), topo, packages)
     mem_total = h.get("mem_total_bytes")
     unit = packages * 4096
     if mem_total:
@@ -757,9 +819,9 @@ def calibrate(rep: dict) -> str:
                f"and directory_latency ({dirlat}) that the model adds to a miss (engine rule 2), "
                f"not below 1{clamp}; the chase uses 4 KiB pages, so TLB misses are included. "
                f"occupancy {_MEM_OCCUPANCY}: assumption (amd-2x2's value, bandwidth not measured). "
-               f"{size_src}. interleave node: assumption")
+               f"{size_src}. {il_src}")
     out += ["[memory]", f"latency = {memlat}", f"occupancy = {_MEM_OCCUPANCY}", f"size = {mem_size}",
-            'interleave = "node"', f"source = {_toml_str(mem_src)}", ""]
+            f'interleave = "{interleave}"', f"source = {_toml_str(mem_src)}", ""]
 
     out += ["[core]"] + [f"{k} = {v}" for k, v in _CORE.items()] + [f"source = {_toml_str(_ASSUMED)}", ""]
     out += ["[apic]"] + [f"{k} = {_toml_str(v) if isinstance(v, str) else str(v).lower()}"
