@@ -6,6 +6,13 @@
  * hb_pingpong: core-to-core cache-line latency: two threads pinned with
  *              sched_setaffinity hand one line back and forth with compare-and-swap;
  *              one round trip is two line transfers, so the one-way latency is half.
+ * hb_urpc_pingpong, hb_urpc_stream: a URPC channel laid out as kernels/urpc.py lays out
+ *              Barrelfish's UMP (64-byte slots, control word last, epoch/type/ack bits, acks
+ *              piggybacked): one-way latency and pipelined throughput between two pinned CPUs.
+ * hb_shm, hb_msg: Figure 3 of the Barrelfish paper on the host: threads update k shared
+ *              lines directly (SHMk), or clients call a server that owns them over URPC (MSGk).
+ * Every multi-thread run pins its threads, starts them together, and gives up with
+ * -ETIMEDOUT at its deadline (a busy or throttled CPU never hangs the caller).
  * Timing is clock_gettime(CLOCK_MONOTONIC) (vDSO, no syscall); hb_tsc_hz reports the
  * TSC rate measured against it so that callers can also express results in TSC cycles.
  */
