@@ -94,7 +94,8 @@ def _stat(summary, where: str, scale=None) -> dict:
     med, lo, hi = (_number(summary, k, where) for k in ("median", "min", "max"))
     if not lo <= med <= hi:
         raise MksimError(f"{where}: min {lo} <= median {med} <= max {hi} does not hold")
-    return {"value": med, "min": lo, "max": hi, "spread": (hi - lo) / med}
+    return {"value": med, "min": lo, "max": hi, "spread": (hi - lo) / med,
+            "passes": summary.get("passes", "all")}
 
 
 def host_metrics(rep: dict, where: str = "report") -> dict[str, dict]:
@@ -205,7 +206,7 @@ def build_rows(model: dict[str, float | None], host: dict[str, dict]) -> list[di
         rows.append({"metric": metric, "model": m, "host": h["value"],
                      "error": None if m is None else (m - h["value"]) / h["value"],
                      "unit": h["unit"], "host_min": h["min"], "host_max": h["max"],
-                     "host_spread": h["spread"]})
+                     "host_spread": h["spread"], "host_passes": h["passes"]})
     return rows
 
 
@@ -243,12 +244,12 @@ def format_table(res: dict) -> str:
              f"({res.get('report_date') or 'undated'})",
              f"units: {res['units']}; error = {res['error']}",
              f"  {'metric':<28} {'unit':<22} {'model':>9} {'host':>9} {'error':>8}  "
-             f"{'host min':>9} {'host max':>9} {'spread':>7}"]
+             f"{'host min':>9} {'host max':>9} {'spread':>7}  host passes"]
     for r in res["rows"]:
         err = f"{r['error']:+8.1%}" if r["error"] is not None else f"{'-':>8}"
         lines.append(f"  {r['metric']:<28} {r['unit']:<22} {_v(r['model'], r['unit'])} "
                      f"{_v(r['host'], r['unit'])} {err}  {_v(r['host_min'], r['unit'])} "
-                     f"{_v(r['host_max'], r['unit'])} {r['host_spread']:7.1%}")
+                     f"{_v(r['host_max'], r['unit'])} {r['host_spread']:7.1%}  {r['host_passes']}")
     return "\n".join(lines)
 
 

@@ -191,12 +191,35 @@ def load_native():
     return ffi, lib
 
 
-def summarize(samples: list[float]) -> dict:
-    """Median and spread (min, max, and (max - min) / median) of repeated measurements."""
-    med = statistics.median(samples)
-    return {"median": med, "min": min(samples), "max": max(samples),
-            "spread": (max(samples) - min(samples)) / med if med > 0 else None,
-            "samples": list(samples)}
+MIN_UNDISTURBED = 3   # undisturbed passes needed to leave the others out
+MIN_OVERLAP = 0.9     # a pass whose threads ran side by side less than this is disturbed
+
+
+def summarize(samples: list[float], switches: list[int] | None = None,
+              overlap: list[float] | None = None) -> dict:
+    """Median and spread (min, max, and (max - min) / median) of repeated measurements.
+
+    With ``switches`` (involuntary context switches of the process during each pass, from
+    getrusage) and ``overlap`` (the share of a pass during which all its threads were running
+    it): a pass during which a thread was descheduled for another task, or whose threads ran
+    it one after the other, timed the scheduler, not the workload, so such passes are left out
+    when at least MIN_UNDISTURBED undisturbed ones remain ("passes": "undisturbed"); otherwise
+    every pass is used ("passes": "all"). "median_all" is the median of every pass either way."""
+    used, basis = list(samples), "all"
+    if switches is not None:
+        ok = [o >= MIN_OVERLAP for o in overlap] if overlap is not None else [True] * len(samples)
+        clean = [x for x, c, good in zip(samples, switches, ok) if c == 0 and good]
+        if len(clean) >= MIN_UNDISTURBED:
+            used, basis = clean, "undisturbed"
+    med = statistics.median(used)
+    out = {"median": med, "min": min(used), "max": max(used),
+           "spread": (max(used) - min(used)) / med if med > 0 else None,
+           "samples": list(samples)}
+    if switches is not None:
+        out.update(switches=list(switches), passes=basis, median_all=statistics.median(samples))
+    if overlap is not None:
+        out["overlap"] = [round(o, 3) for o in overlap]
+    return out
 
 
 def working_sets(max_bytes: int, min_bytes: int = 4 * KIB) -> list[int]:
@@ -240,10 +263,10 @@ def choose_pairs(cpus: list[int], max_pairs: int = MAX_PAIRS, seed: int = 1) -> 
 def core_to_core(pairs: list[tuple[int, int]], iters: int, reps: int) -> list[dict]:
     """One-way cache-line latency (ns) for each CPU pair (pinned CAS ping-pong)."""
     ffi, lib = load_native()
-    out = ffi.new("double[]", reps)
+    out, csw = ffi.new("double[]", reps), ffi.new("long[]", reps)
     rows = []
     for a, b in pairs:
-        rc = lib.hb_pingpong(a, b, iters, max(1, iters // 10), reps, PINGPONG_TIMEOUT_S, out)
+        rc = lib.hb_pingpong(a, b, iters, max(1, iters // 10), reps, PINGPONG_TIMEOUT_S, out, csw)
         if rc == -110:   # ETIMEDOUT
             raise MksimError(f"core-to-core {a}<->{b}: no progress within {PINGPONG_TIMEOUT_S:.0f} s "
                              "(is the other CPU busy or throttled?)")
@@ -253,7 +276,7 @@ def core_to_core(pairs: list[tuple[int, int]], iters: int, reps: int) -> list[di
                              f"only on CPUs {sorted(os.sched_getaffinity(0))}")
         if rc != 0:
             raise MksimError(f"core-to-core {a}<->{b} failed: {os.strerror(-rc)}")
-        rows.append({"cpus": [a, b], "ns": summarize([out[i] for i in range(reps)])})
+        rows.append({"cpus": [a, b], "ns": summarize(list(out), list(csw))})
     return rows
 
 
@@ -343,18 +366,18 @@ def urpc_bench(paths: list[dict], iters: int, msgs: int, reps: int,
     """URPC one-way latency (ns, ping-pong round trip / 2) and pipelined throughput (messages
     per microsecond, a one-way stream) for each path's CPU pair."""
     ffi, lib = load_native()
-    out = ffi.new("double[]", reps)
+    out, csw = ffi.new("double[]", reps), ffi.new("long[]", reps)
     rows = []
     for p in paths:
         a, b = p["cpus"]
-        rc = lib.hb_urpc_pingpong(a, b, slots, iters, max(1, iters // 10), reps, RUN_TIMEOUT_S, out)
+        rc = lib.hb_urpc_pingpong(a, b, slots, iters, max(1, iters // 10), reps, RUN_TIMEOUT_S, out, csw)
         _check_rc(rc, f"URPC ping-pong ({p['path']})", [a, b], RUN_TIMEOUT_S)
-        lat = [out[i] for i in range(reps)]
-        rc = lib.hb_urpc_stream(a, b, slots, msgs, max(1, msgs // 10), reps, RUN_TIMEOUT_S, out)
+        lat = summarize(list(out), list(csw))
+        rc = lib.hb_urpc_stream(a, b, slots, msgs, max(1, msgs // 10), reps, RUN_TIMEOUT_S, out, csw)
         _check_rc(rc, f"URPC stream ({p['path']})", [a, b], RUN_TIMEOUT_S)
-        thr = [1000.0 / out[i] for i in range(reps)]   # ns per message -> messages per us
-        rows.append({"path": p["path"], "cpus": [a, b], "latency_ns": summarize(lat),
-                     "throughput_msgs_per_us": summarize(thr)})
+        thr = [1000.0 / x for x in out]   # ns per message -> messages per us
+        rows.append({"path": p["path"], "cpus": [a, b], "latency_ns": lat,
+                     "throughput_msgs_per_us": summarize(thr, list(csw))})
     return rows
 
 
@@ -362,11 +385,11 @@ def shm_run(cpus: list[int], nlines: int, iters: int, reps: int, locked: bool = 
     """SHM<nlines> on the given CPUs: ns per update (summary over passes, each the mean of the
     threads)."""
     ffi, lib = load_native()
-    out = ffi.new("double[]", reps)
+    out, csw, ovl = ffi.new("double[]", reps), ffi.new("long[]", reps), ffi.new("double[]", reps)
     rc = lib.hb_shm(ffi.new("int[]", cpus), len(cpus), nlines, int(locked), iters,
-                    max(1, iters // 10), reps, RUN_TIMEOUT_S, out)
+                    max(1, iters // 10), reps, RUN_TIMEOUT_S, out, csw, ovl)
     _check_rc(rc, f"SHM{nlines}", cpus, RUN_TIMEOUT_S)
-    return summarize([out[i] for i in range(reps)])
+    return summarize(list(out), list(csw), list(ovl))
 
 
 def msg_run(server: int, clients: list[int], nlines: int, iters: int, reps: int,
@@ -374,11 +397,11 @@ def msg_run(server: int, clients: list[int], nlines: int, iters: int, reps: int,
     """MSG<nlines>: ns per call seen by a client (summary over passes, each the mean of the
     clients)."""
     ffi, lib = load_native()
-    out = ffi.new("double[]", reps)
+    out, csw, ovl = ffi.new("double[]", reps), ffi.new("long[]", reps), ffi.new("double[]", reps)
     rc = lib.hb_msg(server, ffi.new("int[]", clients), len(clients), nlines, slots, iters,
-                    max(1, iters // 10), reps, RUN_TIMEOUT_S, out)
+                    max(1, iters // 10), reps, RUN_TIMEOUT_S, out, csw, ovl)
     _check_rc(rc, f"MSG{nlines}", [server] + clients, RUN_TIMEOUT_S)
-    return summarize([out[i] for i in range(reps)])
+    return summarize(list(out), list(csw), list(ovl))
 
 
 def fig3_sweep(order: list[int], quick: bool, iters: int, reps: int,

@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #define HB_LINE 64
@@ -34,6 +35,17 @@ static double now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/* Involuntary context switches of the whole process so far (every thread of it): a pass during
+ * which this grows had one of its threads descheduled for another task, so it timed the
+ * scheduler, not the workload. getrusage needs no privilege. */
+static long ivcsw(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0;
+    return ru.ru_nivcsw;
 }
 
 static uint64_t xorshift64(uint64_t *s)
@@ -118,6 +130,7 @@ struct pp_shared {
     int reps;
     double deadline_ns;
     double *out_ns;
+    long *out_csw;                /* may be NULL: involuntary context switches per pass */
 };
 
 static int pin_self(int cpu)
@@ -171,6 +184,7 @@ static void *pp_timer(void *arg)
         if (hand_over(sh, v))
             return NULL;
     for (int r = 0; r < sh->reps; r++) {
+        long csw = ivcsw();
         double t0 = now_ns();
         for (long i = 0; i < sh->iters; i++, v += 2)
             if (hand_over(sh, v))
@@ -181,6 +195,8 @@ static void *pp_timer(void *arg)
                 return NULL;
         double t1 = now_ns();
         sh->out_ns[r] = (t1 - t0) / (double)sh->iters / 2.0;
+        if (sh->out_csw)
+            sh->out_csw[r] = ivcsw() - csw;
     }
     return NULL;
 }
@@ -199,12 +215,13 @@ static void *pp_echo(void *arg)
 }
 
 /* One-way cache-line latency between cpu_a and cpu_b: `warm` untimed round trips, then
- * `reps` passes of `iters` round trips; out_ns[r] = pass time / iters / 2.
+ * `reps` passes of `iters` round trips; out_ns[r] = pass time / iters / 2; out_csw[r] (when
+ * out_csw is not NULL) = involuntary context switches of the process during pass r.
  * Returns 0; -EINVAL for bad arguments; -EPERM-like negative errno when a thread could
  * not be pinned (sched_setaffinity's errno); -ETIMEDOUT when the whole run took longer
  * than timeout_s (e.g. a host whose other CPU is busy); -EAGAIN if threads could not start. */
 int hb_pingpong(int cpu_a, int cpu_b, long iters, long warm, int reps, double timeout_s,
-                double *out_ns)
+                double *out_ns, long *out_csw)
 {
     if (cpu_a < 0 || cpu_b < 0 || cpu_a >= CPU_SETSIZE || cpu_b >= CPU_SETSIZE ||
         cpu_a == cpu_b || iters < 1 || warm < 0 || reps < 1 || timeout_s <= 0 || !out_ns)
@@ -219,6 +236,7 @@ int hb_pingpong(int cpu_a, int cpu_b, long iters, long warm, int reps, double ti
     sh->warm = warm;
     sh->reps = reps;
     sh->out_ns = out_ns;
+    sh->out_csw = out_csw;
     sh->deadline_ns = now_ns() + timeout_s * 1e9;
     pthread_t t0, t1;
     if (pthread_create(&t0, NULL, pp_timer, sh) != 0) {
@@ -561,7 +579,9 @@ struct ur_pair {
     int reps;
     int stream;                   /* 0: ping-pong, 1: one-way stream */
     double *out_ns;
+    long *out_csw;                /* may be NULL */
     double t_start;               /* stream: the sender's start of the current pass */
+    long csw_start;               /* stream: ivcsw() at t_start */
 };
 
 /* End a (who 0): the client of the ping-pong, the sender of the stream; it times the passes. */
@@ -580,11 +600,14 @@ static void *ur_pair_a(void *arg)
             if (ur_send(&e, seq, t) || ur_recv(&e, &got, t))
                 return NULL;
         for (int r = 0; r < c->reps; r++) {
+            long csw = ivcsw();
             double t0 = now_ns();
             for (long i = 0; i < c->iters; i++, seq++)
                 if (ur_send(&e, seq, t) || ur_recv(&e, &got, t))
                     return NULL;
             c->out_ns[r] = (now_ns() - t0) / (double)c->iters / 2.0;   /* round trip / 2 */
+            if (c->out_csw)
+                c->out_csw[r] = ivcsw() - csw;
         }
         return NULL;
     }
@@ -594,6 +617,7 @@ static void *ur_pair_a(void *arg)
     for (int r = 0; r < c->reps; r++) {
         if (team_barrier(t, 2))              /* the receiver has drained the previous pass */
             return NULL;
+        c->csw_start = ivcsw();
         c->t_start = now_ns();
         for (long i = 0; i < c->iters; i++, seq++)
             if (ur_send(&e, seq, t))
@@ -639,6 +663,8 @@ static void *ur_pair_b(void *arg)
             }
         }
         c->out_ns[r] = (now_ns() - c->t_start) / (double)c->iters;
+        if (c->out_csw)
+            c->out_csw[r] = ivcsw() - c->csw_start;
         if (team_barrier(t, 2))
             return NULL;
     }
@@ -652,7 +678,7 @@ static void *ur_pair_thread(void *arg)
 }
 
 static int ur_pair_run(int cpu_a, int cpu_b, int slots, long iters, long warm, int reps,
-                       double timeout_s, double *out_ns, int stream)
+                       double timeout_s, double *out_ns, long *out_csw, int stream)
 {
     if (!valid_cpu(cpu_a) || !valid_cpu(cpu_b) || cpu_a == cpu_b || slots < 2 || iters < 1 ||
         warm < 0 || reps < 1 || timeout_s <= 0 || out_ns == NULL)
@@ -667,6 +693,7 @@ static int ur_pair_run(int cpu_a, int cpu_b, int slots, long iters, long warm, i
     c.reps = reps;
     c.stream = stream;
     c.out_ns = out_ns;
+    c.out_csw = out_csw;
     int cpus[2] = {cpu_a, cpu_b};
     int rc = team_run(2, cpus, ur_pair_thread, &c, timeout_s);
     free(c.rings);
@@ -676,11 +703,12 @@ static int ur_pair_run(int cpu_a, int cpu_b, int slots, long iters, long warm, i
 /* URPC one-way latency between cpu_a (client) and cpu_b (server): `warm` untimed round trips,
  * then `reps` passes of `iters` round trips (send [seq], the server echoes it);
  * out_ns[r] = pass time / iters / 2. Returns 0; -EINVAL; -errno of a failed pin;
- * -ETIMEDOUT when the run took longer than timeout_s; -EPROTO on a protocol error. */
+ * -ETIMEDOUT when the run took longer than timeout_s; -EPROTO on a protocol error.
+ * out_csw (may be NULL): involuntary context switches of the process during each pass. */
 int hb_urpc_pingpong(int cpu_a, int cpu_b, int slots, long iters, long warm, int reps,
-                     double timeout_s, double *out_ns)
+                     double timeout_s, double *out_ns, long *out_csw)
 {
-    return ur_pair_run(cpu_a, cpu_b, slots, iters, warm, reps, timeout_s, out_ns, 0);
+    return ur_pair_run(cpu_a, cpu_b, slots, iters, warm, reps, timeout_s, out_ns, out_csw, 0);
 }
 
 /* URPC pipelined throughput from cpu_a to cpu_b: the sender runs ahead up to the ring's depth
@@ -688,9 +716,9 @@ int hb_urpc_pingpong(int cpu_a, int cpu_b, int slots, long iters, long warm, int
  * out_ns[r] = nanoseconds per message (sender's start to the receiver's last message, which
  * checks every sequence number). Returns as hb_urpc_pingpong. */
 int hb_urpc_stream(int cpu_a, int cpu_b, int slots, long msgs, long warm, int reps,
-                   double timeout_s, double *out_ns)
+                   double timeout_s, double *out_ns, long *out_csw)
 {
-    return ur_pair_run(cpu_a, cpu_b, slots, msgs, warm, reps, timeout_s, out_ns, 1);
+    return ur_pair_run(cpu_a, cpu_b, slots, msgs, warm, reps, timeout_s, out_ns, out_csw, 1);
 }
 
 /* ================================================================== Figure 3: SHM and MSG
@@ -716,6 +744,8 @@ struct fig3 {
     long iters, warm;
     int reps;
     double *per_thread;           /* [reps][threads]: ns per update of each timed thread */
+    long *csw;                    /* [reps][threads]: involuntary switches during its pass */
+    double *t0, *t1;              /* [reps][threads]: when each thread's pass began and ended */
     struct ur_slot **links;       /* MSG: one link per client (client->server ring first) */
 };
 
@@ -736,27 +766,69 @@ static void *shm_thread(void *arg)
     for (int r = 0; r < c->reps; r++) {
         if (team_barrier(t, t->n))          /* all threads contend during every pass */
             return NULL;
+        long csw = ivcsw();
         double t0 = now_ns();
         for (long i = 0; i < c->iters; i++) {
             update_lines(c->lines, c->nlines, c->locked);
             if (team_should_stop(t, &spins))   /* a clock read every 4096 updates */
                 return NULL;
         }
-        c->per_thread[(size_t)r * t->n + w->who] = (now_ns() - t0) / (double)c->iters;
+        double t1 = now_ns();
+        size_t k = (size_t)r * t->n + w->who;
+        c->per_thread[k] = (t1 - t0) / (double)c->iters;
+        c->csw[k] = ivcsw() - csw;
+        c->t0[k] = t0;
+        c->t1[k] = t1;
     }
     team_barrier(t, t->n);
     return NULL;
 }
 
-/* Mean over threads of each pass: out_ns[r]. */
-static void mean_per_pass(const double *per, int reps, int n, double *out_ns)
+/* Per pass r: out_ns[r] = mean over threads; out_csw[r] = the most switches any thread saw;
+ * out_overlap[r] = the time all threads ran their pass together over the time any did
+ * (1 = they ran side by side; near 0 = one after the other, e.g. a thread that was descheduled
+ * before its pass began and ran it alone later, which no switch count during the pass shows). */
+static void per_pass(const struct fig3 *c, int reps, int n, double *out_ns, long *out_csw,
+                     double *out_overlap)
 {
     for (int r = 0; r < reps; r++) {
-        double s = 0;
-        for (int i = 0; i < n; i++)
-            s += per[(size_t)r * n + i];
+        double s = 0, first = 0, last = 0, lo = 0, hi = 0;
+        long m = 0;
+        for (int i = 0; i < n; i++) {
+            size_t k = (size_t)r * n + i;
+            s += c->per_thread[k];
+            if (c->csw[k] > m)
+                m = c->csw[k];
+            if (i == 0 || c->t0[k] < first) first = c->t0[k];
+            if (i == 0 || c->t0[k] > lo) lo = c->t0[k];
+            if (i == 0 || c->t1[k] < hi) hi = c->t1[k];
+            if (i == 0 || c->t1[k] > last) last = c->t1[k];
+        }
         out_ns[r] = s / n;
+        if (out_csw)
+            out_csw[r] = m;
+        if (out_overlap)
+            out_overlap[r] = last > first && hi > lo ? (hi - lo) / (last - first) : (n == 1 ? 1.0 : 0.0);
     }
+}
+
+static int fig3_alloc(struct fig3 *c, int reps, int n)
+{
+    size_t k = (size_t)reps * n;
+    c->per_thread = calloc(k, sizeof(double));
+    c->csw = calloc(k, sizeof(long));
+    c->t0 = calloc(k, sizeof(double));
+    c->t1 = calloc(k, sizeof(double));
+    return c->per_thread && c->csw && c->t0 && c->t1;
+}
+
+static void fig3_free(struct fig3 *c)
+{
+    free((void *)c->lines);
+    free(c->per_thread);
+    free(c->csw);
+    free(c->t0);
+    free(c->t1);
 }
 
 static volatile uint64_t *lines_alloc(int nlines)
@@ -770,9 +842,10 @@ static volatile uint64_t *lines_alloc(int nlines)
 
 /* SHMk: `nthreads` threads, thread i pinned to cpus[i], each update the same `nlines` lines
  * (`warm` untimed updates, then `reps` passes of `iters` updates, all threads starting each pass
- * together); out_ns[r] = mean over threads of ns per update. Returns as hb_urpc_pingpong. */
+ * together); out_ns[r] = mean over threads of ns per update; out_csw, out_overlap (may be NULL):
+ * see per_pass. Returns as hb_urpc_pingpong. */
 int hb_shm(const int *cpus, int nthreads, int nlines, int locked, long iters, long warm, int reps,
-           double timeout_s, double *out_ns)
+           double timeout_s, double *out_ns, long *out_csw, double *out_overlap)
 {
     if (cpus == NULL || nthreads < 1 || nlines < 1 || iters < 1 || warm < 0 || reps < 1 ||
         timeout_s <= 0 || out_ns == NULL)
@@ -782,10 +855,8 @@ int hb_shm(const int *cpus, int nthreads, int nlines, int locked, long iters, lo
             return -EINVAL;
     struct fig3 c = {0};
     c.lines = lines_alloc(nlines);
-    c.per_thread = calloc((size_t)reps * nthreads, sizeof(double));
-    if (c.lines == NULL || c.per_thread == NULL) {
-        free((void *)c.lines);
-        free(c.per_thread);
+    if (!fig3_alloc(&c, reps, nthreads) || c.lines == NULL) {
+        fig3_free(&c);
         return -ENOMEM;
     }
     c.nlines = nlines;
@@ -795,9 +866,8 @@ int hb_shm(const int *cpus, int nthreads, int nlines, int locked, long iters, lo
     c.reps = reps;
     int rc = team_run(nthreads, cpus, shm_thread, &c, timeout_s);
     if (rc == 0)
-        mean_per_pass(c.per_thread, reps, nthreads, out_ns);
-    free((void *)c.lines);
-    free(c.per_thread);
+        per_pass(&c, reps, nthreads, out_ns, out_csw, out_overlap);
+    fig3_free(&c);
     return rc;
 }
 
@@ -852,11 +922,17 @@ static void msg_client(struct worker *w)
     for (int r = 0; r < c->reps; r++) {
         if (team_barrier(t, c->nclients))
             return;
+        long csw = ivcsw();
         double t0 = now_ns();
         for (long k = 0; k < c->iters; k++, seq++)
             if (ur_send(&e, seq, t) || ur_recv(&e, &got, t))
                 return;
-        c->per_thread[(size_t)r * c->nclients + i] = (now_ns() - t0) / (double)c->iters;
+        double t1 = now_ns();
+        size_t k = (size_t)r * c->nclients + i;
+        c->per_thread[k] = (t1 - t0) / (double)c->iters;
+        c->csw[k] = ivcsw() - csw;
+        c->t0[k] = t0;
+        c->t1[k] = t1;
     }
 }
 
@@ -876,9 +952,11 @@ static void *msg_thread(void *arg)
  * server_cpu) over their own URPC link of `slots` slots; the server updates the `nlines` lines
  * it owns per call (the lightweight RPC of the Barrelfish paper: one request line, one reply
  * line). `warm` untimed calls per client, then `reps` passes of `iters` calls; out_ns[r] = mean
- * over clients of ns per call. Returns as hb_urpc_pingpong. */
+ * over clients of ns per call; out_csw, out_overlap (may be NULL; the clients' passes): see
+ * per_pass. Returns as hb_urpc_pingpong. */
 int hb_msg(int server_cpu, const int *client_cpus, int nclients, int nlines, int slots,
-           long iters, long warm, int reps, double timeout_s, double *out_ns)
+           long iters, long warm, int reps, double timeout_s, double *out_ns, long *out_csw,
+           double *out_overlap)
 {
     if (!valid_cpu(server_cpu) || client_cpus == NULL || nclients < 1 || nlines < 1 || slots < 2 ||
         iters < 1 || warm < 0 || reps < 1 || timeout_s <= 0 || out_ns == NULL)
@@ -887,9 +965,8 @@ int hb_msg(int server_cpu, const int *client_cpus, int nclients, int nlines, int
     struct fig3 c = {0};
     c.links = calloc((size_t)nclients, sizeof(struct ur_slot *));
     c.lines = lines_alloc(nlines);
-    c.per_thread = calloc((size_t)reps * nclients, sizeof(double));
     int rc = -ENOMEM;
-    if (cpus == NULL || c.links == NULL || c.lines == NULL || c.per_thread == NULL)
+    if (!fig3_alloc(&c, reps, nclients) || cpus == NULL || c.links == NULL || c.lines == NULL)
         goto out;
     cpus[0] = server_cpu;
     for (int i = 0; i < nclients; i++) {
@@ -909,14 +986,13 @@ int hb_msg(int server_cpu, const int *client_cpus, int nclients, int nlines, int
     c.reps = reps;
     rc = team_run(nclients + 1, cpus, msg_thread, &c, timeout_s);
     if (rc == 0)
-        mean_per_pass(c.per_thread, reps, nclients, out_ns);
+        per_pass(&c, reps, nclients, out_ns, out_csw, out_overlap);
 out:
     if (c.links)
         for (int i = 0; i < nclients; i++)
             free(c.links[i]);
     free(c.links);
-    free((void *)c.lines);
-    free(c.per_thread);
+    fig3_free(&c);
     free(cpus);
     return rc;
 }

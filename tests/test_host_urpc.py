@@ -62,6 +62,29 @@ def test_thread_counts_cover_one_to_n(n, quick):
     assert set(range(1, min(n, 8) + 1)) <= set(c)
 
 
+def test_summary_leaves_out_passes_with_a_context_switch():
+    s = host.summarize([10.0, 11.0, 500.0, 12.0, 9.0], [0, 0, 3, 0, 0])
+    assert s["passes"] == "undisturbed" and s["median"] == 10.5 and s["max"] == 12.0
+    assert s["median_all"] == 11.0 and len(s["samples"]) == 5
+    few = host.summarize([10.0, 500.0, 600.0, 12.0], [0, 1, 2, 0])   # only 2 undisturbed passes
+    assert few["passes"] == "all" and few["max"] == 600.0
+    # threads that ran one after the other (overlap 0.2) are as disturbed as a switch
+    seq = host.summarize([5.0, 5.0, 100.0, 110.0, 120.0], [0] * 5, [0.2, 0.3, 1.0, 0.95, 0.99])
+    assert seq["passes"] == "undisturbed" and seq["median"] == 110.0 and seq["min"] == 100.0
+    assert "passes" not in host.summarize([1.0, 2.0])
+
+
+@given(st.lists(st.tuples(st.floats(0.1, 1e6), st.integers(0, 3), st.floats(0, 1)), min_size=1, max_size=30))
+def test_summary_invariants(passes):
+    s = host.summarize([x for x, _, _ in passes], [c for _, c, _ in passes], [o for _, _, o in passes])
+    assert s["min"] <= s["median"] <= s["max"]
+    assert min(x for x, _, _ in passes) <= s["median_all"] <= max(x for x, _, _ in passes)
+    clean = [x for x, c, o in passes if c == 0 and o >= host.MIN_OVERLAP]
+    assert s["passes"] == ("undisturbed" if len(clean) >= host.MIN_UNDISTURBED else "all")
+    if s["passes"] == "undisturbed":
+        assert min(clean) == s["min"] and max(clean) == s["max"]
+
+
 @pytest.mark.parametrize("rc,pattern", [(-ETIMEDOUT, "no progress"), (-EINVAL, "cannot pin"),
                                         (-71, "protocol error"), (-12, "failed")])
 def test_native_errors_become_clear_messages(rc, pattern):
@@ -79,6 +102,7 @@ def test_urpc_latency_and_throughput_positive():
     for key in ("latency_ns", "throughput_msgs_per_us"):
         s = r[key]
         assert s["median"] > 0 and s["min"] <= s["median"] <= s["max"] and len(s["samples"]) == 3
+        assert len(s["switches"]) == 3 and all(c >= 0 for c in s["switches"])
 
 
 @needs_native
@@ -89,8 +113,8 @@ def test_stream_wraps_the_ring_in_order(slots):
     # sequence number in C (a lost/duplicated/reordered message returns -EPROTO)
     ffi, lib = host.load_native()
     out = ffi.new("double[2]")
-    assert lib.hb_urpc_stream(ALLOWED[0], ALLOWED[1], slots, 10 * slots + 1, 7, 2, 20.0, out) == 0
-    assert lib.hb_urpc_pingpong(ALLOWED[0], ALLOWED[1], slots, 3 * slots + 1, 1, 2, 20.0, out) == 0
+    assert lib.hb_urpc_stream(ALLOWED[0], ALLOWED[1], slots, 10 * slots + 1, 7, 2, 20.0, out, ffi.NULL) == 0
+    assert lib.hb_urpc_pingpong(ALLOWED[0], ALLOWED[1], slots, 3 * slots + 1, 1, 2, 20.0, out, ffi.NULL) == 0
     assert out[0] > 0 and out[1] > 0
 
 
@@ -100,7 +124,8 @@ def test_shm_one_thread_and_msg_positive(k):
     s = host.shm_run(ALLOWED[:1], k, iters=200, reps=2)
     assert s["median"] > 0
     if len(ALLOWED) >= 2:
-        assert host.shm_run(ALLOWED[:2], k, iters=200, reps=2)["median"] > 0
+        two = host.shm_run(ALLOWED[:2], k, iters=200, reps=2)
+        assert two["median"] > 0 and len(two["overlap"]) == 2 and all(0 <= o <= 1 for o in two["overlap"])
         assert host.msg_run(ALLOWED[0], ALLOWED[1:2], k, iters=100, reps=2)["median"] > 0
 
 
@@ -122,11 +147,11 @@ def test_runs_that_cannot_finish_time_out():
     out = ffi.new("double[1]")
     t0 = time.monotonic()
     cpus = ffi.new("int[]", ALLOWED[:1])
-    assert lib.hb_shm(cpus, 1, 1, 0, 10 ** 15, 0, 1, 0.05, out) == -ETIMEDOUT
+    assert lib.hb_shm(cpus, 1, 1, 0, 10 ** 15, 0, 1, 0.05, out, ffi.NULL, ffi.NULL) == -ETIMEDOUT
     if len(ALLOWED) >= 2:
-        assert lib.hb_urpc_pingpong(ALLOWED[0], ALLOWED[1], 16, 10 ** 15, 0, 1, 0.05, out) == -ETIMEDOUT
+        assert lib.hb_urpc_pingpong(ALLOWED[0], ALLOWED[1], 16, 10 ** 15, 0, 1, 0.05, out, ffi.NULL) == -ETIMEDOUT
         clients = ffi.new("int[]", ALLOWED[1:2])
-        assert lib.hb_msg(ALLOWED[0], clients, 1, 1, 16, 10 ** 15, 0, 1, 0.05, out) == -ETIMEDOUT
+        assert lib.hb_msg(ALLOWED[0], clients, 1, 1, 16, 10 ** 15, 0, 1, 0.05, out, ffi.NULL, ffi.NULL) == -ETIMEDOUT
     assert time.monotonic() - t0 < 10
 
 
@@ -135,10 +160,10 @@ def test_bad_arguments_are_rejected():
     ffi, lib = host.load_native()
     out = ffi.new("double[1]")
     cpus = ffi.new("int[]", [0, 1])
-    assert lib.hb_urpc_pingpong(0, 0, 16, 10, 1, 1, 1.0, out) == -EINVAL       # same CPU
-    assert lib.hb_urpc_stream(0, 1, 1, 10, 1, 1, 1.0, out) == -EINVAL         # one slot
-    assert lib.hb_shm(cpus, 0, 1, 0, 10, 1, 1, 1.0, out) == -EINVAL           # no thread
-    assert lib.hb_msg(0, cpus, 1, 1, 16, 10, 1, 1, 1.0, out) == -EINVAL       # client on the server
+    assert lib.hb_urpc_pingpong(0, 0, 16, 10, 1, 1, 1.0, out, ffi.NULL) == -EINVAL       # same CPU
+    assert lib.hb_urpc_stream(0, 1, 1, 10, 1, 1, 1.0, out, ffi.NULL) == -EINVAL         # one slot
+    assert lib.hb_shm(cpus, 0, 1, 0, 10, 1, 1, 1.0, out, ffi.NULL, ffi.NULL) == -EINVAL           # no thread
+    assert lib.hb_msg(0, cpus, 1, 1, 16, 10, 1, 1, 1.0, out, ffi.NULL, ffi.NULL) == -EINVAL       # client on the server
 
 
 @needs_native
