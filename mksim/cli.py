@@ -385,6 +385,23 @@ def build_parser() -> argparse.ArgumentParser:
     pc.add_argument("--out", metavar="F", help="write the TOML to F (atomically) instead of printing it")
     pc.add_argument("--quick", action="store_true", help="run host-bench --quick (< 1 min)")
     pc.add_argument("--from-json", metavar="F", help="use a saved `mksim host-bench --json` report")
+
+    # compare -------------------------------------------------------------------
+    pcm = sub.add_parser(
+        "compare", help="the model's predictions next to this host's measurements",
+        formatter_class=_Formatter,
+        description=(
+            "compare host: URPC latency and throughput per path kind and the Figure 3 sweep\n"
+            "(SHMk, MSGk) run by the model on a preset of this host (default: calibrated from the\n"
+            "report), next to the host's own measurements (mksim host-bench), with the error\n"
+            "of each. Same units on both sides (ns, messages/us). See mksim/compare.py."),
+        epilog=("examples:\n  mksim compare host\n"
+                "  mksim compare host --report host.json --preset host.toml --json --plot cmp.png"))
+    pcm.add_argument("target", choices=["host"], help="what to compare with (the host)")
+    pcm.add_argument("--preset", metavar="F", help="machine preset or TOML (default: calibrate from the report)")
+    pcm.add_argument("--report", metavar="F", help="saved host-bench --json report (default: run host-bench --quick)")
+    pcm.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    pcm.add_argument("--plot", metavar="F", help="write a PNG: URPC bars and Figure 3 curves")
     return p
 
 
@@ -1333,12 +1350,19 @@ def cmd_calibrate(args) -> int:
         _out(text)
     return EXIT_OK
 
+def cmd_compare(args) -> int:
+    """mksim compare host: model vs host (mksim/compare.py)."""
+    from mksim import compare
+    _check_plot(args)
+    return compare.cli_compare(args, _out)
+
+
 COMMANDS = {"machines": cmd_machines, "trace": cmd_trace, "demo": cmd_demo, "bench": cmd_bench,
             "inspect": cmd_inspect, "boot": cmd_boot, "personalities": cmd_personalities, "sweep": cmd_sweep,
-            "host-bench": cmd_host_bench, "calibrate": cmd_calibrate}
+            "host-bench": cmd_host_bench, "calibrate": cmd_calibrate, "compare": cmd_compare}
 
 
-ENGINE_COMMANDS = ("trace", "demo", "bench", "boot")   # sweep says it itself, when it runs points
+ENGINE_COMMANDS = ("trace", "demo", "bench", "boot", "compare")   # sweep says it itself, when it runs points
 VALUE_FLAGS = ("--I1", "--D1", "--LL")
 
 

@@ -2,8 +2,11 @@
 
 The benchmarks (native/hostbench.c, built by cffi at install time as ``native._hostbench``)
 measure the host the user runs on, so the model's predictions can be checked against it:
-memory latency by working-set size (dependent pointer chase) and the core-to-core
-cache-line latency (pinned CAS ping-pong). Everything here runs without root. The package
+memory latency by working-set size (dependent pointer chase), the core-to-core
+cache-line latency (pinned CAS ping-pong), a URPC channel laid out as kernels/urpc.py lays
+out Barrelfish's (one-way latency and pipelined throughput per path kind), and the Figure 3
+sweep (SHMk: threads update k shared lines; MSGk: clients call a server that owns them).
+Everything here runs without root. The package
 works without the extension; only ``run_host_bench`` needs it and says how to build it.
 """
 from __future__ import annotations
@@ -20,11 +23,17 @@ from hwmodel.errors import MksimError
 
 SYSFS_CPU = "/sys/devices/system/cpu"
 SYSFS_CLOCKSOURCE = "/sys/devices/system/clocksource/clocksource0/current_clocksource"
+SYSFS_NODE = "/sys/devices/system/node"
 KIB = 1024
 QUICK_MAX_BYTES = 64 * KIB * KIB
 FULL_MAX_BYTES = 1024 * KIB * KIB
 MAX_PAIRS = 64            # core-to-core pairs measured at most (a sample on large hosts)
 PINGPONG_TIMEOUT_S = 20.0  # one pair; a host whose other CPU is busy must not hang us
+RUN_TIMEOUT_S = 20.0       # one URPC or Figure 3 run (all its passes)
+URPC_SLOTS = 16            # the ring depth of the model's URPC and MSG benchmarks (microbench.SLOTS)
+SHM_SERIES = (1, 2, 4, 8)  # SHMk: k shared lines
+MSG_SERIES = (1, 8)        # MSGk
+ERRNO_TIMEDOUT, ERRNO_PROTO = 110, 71
 
 BUILD_HINT = ("the host benchmarks (native._hostbench) are not built: they need a C compiler "
               "and the Python headers (Debian/Ubuntu: apt-get install gcc python3-dev), then "
@@ -140,6 +149,17 @@ def describe_host(root: str | os.PathLike = SYSFS_CPU) -> dict:
             "cpu": online[0], "caches": caches}
 
 
+def read_numa(root: str | os.PathLike = SYSFS_NODE) -> list[dict] | None:
+    """NUMA nodes and their CPUs (nodeN/cpulist) from a sysfs node tree; None where there is no
+    such tree (a kernel without NUMA support). ``root`` may be a fixture directory."""
+    base = Path(root)
+    if not base.is_dir():
+        return None
+    nodes = sorted(base.glob("node[0-9]*"), key=lambda p: int(p.name[4:]))
+    return [{"node": int(p.name[4:]),
+             "cpus": parse_cpu_list(_read(p / "cpulist"), str(p / "cpulist"))} for p in nodes]
+
+
 def clock_description(tsc_hz: float | None) -> dict:
     """What times the benchmarks, and the TSC rate when the host has one."""
     try:
@@ -171,12 +191,35 @@ def load_native():
     return ffi, lib
 
 
-def summarize(samples: list[float]) -> dict:
-    """Median and spread (min, max, and (max - min) / median) of repeated measurements."""
-    med = statistics.median(samples)
-    return {"median": med, "min": min(samples), "max": max(samples),
-            "spread": (max(samples) - min(samples)) / med if med > 0 else None,
-            "samples": list(samples)}
+MIN_UNDISTURBED = 3   # undisturbed passes needed to leave the others out
+MIN_OVERLAP = 0.9     # a pass whose threads ran side by side less than this is disturbed
+
+
+def summarize(samples: list[float], switches: list[int] | None = None,
+              overlap: list[float] | None = None) -> dict:
+    """Median and spread (min, max, and (max - min) / median) of repeated measurements.
+
+    With ``switches`` (involuntary context switches of the process during each pass, from
+    getrusage) and ``overlap`` (the share of a pass during which all its threads were running
+    it): a pass during which a thread was descheduled for another task, or whose threads ran
+    it one after the other, timed the scheduler, not the workload, so such passes are left out
+    when at least MIN_UNDISTURBED undisturbed ones remain ("passes": "undisturbed"); otherwise
+    every pass is used ("passes": "all"). "median_all" is the median of every pass either way."""
+    used, basis = list(samples), "all"
+    if switches is not None:
+        ok = [o >= MIN_OVERLAP for o in overlap] if overlap is not None else [True] * len(samples)
+        clean = [x for x, c, good in zip(samples, switches, ok) if c == 0 and good]
+        if len(clean) >= MIN_UNDISTURBED:
+            used, basis = clean, "undisturbed"
+    med = statistics.median(used)
+    out = {"median": med, "min": min(used), "max": max(used),
+           "spread": (max(used) - min(used)) / med if med > 0 else None,
+           "samples": list(samples)}
+    if switches is not None:
+        out.update(switches=list(switches), passes=basis, median_all=statistics.median(samples))
+    if overlap is not None:
+        out["overlap"] = [round(o, 3) for o in overlap]
+    return out
 
 
 def working_sets(max_bytes: int, min_bytes: int = 4 * KIB) -> list[int]:
@@ -220,10 +263,10 @@ def choose_pairs(cpus: list[int], max_pairs: int = MAX_PAIRS, seed: int = 1) -> 
 def core_to_core(pairs: list[tuple[int, int]], iters: int, reps: int) -> list[dict]:
     """One-way cache-line latency (ns) for each CPU pair (pinned CAS ping-pong)."""
     ffi, lib = load_native()
-    out = ffi.new("double[]", reps)
+    out, csw = ffi.new("double[]", reps), ffi.new("long[]", reps)
     rows = []
     for a, b in pairs:
-        rc = lib.hb_pingpong(a, b, iters, max(1, iters // 10), reps, PINGPONG_TIMEOUT_S, out)
+        rc = lib.hb_pingpong(a, b, iters, max(1, iters // 10), reps, PINGPONG_TIMEOUT_S, out, csw)
         if rc == -110:   # ETIMEDOUT
             raise MksimError(f"core-to-core {a}<->{b}: no progress within {PINGPONG_TIMEOUT_S:.0f} s "
                              "(is the other CPU busy or throttled?)")
@@ -233,7 +276,7 @@ def core_to_core(pairs: list[tuple[int, int]], iters: int, reps: int) -> list[di
                              f"only on CPUs {sorted(os.sched_getaffinity(0))}")
         if rc != 0:
             raise MksimError(f"core-to-core {a}<->{b} failed: {os.strerror(-rc)}")
-        rows.append({"cpus": [a, b], "ns": summarize([out[i] for i in range(reps)])})
+        rows.append({"cpus": [a, b], "ns": summarize(list(out), list(csw))})
     return rows
 
 
@@ -243,6 +286,141 @@ def to_tsc_cycles(ns: float, tsc_hz: float) -> float | None:
     The TSC ticks at a constant nominal rate, not at the core's current clock, so this is a
     unit conversion, not a count of core cycles under turbo or power saving."""
     return ns * tsc_hz / 1e9 if tsc_hz > 0 else None
+
+
+# ----------------------------------------------------------------------------- URPC, Figure 3
+def cpu_order(topo: dict, allowed: list[int]) -> list[int]:
+    """The allowed CPUs, one per physical core first (package by package, as the model numbers
+    its cores), then the remaining SMT siblings: the first t of them are the t threads of a sweep."""
+    allowed_set = set(allowed)
+    groups = [[c for c in sib if c in allowed_set] for sib in topo["smt_siblings"]]
+    groups = [g for g in groups if g]
+    pkg = topo["package_of_cpu"]
+    groups.sort(key=lambda g: (pkg[str(g[0])], g[0]))
+    first = [g[0] for g in groups]
+    return first + sorted(c for g in groups for c in g[1:])
+
+
+def path_kind(topo: dict, caches: list[dict], a: int, b: int) -> str:
+    """How CPU a reaches CPU b: "smt" (SMT siblings of one core), "shared-L<n>" (distinct cores
+    whose innermost shared cache is level n; ``caches`` are a's), "same-package" or
+    "other-package" (from sysfs physical_package_id)."""
+    if any(a in sib and b in sib for sib in topo["smt_siblings"]):
+        return "smt"
+    shared = [c["level"] for c in caches if c["type"] != "Instruction"
+              and a in c["shared_cpus"] and b in c["shared_cpus"]]
+    if shared:
+        return f"shared-L{min(shared)}"
+    pkg = topo["package_of_cpu"]
+    return "same-package" if pkg[str(a)] == pkg[str(b)] else "other-package"
+
+
+def urpc_paths(topo: dict, caches: list[dict], order: list[int]) -> list[dict]:
+    """One CPU pair per path kind: the first CPU of ``order`` and the first CPU of each kind
+    (the model's rule: core 0 and the lowest core of the kind)."""
+    if len(order) < 2:
+        return []
+    a, seen, out = order[0], set(), []
+    for b in order[1:]:
+        kind = path_kind(topo, caches, a, b)
+        if kind not in seen:
+            seen.add(kind)
+            out.append({"path": kind, "cpus": [a, b]})
+    return out
+
+
+def thread_counts(n: int, quick: bool) -> list[int]:
+    """Thread counts of a sweep up to n: every count up to 16 (quick: up to 8), then powers of
+    two, and n itself."""
+    if n < 1:
+        return []
+    every = 8 if quick else 16
+    counts = set(range(1, min(n, every) + 1))
+    p = 1
+    while p <= n:
+        counts.add(p)
+        p *= 2
+    counts.add(n)
+    return sorted(counts)
+
+
+def _check_rc(rc: int, what: str, cpus: list[int], timeout: float) -> None:
+    """A clear MksimError for a failed native run (pinning refused, no progress, a bug)."""
+    if rc == 0:
+        return
+    if rc == -ERRNO_TIMEDOUT:
+        raise MksimError(f"{what} on CPUs {cpus}: no progress within {timeout:.0f} s "
+                         "(are the other CPUs busy or throttled?)")
+    if rc in (-1, -22, -13):   # EPERM, EINVAL (CPU not allowed/online), EACCES
+        raise MksimError(f"{what}: cannot pin a thread to CPUs {cpus} (sched_setaffinity: "
+                         f"{os.strerror(-rc)}); this process may run only on CPUs "
+                         f"{sorted(os.sched_getaffinity(0))}")
+    if rc == -ERRNO_PROTO:
+        raise MksimError(f"{what} on CPUs {cpus}: URPC protocol error (a lost, duplicated or "
+                         "misordered message): a bug in native/hostbench.c")
+    raise MksimError(f"{what} on CPUs {cpus} failed: {os.strerror(-rc)}")
+
+
+def urpc_bench(paths: list[dict], iters: int, msgs: int, reps: int,
+               slots: int = URPC_SLOTS) -> list[dict]:
+    """URPC one-way latency (ns, ping-pong round trip / 2) and pipelined throughput (messages
+    per microsecond, a one-way stream) for each path's CPU pair."""
+    ffi, lib = load_native()
+    out, csw = ffi.new("double[]", reps), ffi.new("long[]", reps)
+    rows = []
+    for p in paths:
+        a, b = p["cpus"]
+        rc = lib.hb_urpc_pingpong(a, b, slots, iters, max(1, iters // 10), reps, RUN_TIMEOUT_S, out, csw)
+        _check_rc(rc, f"URPC ping-pong ({p['path']})", [a, b], RUN_TIMEOUT_S)
+        lat = summarize(list(out), list(csw))
+        rc = lib.hb_urpc_stream(a, b, slots, msgs, max(1, msgs // 10), reps, RUN_TIMEOUT_S, out, csw)
+        _check_rc(rc, f"URPC stream ({p['path']})", [a, b], RUN_TIMEOUT_S)
+        thr = [1000.0 / x for x in out]   # ns per message -> messages per us
+        rows.append({"path": p["path"], "cpus": [a, b], "latency_ns": lat,
+                     "throughput_msgs_per_us": summarize(thr, list(csw))})
+    return rows
+
+
+def shm_run(cpus: list[int], nlines: int, iters: int, reps: int, locked: bool = False) -> dict:
+    """SHM<nlines> on the given CPUs: ns per update (summary over passes, each the mean of the
+    threads)."""
+    ffi, lib = load_native()
+    out, csw, ovl = ffi.new("double[]", reps), ffi.new("long[]", reps), ffi.new("double[]", reps)
+    rc = lib.hb_shm(ffi.new("int[]", cpus), len(cpus), nlines, int(locked), iters,
+                    max(1, iters // 10), reps, RUN_TIMEOUT_S, out, csw, ovl)
+    _check_rc(rc, f"SHM{nlines}", cpus, RUN_TIMEOUT_S)
+    return summarize(list(out), list(csw), list(ovl))
+
+
+def msg_run(server: int, clients: list[int], nlines: int, iters: int, reps: int,
+            slots: int = URPC_SLOTS) -> dict:
+    """MSG<nlines>: ns per call seen by a client (summary over passes, each the mean of the
+    clients)."""
+    ffi, lib = load_native()
+    out, csw, ovl = ffi.new("double[]", reps), ffi.new("long[]", reps), ffi.new("double[]", reps)
+    rc = lib.hb_msg(server, ffi.new("int[]", clients), len(clients), nlines, slots, iters,
+                    max(1, iters // 10), reps, RUN_TIMEOUT_S, out, csw, ovl)
+    _check_rc(rc, f"MSG{nlines}", [server] + clients, RUN_TIMEOUT_S)
+    return summarize(list(out), list(csw), list(ovl))
+
+
+def fig3_sweep(order: list[int], quick: bool, iters: int, reps: int,
+               shm: tuple[int, ...] = SHM_SERIES, msg: tuple[int, ...] = MSG_SERIES) -> list[dict]:
+    """Figure 3 on the host: SHMk with t threads on the first t CPUs of ``order``; MSGk with
+    a server on order[0] and t clients on the next t CPUs. Fewer iterations per thread as t
+    grows, so a pass stays short on large hosts."""
+    rows = []
+    for t in thread_counts(len(order), quick):
+        n = max(200, iters // t)
+        for k in shm:
+            rows.append({"series": f"SHM{k}", "threads": t, "cpus": order[:t],
+                         "ns": shm_run(order[:t], k, n, reps)})
+    for t in thread_counts(len(order) - 1, quick):
+        n = max(200, iters // (4 * t))
+        for k in msg:
+            rows.append({"series": f"MSG{k}", "threads": t, "cpus": order[:t + 1],
+                         "ns": msg_run(order[0], order[1:t + 1], k, n, reps)})
+    return rows
 
 
 def run_host_bench(quick: bool = False) -> dict:
@@ -257,15 +435,32 @@ def run_host_bench(quick: bool = False) -> dict:
     tsc_hz = lib.hb_tsc_hz(0.05 if quick else 0.2)
     max_bytes = QUICK_MAX_BYTES if quick else FULL_MAX_BYTES
     reps = 7 if quick else 11
+    # thread benchmarks: short passes (about a millisecond) and many of them, so that a pass hit
+    # by a descheduled thread (a loaded or virtualized host) moves the median less
+    preps = 15 if quick else 31
     mem = memory_latency(working_sets(max_bytes), steps=1_000_000 if quick else 2_000_000, reps=reps)
     if len(allowed) < 2:
         c2c: list[dict] = []
         c2c_note = f"skipped: this process may run only on CPU {allowed}, no pair to measure"
     else:
-        c2c = core_to_core(choose_pairs(allowed), iters=100_000 if quick else 200_000, reps=reps)
+        c2c = core_to_core(choose_pairs(allowed), iters=5_000 if quick else 10_000, reps=preps)
         c2c_note = None
     for row in mem + c2c:
         row["tsc_cycles"] = to_tsc_cycles(row["ns"]["median"], tsc_hz)
+    order = cpu_order(host["topology"], allowed)
+    a0 = order[0]
+    caches_a0 = host["caches"] if a0 == host["cpu"] else read_caches(Path(SYSFS_CPU) / f"cpu{a0}")
+    paths = urpc_paths(host["topology"], caches_a0, order)
+    urpc_rows = urpc_bench(paths, iters=5_000 if quick else 10_000,
+                           msgs=20_000 if quick else 40_000, reps=preps)
+    for row in urpc_rows:
+        row["latency_tsc_cycles"] = to_tsc_cycles(row["latency_ns"]["median"], tsc_hz)
+        med = row["throughput_msgs_per_us"]["median"]
+        row["msgs_per_kcycle"] = med * 1e9 / tsc_hz if tsc_hz > 0 else None
+    fig3 = fig3_sweep(order, quick, iters=20_000 if quick else 40_000, reps=preps)
+    for row in fig3:
+        row["tsc_cycles"] = to_tsc_cycles(row["ns"]["median"], tsc_hz)
+    one_cpu = f"skipped: this process may run only on CPU {allowed}, no pair to measure"
     return {
         "kind": "mksim host-bench",
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -273,7 +468,7 @@ def run_host_bench(quick: bool = False) -> dict:
         "host": {**host, "allowed_cpus": allowed, "machine": platform.machine(),
                  "clock": clock_description(tsc_hz),
                  "clock_resolution_ns": lib.hb_clock_res_ns(),
-                 "mem_total_bytes": read_mem_total()},
+                 "mem_total_bytes": read_mem_total(), "numa_nodes": read_numa()},
         "memory_latency": {"method": "dependent pointer chase over a random cyclic permutation "
                                      "of 64-byte lines, 4 KiB pages, one warm-up pass",
                            "unit": "ns per load (tsc_cycles: the median in TSC cycles)", "rows": mem},
@@ -281,6 +476,26 @@ def run_host_bench(quick: bool = False) -> dict:
                                    "back and forth with compare-and-swap; round trip / 2",
                          "unit": "ns one way (tsc_cycles: the median in TSC cycles)", "rows": c2c,
                          "note": c2c_note},
+        "urpc": {"method": "a URPC channel laid out as kernels/urpc.py (Barrelfish UMP): rings of "
+                           f"{URPC_SLOTS} 64-byte slots, 7 payload words and a control word (epoch "
+                           "bit 63, type bits 62..56, ack bits 55..0) written last, acks "
+                           "piggybacked, an ack-only message every half ring; one CPU pair per "
+                           "path kind (smt, shared-L<n>, same-package, other-package). latency: "
+                           "ping-pong round trip / 2; throughput: a one-way stream, the sender "
+                           "running ahead up to the ring's depth",
+                 "slots": URPC_SLOTS,
+                 "unit": "latency_ns: ns one way; throughput_msgs_per_us: messages per "
+                         "microsecond; latency_tsc_cycles, msgs_per_kcycle: the medians in TSC cycles",
+                 "rows": urpc_rows, "note": None if urpc_rows else one_cpu},
+        "fig3": {"method": "SHMk: t threads pinned to the first t CPUs of cpu_order each update the "
+                           "same k cache lines (load, add 1, store each line, as "
+                           "kernels/microbench.py's update); MSGk: t client threads call a server "
+                           "thread on cpu_order[0] over their own URPC link, the server updating "
+                           "the k lines it owns per call. Passes start together (barrier)",
+                 "unit": "ns per update (SHM: mean over threads; MSG: per call, mean over "
+                         "clients); tsc_cycles: the median in TSC cycles",
+                 "cpu_order": order, "rows": fig3,
+                 "note": None if len(order) > 1 else "MSG " + one_cpu},
     }
 
 
@@ -328,7 +543,42 @@ def format_report(rep: dict) -> str:
             pair = f"{r['cpus'][0]}<->{r['cpus'][1]}"
             lines.append(f"  {pair:>9}  {s['median']:8.2f}  {s['min']:8.2f}  "
                          f"{s['max']:8.2f}  {s['spread']:6.1%}  {_cyc(r['tsc_cycles'])}")
+    lines += _format_urpc(rep.get("urpc")) + _format_fig3(rep.get("fig3"))
     return "\n".join(lines)
+
+
+def _format_urpc(u: dict | None) -> list[str]:
+    """The URPC section of format_report."""
+    if not u:
+        return []
+    lines = ["", f"URPC ({u['slots']}-slot rings; latency ns one way, throughput messages/us):"]
+    if u["note"]:
+        return lines + [f"  {u['note']}"]
+    lines.append(f"  {'path':<14} {'cpus':>6}  {'lat med':>8}  {'min':>8}  {'max':>8}  "
+                 f"{'spread':>6}  {'thr med':>8}  {'spread':>6}")
+    for r in u["rows"]:
+        lat, thr = r["latency_ns"], r["throughput_msgs_per_us"]
+        lines.append(f"  {r['path']:<14} {r['cpus'][0]:>2}->{r['cpus'][1]:<2}  {lat['median']:8.1f}  "
+                     f"{lat['min']:8.1f}  {lat['max']:8.1f}  {lat['spread']:6.1%}  "
+                     f"{thr['median']:8.2f}  {thr['spread']:6.1%}")
+    return lines
+
+
+def _format_fig3(f: dict | None) -> list[str]:
+    """The Figure 3 section of format_report: one line per (series, threads)."""
+    if not f:
+        return []
+    lines = ["", "Figure 3 (ns per update; SHMk: t threads, MSGk: t clients + 1 server; "
+                 f"CPU order {f['cpu_order']}):",
+             f"  {'series':<6} {'threads':>7}  {'median':>8}  {'min':>8}  {'max':>8}  {'spread':>6}  "
+             f"{'TSC cyc':>8}"]
+    for r in f["rows"]:
+        s = r["ns"]
+        lines.append(f"  {r['series']:<6} {r['threads']:>7}  {s['median']:8.1f}  {s['min']:8.1f}  "
+                     f"{s['max']:8.1f}  {s['spread']:6.1%}  {_cyc(r['tsc_cycles'])}")
+    if f["note"]:
+        lines.append(f"  {f['note']}")
+    return lines
 
 
 # ----------------------------------------------------------------------------- calibrate
@@ -397,6 +647,58 @@ def _chase_cycles(rows: list[dict], max_bytes: float) -> tuple[float, int]:
                          "in the host-bench report")
     r = max(fit, key=lambda r: r["bytes"])
     return r["tsc_cycles"], r["bytes"]
+
+
+def _interconnect(packages: int, same_pkg: list[float], cross_pkg: list[float],
+                  date: str) -> tuple[int, str]:
+    """link_latency and its source: fitted to the core-to-core matrix on a multi-package host.
+
+    In the model (hwmodel/engine.py rule 2) a cache-to-cache transfer between cores of two
+    packages sends two more messages across a package boundary than one inside a package
+    (request to the home and forward to the owner, or forward and the data back, whichever
+    package is home), each costing link_latency + hops x hop_latency; on a crossbar (every
+    package one hop from every other) with hop_latency 0, the cross-package pairs' extra
+    one-way latency is 2 x link_latency."""
+    if packages == 1:
+        return 0, "one package: nothing to cross (derived: sysfs shows one physical_package_id)"
+    if not cross_pkg or not same_pkg:
+        missing = "cross-package" if not cross_pkg else "same-package (distinct cores)"
+        return _LINK_LATENCY, (f"link_latency 20, hop_latency 0, crossbar: assumption (amd-2x2's "
+                               f"values): the core-to-core matrix has no {missing} pair to fit to")
+    x, s = statistics.median(cross_pkg), statistics.median(same_pkg)
+    link = max(0, round((x - s) / 2))
+    src = (f"link_latency: fitted to core-to-core matrix measured {date}: (median of "
+           f"{len(cross_pkg)} cross-package pair(s), {x:.1f} TSC cycles - median of {len(same_pkg)} "
+           f"same-package pair(s), {s:.1f}) / 2, not below 0: a transfer between packages crosses a "
+           "package boundary twice (engine rule 2: request to the home and forward to the owner, or "
+           "forward and data back). topology crossbar and hop_latency 0: assumption (every package "
+           "one link from every other; hops not separable with this fit)")
+    if x < s:
+        src += "; CLAMPED: cross-package pairs measured faster than same-package ones"
+    return link, src
+
+
+def _interleave(numa: list[dict] | None, topo: dict, packages: int) -> tuple[str, str]:
+    """memory.interleave and its source from the NUMA nodes sysfs reports."""
+    if not numa:
+        return "node", "interleave node: assumption (the report has no NUMA nodes from sysfs)"
+    cpu_nodes = [n for n in numa if n["cpus"]]
+    pkg = topo["package_of_cpu"]
+    where = f"sysfs /sys/devices/system/node: {len(numa)} node(s), {len(cpu_nodes)} with CPUs"
+    if packages == 1:
+        return "node", f"interleave node: one package is home to all memory (derived; {where})"
+    pkgs_of = [{pkg[str(c)] for c in n["cpus"] if str(c) in pkg} for n in cpu_nodes]
+    if len(cpu_nodes) == 1:
+        return "page", (f"interleave page: one NUMA node spans {packages} packages, so the firmware "
+                        f"interleaves memory across them ({where}); the page granularity is an "
+                        "assumption (sysfs does not say)")
+    if all(len(p) == 1 for p in pkgs_of) and len(set().union(*pkgs_of)) == packages:
+        kind = "one per package" if len(cpu_nodes) == packages else \
+            f"{len(cpu_nodes)} nodes in {packages} packages (sub-NUMA clustering; the model has one memory controller per package)"
+        return "node", f"interleave node: each package's memory is local to it ({where}: {kind})"
+    raise MksimError(f"NUMA nodes {[(n['node'], n['cpus']) for n in cpu_nodes]} do not map onto the "
+                     f"{packages} packages (a node spans packages but not all of them): the model homes "
+                     "memory by package, by line or by page", where="host-bench report: host.numa_nodes")
 
 
 def calibrate(rep: dict) -> str:
@@ -507,12 +809,9 @@ def calibrate(rep: dict) -> str:
     out += ["[coherence]", 'protocol = "mesi"', f"directory_latency = {dirlat}",
             f"home_occupancy = {_HOME_OCCUPANCY}", f"source = {_toml_str(dir_src)}", ""]
 
-    if packages == 1:
-        link, ic_src = 0, "one package: nothing to cross (derived: sysfs shows one physical_package_id)"
-    else:
-        link, ic_src = _LINK_LATENCY, ("link_latency 20, hop_latency 0, crossbar: assumption "
-                                       "(amd-2x2's values); not fitted to cross-package pairs in "
-                                       "this version")
+    cross_pkg = [r["tsc_cycles"] for r in c2c_rows
+                 if topo["package_of_cpu"].get(str(r["cpus"][0])) != topo["package_of_cpu"].get(str(r["cpus"][1]))]
+    link, ic_src = _interconnect(packages, same_pkg, cross_pkg, date)
     out += ["[interconnect]", 'topology = "crossbar"', "hop_latency = 0", f"link_latency = {link}",
             f"source = {_toml_str(ic_src)}", ""]
 
@@ -529,6 +828,7 @@ def calibrate(rep: dict) -> str:
         clamp = (f"; CLAMPED to 1: the model's miss path (last level {llc['lat']} + directory "
                  f"{dirlat} = {llc['lat'] + dirlat}) already exceeds the measured chase, so a "
                  "model memory read will be slower than this host's")
+    interleave, il_src = _interleave(h.get("numa_nodes"), topo, packages)
     mem_total = h.get("mem_total_bytes")
     unit = packages * 4096
     if mem_total:
@@ -542,9 +842,9 @@ def calibrate(rep: dict) -> str:
                f"and directory_latency ({dirlat}) that the model adds to a miss (engine rule 2), "
                f"not below 1{clamp}; the chase uses 4 KiB pages, so TLB misses are included. "
                f"occupancy {_MEM_OCCUPANCY}: assumption (amd-2x2's value, bandwidth not measured). "
-               f"{size_src}. interleave node: assumption")
+               f"{size_src}. {il_src}")
     out += ["[memory]", f"latency = {memlat}", f"occupancy = {_MEM_OCCUPANCY}", f"size = {mem_size}",
-            'interleave = "node"', f"source = {_toml_str(mem_src)}", ""]
+            f'interleave = "{interleave}"', f"source = {_toml_str(mem_src)}", ""]
 
     out += ["[core]"] + [f"{k} = {v}" for k, v in _CORE.items()] + [f"source = {_toml_str(_ASSUMED)}", ""]
     out += ["[apic]"] + [f"{k} = {_toml_str(v) if isinstance(v, str) else str(v).lower()}"

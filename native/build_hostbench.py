@@ -15,7 +15,17 @@ HERE = Path(__file__).resolve().parent
 CDEF = """
 int hb_chase(size_t bytes, uint64_t seed, long steps, int reps, double *out_ns);
 int hb_pingpong(int cpu_a, int cpu_b, long iters, long warm, int reps, double timeout_s,
-                double *out_ns);
+                double *out_ns, long *out_csw);
+void hb_urpc_layout(long *out);
+int hb_urpc_pingpong(int cpu_a, int cpu_b, int slots, long iters, long warm, int reps,
+                     double timeout_s, double *out_ns, long *out_csw);
+int hb_urpc_stream(int cpu_a, int cpu_b, int slots, long msgs, long warm, int reps,
+                   double timeout_s, double *out_ns, long *out_csw);
+int hb_shm(const int *cpus, int nthreads, int nlines, int locked, long iters, long warm, int reps,
+           double timeout_s, double *out_ns, long *out_csw, double *out_overlap);
+int hb_msg(int server_cpu, const int *client_cpus, int nclients, int nlines, int slots,
+           long iters, long warm, int reps, double timeout_s, double *out_ns, long *out_csw,
+           double *out_overlap);
 double hb_tsc_hz(double window_s);
 double hb_clock_res_ns(void);
 """

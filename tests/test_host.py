@@ -144,6 +144,9 @@ def test_cli_host_bench_json_is_complete(tmp_path, monkeypatch):
     real_mem, real_c2c = host.memory_latency, host.core_to_core
     monkeypatch.setattr(host, "memory_latency", lambda s, steps, reps: real_mem(s, 10_000, 2))
     monkeypatch.setattr(host, "core_to_core", lambda p, iters, reps: real_c2c(p[:1], 1000, 2))
+    # URPC and Figure 3 are checked in tests/test_host_urpc.py
+    monkeypatch.setattr(host, "urpc_bench", lambda p, iters, msgs, reps: [])
+    monkeypatch.setattr(host, "fig3_sweep", lambda order, quick, iters, reps: [])
     out = tmp_path / "host.json"
     assert cli.main(["host-bench", "--quick", "--json", "--out", str(out)]) == 0
     rep = json.loads(out.read_text())
