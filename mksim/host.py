@@ -267,15 +267,7 @@ def core_to_core(pairs: list[tuple[int, int]], iters: int, reps: int) -> list[di
     rows = []
     for a, b in pairs:
         rc = lib.hb_pingpong(a, b, iters, max(1, iters // 10), reps, PINGPONG_TIMEOUT_S, out, csw)
-        if rc == -110:   # ETIMEDOUT
-            raise MksimError(f"core-to-core {a}<->{b}: no progress within {PINGPONG_TIMEOUT_S:.0f} s "
-                             "(is the other CPU busy or throttled?)")
-        if rc in (-1, -22, -13):   # EPERM, EINVAL (CPU not allowed/online), EACCES
-            raise MksimError(f"core-to-core {a}<->{b}: cannot pin a thread to CPU {a} or {b} "
-                             f"(sched_setaffinity: {os.strerror(-rc)}); this process may run "
-                             f"only on CPUs {sorted(os.sched_getaffinity(0))}")
-        if rc != 0:
-            raise MksimError(f"core-to-core {a}<->{b} failed: {os.strerror(-rc)}")
+        _check_rc(rc, f"core-to-core {a}<->{b}", [a, b], PINGPONG_TIMEOUT_S)
         rows.append({"cpus": [a, b], "ns": summarize(list(out), list(csw))})
     return rows
 
