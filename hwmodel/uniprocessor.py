@@ -120,12 +120,39 @@ def run_single(geo, tag, flags, meta, rng, tick, dpath, ipath, params, mem_busy,
     # request_delay: the whole path (the same last level for both paths unless L1 is the only level);
     # the home is in the core's package
     ddelay, idelay = geo[dpath[0, nlev - 1], LAT], geo[ipath[0, nlev - 1], LAT]
+    # the line the last data access left in its level-1 cache, and its slot (-1: none known)
+    last_d, slot_d = np.int64(-1), np.int64(-1)
+    d1 = dpath[0, 0]
+    d1lat, d1pol, d1ways, d1base, d1mask = geo[d1, LAT], geo[d1, POL], geo[d1, WAYS], geo[d1, BASE], geo[d1, SETS] - 1
+    d1cfg = geo[d1, CFG]
     for i in range(start, stop):
         t0 = clock[0]
-        ifetch = kind[i] == KIND_I
-        write = kind[i] >= KIND_S
+        k = kind[i]
+        ifetch = k == KIND_I
+        write = k >= KIND_S
         first = np.int64(np.uint64(addr[i]) >> np.uint64(lb))
         last = np.int64((np.uint64(addr[i]) + np.uint64(max(size[i], 1) - 1)) >> np.uint64(lb))
+        if first == last_d and last == first and not ifetch:
+            # the line of the last data access, still in its level-1 slot: a level-1 hit (no look-up)
+            lstats[0, d1cfg, L_HITS] += 1
+            tick[0] += 1
+            b = d1base + (first & d1mask) * d1ways
+            _r.on_hit(d1pol, meta, b, d1ways, slot_d - b, tick[0], rng[d1:d1 + 1])
+            if write:
+                flags[slot_d] |= DIRTY
+            cstats[0, C_ACCESSES] += 1
+            if k == KIND_S:
+                cost = alu_lat if alu[0] == 0 else 0
+                alu[0] = 0 if alu[0] + 1 >= width else alu[0] + 1     # n % width, wrapping
+            else:
+                cost = d1lat
+            if record:
+                out_lat[i] = cost
+                out_issue[i] = t0
+                out_eff[i] = t0
+            clock[0] = t0 + cost
+            continue
+        last_d = -1           # a full access may move any line
         hits = True                 # would every line hit a private level (checked before any is performed)?
         if first != last:
             for line in range(first, last + 1):
@@ -179,6 +206,8 @@ def run_single(geo, tag, flags, meta, rng, tick, dpath, ipath, params, mem_busy,
                               t, mem_busy, occ, lstats, cstats)
             if write:
                 flags[slot0] |= DIRTY
+            if first == last and not ifetch:
+                last_d, slot_d = line, slot0
             l1 = ipath[0, 0] if ifetch else dpath[0, 0]
             cstats[0, C_STALL] += (done - t) - geo[l1, LAT]
             lat += done - t
