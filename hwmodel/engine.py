@@ -46,7 +46,7 @@ from hwmodel.trace import KIND_I, KIND_M, KIND_S
 from hwmodel.coherence import E, HIT_OK, I, M, O, READ_OWNER_NEXT, READ_REQ, READ_SOURCE, READ_WRITEBACK, S
 from hwmodel.state import (P_NDOM, BASE, C_ACCESSES, C_C2C, C_HOPS, C_INV_RECV, C_INV_SENT, C_LOCAL_TXN, C_MEM_READS,
                            C_MEM_WRITES, C_REMOTE_TXN, C_STALL, C_UPGRADES, CFG, COHINV, DIRTY, GFIRST, GSIZE, INCL,
-                           L_COH_MISSES, L_HITS, L_MISSES, L_WRITEBACKS, LAT, P_CPP, P_DIRLAT, P_DIRMASK, P_INTERLEAVE, P_LINEBITS, P_MEMLAT, P_MEMOCC, P_NLEV, P_NODEBYTES, P_NPRIV, P_NPRIVINST, P_HOMEOCC, P_PKGS, P_ALU, P_WIDTH, P_PROTO, P_WORDS, POL, POS, PRIV, SETS, VALID, WAYS, MachineState)
+                           L_COH_MISSES, L_HITS, L_MISSES, L_WRITEBACKS, LAT, OWNM, P_CPP, P_DIRLAT, P_DIRMASK, P_INTERLEAVE, P_LINEBITS, P_MEMLAT, P_MEMOCC, P_NLEV, P_NODEBYTES, P_NPRIV, P_NPRIVINST, P_HOMEOCC, P_PKGS, P_ALU, P_WIDTH, P_PROTO, P_WORDS, POL, POS, PRIV, SETS, VALID, WAYS, MachineState)
 
 
 _HIT_OK = HIT_OK
@@ -369,6 +369,16 @@ def invalidate_core(st, q, line):
 
 
 @njit(_nrt=False)
+def drop_hint(st, q, line):
+    """``q`` no longer owns ``line`` in M: its private copies lose the ``OWNM`` hint."""
+    privs, flags = st[PRIVS], st[FLAGS]
+    for j in range(st[PARAMS][P_NPRIVINST]):
+        s = find_(st[GEO], st[TAG], st[FLAGS], privs[q, j], line)
+        if s >= 0:
+            flags[s] &= ~OWNM
+
+
+@njit(_nrt=False)
 def clean_core(st, q, line):
     privs, flags = st[PRIVS], st[FLAGS]
     for j in range(st[PARAMS][P_NPRIVINST]):
@@ -412,7 +422,9 @@ def private_lookup(st, core, line, write, pv):
             cohmask |= 1 << k
     cstate = S  # a read that hits needs no directory look-up: holding a copy means holding it validly
     key = dkey(st, core, line)
-    if write or hit_k < 0:
+    if write and hit_k >= 0 and (st[FLAGS][hit_slot] & OWNM) != 0:
+        cstate = M  # the copy's hint: this core owns the line in M (no directory look-up)
+    elif write or hit_k < 0:
         cstate = I
         e = dir_find_(st[DIRT], st[PARAMS][P_DIRMASK], key)
         if e >= 0 and has_bit(st, e, core):
@@ -439,12 +451,16 @@ def perform_hit(st, core, line, write, pv, hit_k, hit_slot, cohmask, cstate, key
     lstats[core, geo[paths[pv, core, hit_k], CFG], L_HITS] += 1
     touch_(st[GEO], st[TAG], st[META], st[RNG], st[TICK], paths[pv, core, hit_k], hit_slot)
     slot0 = hit_slot
+    hint = st[FLAGS][hit_slot] & OWNM           # the copies filled above carry the hit copy's hint
     for k in range(hit_k - 1, -1, -1):
         slot0 = fill(st, paths[pv, core, k], line, t, core)
+        st[FLAGS][slot0] |= hint
     if write:
         st[FLAGS][slot0] |= DIRTY
         if cstate == E:
             st[DIRT][dir_find_(st[DIRT], st[PARAMS][P_DIRMASK], key), D_STATE] = M
+        st[FLAGS][slot0] |= OWNM                # it is M and this core's now
+        st[FLAGS][hit_slot] |= OWNM
     lat = geo[paths[pv, core, hit_k], LAT]
     st[CSTATS][core, C_STALL] += lat - geo[paths[pv, core, 0], LAT]
     return lat
@@ -617,6 +633,7 @@ def line_access(st, core, line, write, ifetch, t):
     else:
         if owner >= 0:
             nxt = _ROWN[proto, dstate]
+            drop_hint(st, owner, line)          # the owner keeps no M: its stores must ask again
             if _RWB[proto, dstate]:
                 clean_core(st, owner, line)
                 mem_write(st, line, t, owner)
@@ -644,8 +661,12 @@ def line_access(st, core, line, write, ifetch, t):
         # a level may already hold it (a shared level behind an owner's copy): leave it be
         s = find_(st[GEO], st[TAG], st[FLAGS], paths[pv, core, k], line)
         slot0 = s if s >= 0 else fill(st, paths[pv, core, k], line, t, core)
+        if write and k < npriv:
+            st[FLAGS][slot0] |= OWNM            # M and this core's: its next stores need no look-up
     if write:
         st[FLAGS][slot0] |= DIRTY
+        if upgrade:
+            st[FLAGS][hit_slot] |= OWNM
     lat = done - t
     cstats[core, C_STALL] += lat - geo[paths[pv, core, 0], LAT]
     return lat

@@ -8,7 +8,7 @@ from hwmodel.coherence import STATE_NAMES
 from hwmodel.config import MachineConfig, load_machine
 from hwmodel.errors import MksimError
 from hwmodel.memory import functional_replay
-from hwmodel.state import CORE_STATS, DIRTY, LEVEL_STATS, VALID, build_state
+from hwmodel.state import CORE_STATS, DIRTY, LEVEL_STATS, SHOWN_FLAGS, VALID, build_state
 from hwmodel.workload import FAULT_NAMES, OUTCOME_NAMES, PROG_STATS, SPIN, STATUS_NAMES, WFI, Workload
 from hwmodel.workload import STATE_NAMES as CORE_STATE_NAMES
 
@@ -223,7 +223,7 @@ class Machine:
         out = {}
         for inst in range(s.geo.shape[0]):
             base, sets, ways = s.geo[inst, 0], s.geo[inst, 1], s.geo[inst, 2]
-            fl = s.flags[base:base + sets * ways]
+            fl = s.flags[base:base + sets * ways] & SHOWN_FLAGS     # without the engine's hints
             idx = np.nonzero(fl)[0]
             out[inst] = {int(i): (int(s.tag[base + i]), int(fl[i])) for i in idx}
         return out

@@ -22,6 +22,11 @@ BASE, SETS, WAYS, LAT, POL, INCL, PRIV, CFG, GFIRST, GSIZE, POS = range(11)
 NGEO = 11
 # flags bits
 VALID, DIRTY, COHINV = 1, 2, 4
+# a hint on a private copy: its core owns the line in M (the directory says so), so a store that
+# hits it needs no directory look-up.  Never set where it does not hold; a missing hint only costs
+# the look-up.  Not part of a cache's visible contents (``Machine.cache_contents`` masks it).
+OWNM = 8
+SHOWN_FLAGS = VALID | DIRTY | COHINV
 # params
 (P_LINEBITS, P_NPRIV, P_NLEV, P_CORES, P_CPP, P_PKGS, P_HOPLAT, P_DIRLAT, P_MEMLAT,
  P_MEMOCC, P_INTERLEAVE, P_NODEBYTES, P_PROTO, P_WORDS, P_DIRMASK, P_NPRIVINST, P_HOMEOCC, P_NDOM,
