@@ -44,9 +44,9 @@ from hwmodel import replacement as _r
 from hwmodel._numba import njit
 from hwmodel.trace import KIND_I, KIND_M, KIND_S
 from hwmodel.coherence import E, HIT_OK, I, M, O, READ_OWNER_NEXT, READ_REQ, READ_SOURCE, READ_WRITEBACK, S
-from hwmodel.state import (P_NDOM, BASE, C_ACCESSES, C_C2C, C_HOPS, C_INV_RECV, C_INV_SENT, C_LOCAL_TXN, C_MEM_READS,
+from hwmodel.state import (MachineState, P_NDOM, BASE, C_ACCESSES, C_C2C, C_HOPS, C_INV_RECV, C_INV_SENT, C_LOCAL_TXN, C_MEM_READS,
                            C_MEM_WRITES, C_REMOTE_TXN, C_STALL, C_UPGRADES, CFG, COHINV, DIRTY, GFIRST, GSIZE, INCL,
-                           L_COH_MISSES, L_HITS, L_MISSES, L_WRITEBACKS, LAT, OWNM, P_CPP, P_DIRLAT, P_DIRMASK, P_INTERLEAVE, P_LINEBITS, P_MEMLAT, P_MEMOCC, P_NLEV, P_NODEBYTES, P_NPRIV, P_NPRIVINST, P_HOMEOCC, P_PKGS, P_ALU, P_WIDTH, P_PROTO, P_WORDS, POL, POS, PRIV, SETS, VALID, WAYS, MachineState)
+                           L_COH_MISSES, L_HITS, L_MISSES, L_WRITEBACKS, LAT, OWNM, P_CPP, P_DIRFULL, P_DIRLAT, P_DIRMASK, P_INTERLEAVE, P_LINEBITS, P_MEMLAT, P_MEMOCC, P_NLEV, P_NODEBYTES, P_NPRIV, P_NPRIVINST, P_HOMEOCC, P_PKGS, P_ALU, P_WIDTH, P_PROTO, P_WORDS, POL, POS, PRIV, SETS, VALID, WAYS, MachineState)
 
 
 _HIT_OK = HIT_OK
@@ -181,6 +181,36 @@ def dir_insert(st, line):
         dt[i, D_SH + w] = 0
     st[DCOUNT][0] += 1
     return i
+
+
+@njit(_nrt=False)
+def dir_rehash(old, new):
+    """Every entry of the directory ``old`` into the empty, bigger ``new`` (same columns)."""
+    mask = new.shape[0] - 1
+    for r in range(old.shape[0]):
+        if old[r, D_USED] != 0:
+            i = _hash(old[r, D_KEY], mask)
+            while new[i, D_USED] != 0:
+                i = (i + 1) & mask
+            for c in range(old.shape[1]):
+                new[i, c] = old[r, c]
+
+
+def dir_grow(ms: MachineState, rows: int) -> None:
+    """Give ``ms`` a directory of ``rows`` rows (a power of two; never above P_DIRFULL), same entries."""
+    rows = min(rows, int(ms.params[P_DIRFULL]))
+    if rows <= ms.dirt.shape[0]:
+        return
+    new = np.zeros((rows, ms.dirt.shape[1]), np.int64)
+    dir_rehash(ms.dirt, new)
+    ms.dirt = new
+    ms.params[P_DIRMASK] = rows - 1
+
+
+def dir_wants_room(ms: MachineState, extra: int = 0) -> bool:
+    """Is the directory over half full (counting ``extra`` entries to come) and still able to grow?"""
+    rows = ms.dirt.shape[0]
+    return rows < ms.params[P_DIRFULL] and 2 * (int(ms.d_count[0]) + extra) > rows
 
 
 @njit(_nrt=False)
@@ -868,7 +898,10 @@ def run_trace(st_tuple, order, starts, ends, pos, rec, max_steps, out_lat, out_i
     the core's clock when a miss reached its home); ``done[0]`` counts them
     across calls.  The outputs are skipped when they are empty
     (a run that wants only the totals); ``heap`` is work space (int64, one
-    per core).  The state tuple stays a value here (unlike ``cpu.run``, which
+    per core).  It also stops after an access that leaves the directory more
+    than half full while it can still grow (``d_count[1]`` set to 1): the
+    caller doubles it (``dir_grow``) and calls again, which changes nothing
+    but speed.  The state tuple stays a value here (unlike ``cpu.run``, which
     passes it down by reference): every hot path below is inlined, so its
     arrays live in registers, and the calls that remain (evictions,
     invalidations) are rare.  A core that is still the earliest after its
@@ -878,6 +911,7 @@ def run_trace(st_tuple, order, starts, ends, pos, rec, max_steps, out_lat, out_i
     st = st_tuple
     clock = st[CLOCK]
     params = st[PARAMS]
+    dcount = st[DCOUNT]
     alu_lat, width = params[P_ALU], params[P_WIDTH]
     ncores = clock.shape[0]
     record = out_lat.shape[0] > 0
@@ -940,6 +974,9 @@ def run_trace(st_tuple, order, starts, ends, pos, rec, max_steps, out_lat, out_i
         clock[c] = end
         pos[c] += 1
         steps += 1
+        if 2 * dcount[0] > params[P_DIRMASK] + 1 and params[P_DIRMASK] + 1 < params[P_DIRFULL]:
+            dcount[1] = 1                 # half full: the caller doubles the directory and calls again
+            break
         if pos[c] >= ends[c]:
             c = -1
         elif n > 0 and heap[0] < clock[c] * 8192 + c:
