@@ -367,6 +367,7 @@ def fill(st, inst, line, t, actor):
     pol = geo[inst, POL]
     way = -1
     lru = -1             # for LRU, the least recent valid way, found in the same pass
+    best = np.int64(0x7FFFFFFFFFFFFFFF)
     for w in range(ways):
         f = flags[b + w]
         if (f & VALID) == 0:
@@ -375,8 +376,11 @@ def fill(st, inst, line, t, actor):
                 break
             if way < 0:
                 way = w
-        elif lru < 0 or meta[b + w] < meta[b + lru]:
-            lru = w
+        else:
+            mv = meta[b + w]     # the oldest stamp, with selects: which way is oldest is not predictable
+            lt = mv < best
+            best = mv if lt else best
+            lru = w if lt else lru
     if way < 0:
         way = lru if pol == 0 else _r.victim(pol, meta, b, ways, st[TICK][0], st[RNG][inst:inst + 1])
         evict(st, inst, b + way, t, actor)

@@ -48,12 +48,15 @@ def _fill(geo, tag, flags, meta, rng, tick, dpath, ipath, nlev, inst, line, t, m
     if pol == 0:
         # LRU: the first invalid way and the least recent valid one in one pass
         lru = 0
+        best = meta[b]
         for w in range(ways):
             if (flags[b + w] & VALID) == 0:
                 way = w
                 break
-            if meta[b + w] < meta[b + lru]:
-                lru = w
+            mv = meta[b + w]            # the oldest stamp, without a branch on the comparison
+            lt = mv < best
+            best = mv if lt else best
+            lru = w if lt else lru
         evicting = way < 0
         if evicting:
             way = lru
@@ -246,12 +249,15 @@ def run_single(geo, tag, flags, meta, rng, tick, dpath, ipath, params, mem_busy,
                 way = -1
                 if pol1 == 0:
                     lru = 0
+                    best = meta[b]
                     for w in range(ways1):
                         if (flags[b + w] & VALID) == 0:
                             way = w
                             break
-                        if meta[b + w] < meta[b + lru]:
-                            lru = w
+                        mv = meta[b + w]            # the oldest stamp (a select, not a branch)
+                        lt = mv < best
+                        best = mv if lt else best
+                        lru = w if lt else lru
                     evicting = way < 0
                     if evicting:
                         way = lru
