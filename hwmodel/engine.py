@@ -34,6 +34,14 @@ and ``flush_domain`` (WBINVD) write back and empty one line / every cache of
 a domain.  Caches of a core type with its own clock have their latencies
 converted to reference ticks when the state is built (``hwmodel.state``).
 
+Two things only make it faster, never change a number.  A private copy whose
+core owns the line in M carries the ``OWNM`` hint (``hwmodel.state``): a
+store that hits it needs no directory look-up; a reader that downgrades the
+owner clears it (``drop_hint``), and it goes with the copy.  The directory
+starts small and doubles when half full (``run_trace`` stops, ``Machine``
+calls ``dir_grow``), so its probes stay in the host's caches while few lines
+live; programs (``cpu.run``) get its full size first.
+
 ``hwmodel.reference`` implements the same rules in plain Python.
 """
 from __future__ import annotations
