@@ -119,8 +119,9 @@ def run_single(geo, tag, flags, meta, rng, tick, dpath, ipath, params, mem_busy,
     replacement stamp, the memory controller's busy-until and the counters
     live in registers for the whole run (written back at the end, or around
     the deeper levels' fills, which work on the arrays); deeper levels go
-    through ``find_`` / ``_fill``.  A data access to the line the last data
-    access left in level 1 is a hit on a known slot (no look-up).
+    through ``find_`` / ``_fill``.  A data access (an instruction fetch) to the
+    line the last data access (fetch) left in level 1 is a hit on a known slot
+    (no look-up).
     """
     record = out_lat.shape[0] > 0
     lb = params[P_LINEBITS]
@@ -134,11 +135,18 @@ def run_single(geo, tag, flags, meta, rng, tick, dpath, ipath, params, mem_busy,
     d1base, d1mask, d1ways, d1lat, d1pol = geo[d1, BASE], geo[d1, SETS] - 1, geo[d1, WAYS], geo[d1, LAT], geo[d1, POL]
     i1base, i1mask, i1ways, i1lat, i1pol = geo[i1, BASE], geo[i1, SETS] - 1, geo[i1, WAYS], geo[i1, LAT], geo[i1, POL]
     d1cfg, i1cfg = geo[d1, CFG], geo[i1, CFG]
+    # can an access on one path move a line of the other path's level 1?  Only through one shared
+    # level-1 cache, or an inclusive deeper level (its evictions empty the caches above it)
+    crossed = d1 == i1
+    for k in range(1, nlev):
+        if geo[dpath[0, k], INCL] != 0 or geo[ipath[0, k], INCL] != 0:
+            crossed = True
     now, tk, m0, m1, n_alu = clock[0], tick[0], mem_busy[0], mem_busy[1], alu[0]
     d1hits = d1miss = i1hits = i1miss = 0
     accesses = stall = memreads = remote = local = 0
-    # the line the last data access left in its level-1 cache, and its slot (-1: none known)
+    # the line the last data (instruction) access left in its level-1 cache, and its slot (-1: none known)
     last_d, slot_d = np.int64(-1), np.int64(-1)
+    last_i, slot_i = np.int64(-1), np.int64(-1)
     for i in range(start, stop):
         t0 = now
         k_ = kind[i]
@@ -166,7 +174,24 @@ def run_single(geo, tag, flags, meta, rng, tick, dpath, ipath, params, mem_busy,
                 out_eff[i] = t0
             now = t0 + cost
             continue
-        last_d = -1           # a full access may move any line
+        if first == last_i and last == first and ifetch:
+            # the line of the last instruction fetch, still in its level-1 slot
+            i1hits += 1
+            tk += 1
+            b = i1base + (first & i1mask) * i1ways
+            _r.on_hit(i1pol, meta, b, i1ways, slot_i - b, tk, rng[i1:i1 + 1])
+            accesses += 1
+            if record:
+                out_lat[i] = i1lat
+                out_issue[i] = t0
+                out_eff[i] = t0
+            now = t0 + i1lat
+            continue
+        # a full access may move any line of its own path (and of the other one, if ``crossed``)
+        if ifetch or crossed:
+            last_d = -1
+        if not ifetch or crossed:
+            last_i = -1
         if ifetch:
             inst1, base1, mask1, ways1, lat1, pol1, cfg1 = i1, i1base, i1mask, i1ways, i1lat, i1pol, i1cfg
         else:
@@ -289,8 +314,11 @@ def run_single(geo, tag, flags, meta, rng, tick, dpath, ipath, params, mem_busy,
                 _r.on_fill(pol1, meta, b, ways1, way, tk, rng[inst1:inst1 + 1])
             if write:
                 flags[slot0] |= DIRTY
-            if first == last and not ifetch:
-                last_d, slot_d = line, slot0
+            if first == last:
+                if ifetch:
+                    last_i, slot_i = line, slot0
+                else:
+                    last_d, slot_d = line, slot0
             stall += (done - t) - lat1
             lat += done - t
         accesses += 1
