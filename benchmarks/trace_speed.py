@@ -29,8 +29,23 @@ Cases (N accesses each, 8 bytes, 8-byte aligned, so no access straddles a line):
     node) or to one of 64 shared lines (10 %, in node 0); 30 % of all
     accesses are stores.  Accesses are interleaved round robin by core
     (access i belongs to core i % 16).
+``cg_random``
+    The cachegrind-exact mode (``hwmodel.cachegrind.simulate``, default
+    geometry: I1 and D1 32 KiB 8-way, LL 8 MiB 16-way, 64-byte lines), loads
+    at uniformly random addresses over 1 GiB (above the first line, whose
+    block cachegrind's zeroed tags make "present": the two simulators then
+    count alike).  pycachesim runs the same two data levels (D1 -> LL, LRU).
+``cg_sequential``
+    The same, loads at ``64 + 8*i``.
 
-The speed is N / seconds of ``Machine.step`` (best of ``--repeat``; a
+Ratios: ``ratio`` is mksim over pycachesim on the same trace (the L1 and
+cachegrind cases); ``ratio_to_l1_random`` is a case's rate over pycachesim's
+``l1_random`` rate measured in the same run (the yardstick the multi-level
+and coherent cases are held to).
+
+The speed is N / seconds of ``Machine.step`` (best of ``--repeat``; the
+repeats of mksim and pycachesim alternate, so load from other processes
+hits both alike; ``--json`` also gives the slowest repeat; a
 fresh Machine each time; ``Machine.load``, which groups the accesses by
 core, and numba compilation are outside the timed region; per-access
 outputs are off, so both simulators report totals only).
@@ -67,7 +82,8 @@ from hwmodel.machine import Machine  # noqa: E402
 
 LINE = 64
 KIND_LOAD, KIND_STORE = 1, 2
-CASES = ("l1_random", "l1_sequential", "3level_single_core", "3level_real_traces", "coherent16_shared10")
+CASES = ("l1_random", "l1_sequential", "cg_random", "cg_sequential", "3level_single_core", "3level_real_traces",
+         "coherent16_shared10")
 
 
 # ------------------------------------------------------------------ machines
@@ -148,30 +164,45 @@ def trace_coherent16(n: int, rng: np.random.Generator):
     return cfg, core, kind, addr, np.full(n, 8, np.int64)
 
 
+def trace_cg_random(n: int, rng: np.random.Generator):
+    """Random loads over 1 GiB, never in block 0 (cachegrind's zeroed tags hold it from the start)."""
+    addr = rng.integers(LINE // 8, (1 << 30) // 8, n, dtype=np.int64) * 8
+    return None, np.zeros(n, np.int64), np.full(n, KIND_LOAD, np.int64), addr, np.full(n, 8, np.int64)
+
+
+def trace_cg_sequential(n: int, rng: np.random.Generator):
+    addr = LINE + np.arange(n, dtype=np.int64) * 8
+    return None, np.zeros(n, np.int64), np.full(n, KIND_LOAD, np.int64), addr, np.full(n, 8, np.int64)
+
+
 TRACES = {"l1_random": trace_l1_random, "l1_sequential": trace_l1_sequential,
+          "cg_random": trace_cg_random, "cg_sequential": trace_cg_sequential,
           "3level_single_core": trace_3level, "3level_real_traces": trace_3level_real,
           "coherent16_shared10": trace_coherent16}
 
 
 # ------------------------------------------------------------------ timing
 
-def time_mksim(cfg, core, kind, addr, size, repeat: int):
-    """Best wall time of the simulation (``Machine.step``) over ``repeat`` fresh machines; also the last machine.
+def time_mksim(cfg, core, kind, addr, size):
+    """Wall time of one simulation (``Machine.step``) on a fresh machine; also the machine.
 
     Building the inputs (``Machine.load``: grouping accesses by core) is not
     timed, as pycachesim's list conversion is not; per-access outputs are off
     (``record=False``): both simulators report totals only.
     """
-    best = float("inf")
-    m = None
-    for _ in range(repeat):
-        m = Machine(cfg)
-        m.load(core, kind, addr, size, record=False)
-        t0 = time.perf_counter()
-        m.step(-1)
-        dt = time.perf_counter() - t0
-        best = min(best, dt)
-    return best, m
+    m = Machine(cfg)
+    m.load(core, kind, addr, size, record=False)
+    t0 = time.perf_counter()
+    m.step(-1)
+    return time.perf_counter() - t0, m
+
+
+def time_cachegrind(trace):
+    """Wall time of one ``hwmodel.cachegrind.simulate`` (the whole call: checks, fresh caches, counts)."""
+    from hwmodel.cachegrind import simulate
+    t0 = time.perf_counter()
+    r = simulate(trace)
+    return time.perf_counter() - t0, r
 
 
 def warm_up(cfgs) -> None:
@@ -183,6 +214,11 @@ def warm_up(cfgs) -> None:
         kind = rng.integers(0, 4, n).astype(np.int64)
         addr = rng.integers(0, 1 << 20, n, dtype=np.int64)
         Machine(cfg).run(core, kind, addr, np.full(n, 8, np.int64))
+    from hwmodel.cachegrind import simulate
+    from hwmodel.trace import Trace
+    n = 256
+    simulate(Trace(core=np.zeros(n, np.int32), kind=rng.integers(0, 4, n).astype(np.int8),
+                   addr=rng.integers(0, 1 << 20, n, dtype=np.int64), size=np.full(n, 8, np.int32)))
 
 
 def pycachesim_available() -> bool:
@@ -203,16 +239,26 @@ def _pcs_l1():
     return CacheSimulator(l1, mem), l1
 
 
-def time_pycachesim(addr_list, repeat: int):
-    """Best wall time of CacheSimulator.load(list) over fresh caches; also (hits, misses)."""
-    best = float("inf")
-    l1 = None
-    for _ in range(repeat):
-        cs, l1 = _pcs_l1()
-        t0 = time.perf_counter()
-        cs.load(addr_list, length=8)
-        best = min(best, time.perf_counter() - t0)
-    return best, (int(l1.backend.HIT_count), int(l1.backend.MISS_count))
+def _pcs_cg():
+    """pycachesim as cachegrind's two data levels: D1 32 KiB 8-way -> LL 8 MiB 16-way, 64 B lines, LRU."""
+    from cachesim import Cache, CacheSimulator, MainMemory
+    from hwmodel.cachegrind import DEFAULT_D1, DEFAULT_LL
+    mem = MainMemory()
+    (ds, da, dl), (ls, la, ll_) = DEFAULT_D1, DEFAULT_LL
+    ll = Cache("LL", ls // (la * ll_), la, ll_, "LRU")
+    mem.load_to(ll)
+    mem.store_from(ll)
+    d1 = Cache("D1", ds // (da * dl), da, dl, "LRU", store_to=ll, load_from=ll)
+    return CacheSimulator(d1, mem), d1, ll
+
+
+def time_pycachesim(addr_list, two_level: bool = False):
+    """Wall time of one CacheSimulator.load(list) on fresh caches; also [(hits, misses)] per level."""
+    cs, *levels = _pcs_cg() if two_level else _pcs_l1()
+    t0 = time.perf_counter()
+    cs.load(addr_list, length=8)
+    dt = time.perf_counter() - t0
+    return dt, [(int(c.backend.HIT_count), int(c.backend.MISS_count)) for c in levels]
 
 
 def pycachesim_paths(addr: np.ndarray, repeat: int) -> dict[str, float]:
@@ -253,6 +299,49 @@ def pycachesim_64bit_check() -> tuple[bool, bool]:
     return bulk_ok, scalar_ok
 
 
+def run_case(name: str, n: int, repeat: int, args, have_pcs: bool, quiet: bool = False) -> dict:
+    """Time one case: mksim and (where it compares) pycachesim repeats alternating; best and slowest."""
+    cfg, core, kind, addr, size = TRACES[name](n, np.random.default_rng(args.seed))
+    cg = name.startswith("cg_")
+    compare = have_pcs and (cg or name.startswith("l1_"))
+    lst = addr.tolist() if compare else None
+    trace = None
+    if cg:
+        from hwmodel.trace import Trace
+        trace = Trace(core=core.astype(np.int32), kind=kind.astype(np.int8), addr=addr, size=size.astype(np.int32))
+    mt, pt = [], []
+    m = res = pcounts = None
+    for _ in range(repeat):
+        if cg:
+            dt, res = time_cachegrind(trace)
+        else:
+            dt, m = time_mksim(cfg, core, kind, addr, size)
+        mt.append(dt)
+        if compare:
+            dt, pcounts = time_pycachesim(lst, two_level=cg)
+            pt.append(dt)
+    row = {"name": name, "mksim_accesses_per_s": n / min(mt), "mksim_slowest_per_s": n / max(mt),
+           "pycachesim_accesses_per_s": None, "pycachesim_slowest_per_s": None, "ratio": None}
+    if compare:
+        row["pycachesim_accesses_per_s"] = n / min(pt)
+        row["pycachesim_slowest_per_s"] = n / max(pt)
+        row["ratio"] = row["mksim_accesses_per_s"] / row["pycachesim_accesses_per_s"]
+        if cg:
+            ours = [(res["D_refs"] - res["D1_misses"], res["D1_misses"]),
+                    (res["LL_refs"] - res["LL_misses"], res["LL_misses"])]
+        else:
+            st = m.stats()["cores"][0]["caches"]["L1"]
+            ours = [(st["hits"], st["misses"])]
+        if ours != pcounts:
+            print(f"warning: {name}: hit/miss counts differ: mksim {ours}, pycachesim {pcounts}", file=sys.stderr)
+        elif not (args.json or quiet):
+            print(f"{name}: hits/misses agree: {pcounts}", file=sys.stderr)
+        if args.paths and not cg and not quiet:
+            for pn, v in pycachesim_paths(addr, repeat).items():
+                print(f"{name}: pycachesim {pn}: {v / 1e6:.1f} M accesses/s", file=sys.stderr)
+    return row
+
+
 # ------------------------------------------------------------------ main
 
 def main(argv=None) -> int:
@@ -282,34 +371,26 @@ def main(argv=None) -> int:
             print(f"pycachesim bulk path CacheSimulator.load(list) keeps 64-bit addresses: {bulk_ok}; "
                   f"scalar load(addr) does: {scalar_ok}", file=sys.stderr)
 
-    warm_up([l1_machine(), amd_machine(), amd_machine("mesi")])
+    warm_up([l1_machine(), amd_one_core(), amd_machine("mesi")])
 
     results = []
+    pcs_l1_random = None          # pycachesim's l1_random rate: the yardstick of the other cases
     for name in names:
-        cfg, core, kind, addr, size = TRACES[name](n, np.random.default_rng(args.seed))
-        secs, m = time_mksim(cfg, core, kind, addr, size, repeat)
-        row = {"name": name, "mksim_accesses_per_s": n / secs,
-               "pycachesim_accesses_per_s": None, "ratio": None}
-        if name.startswith("l1_") and have_pcs:
-            lst = addr.tolist()
-            psecs, (phits, pmiss) = time_pycachesim(lst, repeat)
-            del lst
-            row["pycachesim_accesses_per_s"] = n / psecs
-            row["ratio"] = row["mksim_accesses_per_s"] / row["pycachesim_accesses_per_s"]
-            st = m.stats()["cores"][0]["caches"]["L1"]
-            if (st["hits"], st["misses"]) != (phits, pmiss):
-                print(f"warning: {name}: hit/miss counts differ: mksim {st['hits']}/{st['misses']}, "
-                      f"pycachesim {phits}/{pmiss}", file=sys.stderr)
-            elif not args.json:
-                print(f"{name}: hits/misses agree: {phits}/{pmiss}", file=sys.stderr)
-            if args.paths:
-                for pn, v in pycachesim_paths(addr, repeat).items():
-                    print(f"{name}: pycachesim {pn}: {v / 1e6:.1f} M accesses/s", file=sys.stderr)
+        row = run_case(name, n, repeat, args, have_pcs)
+        if name == "l1_random":
+            pcs_l1_random = row["pycachesim_accesses_per_s"]
         results.append(row)
+    if have_pcs and pcs_l1_random is None and any(not (c.startswith("l1_") or c.startswith("cg_")) for c in names):
+        pcs_l1_random = run_case("l1_random", n, repeat, args, have_pcs, quiet=True)["pycachesim_accesses_per_s"]
+    for row in results:
+        if pcs_l1_random:
+            row["ratio_to_l1_random"] = row["mksim_accesses_per_s"] / pcs_l1_random
         if not args.json:
             pc = row["pycachesim_accesses_per_s"]
-            print(f"{name:22s} mksim {row['mksim_accesses_per_s'] / 1e6:8.2f} M/s"
-                  + (f"   pycachesim {pc / 1e6:8.2f} M/s   ratio {row['ratio']:.2f}" if pc else ""))
+            print(f"{row['name']:22s} mksim {row['mksim_accesses_per_s'] / 1e6:8.2f} M/s"
+                  + (f"   pycachesim {pc / 1e6:8.2f} M/s   ratio {row['ratio']:.2f}" if pc else "")
+                  + (f"   (x pycachesim l1_random: {row['ratio_to_l1_random']:.2f})"
+                     if row.get("ratio_to_l1_random") is not None and not pc else ""))
     if args.json:
         print(json.dumps({"cases": results}))
     return 0

@@ -129,94 +129,133 @@ def _geometry(cfg, option):
 
 
 # --------------------------------------------------------------------------- numba kernel
+# Each set's tags are kept in MRU-first order, as cg_sim.c keeps them.  Two things make
+# the loop fast without changing a count: the most recent block of I1 and of D1 is
+# remembered (it is the MRU way of its set until the next reference to that cache, so a
+# reference to it alone is a hit that changes nothing), and the checks of the input
+# (kind, size) are made inside the same pass.
 @njit(cache=True, inline="always")
 def _setref_is_miss(tags, set_no, assoc, tag):
     """cg_sim.c cachesim_setref_is_miss: tags[set*assoc : ...] kept in MRU-first order."""
     base = set_no * assoc
     if tags[base] == tag:
         return False
-    for i in range(1, assoc):
-        if tags[base + i] == tag:
-            for j in range(i, 0, -1):
-                tags[base + j] = tags[base + j - 1]
-            tags[base] = tag
-            return False
-    for j in range(assoc - 1, 0, -1):
+    i = 1
+    while i < assoc and tags[base + i] != tag:
+        i += 1
+    miss = i == assoc
+    if miss:
+        i = assoc - 1
+    for j in range(i, 0, -1):
         tags[base + j] = tags[base + j - 1]
     tags[base] = tag
-    return True
+    return miss
 
 
 @njit(cache=True, inline="always")
-def _ref_is_miss(tags, sets_min_1, assoc, bits, a, size):
-    """cg_sim.c cachesim_ref_is_miss.  Returns 0 hit, 1 miss, 2 spans > 2 lines (panic)."""
-    # logical (unsigned) shift of the 64-bit address, done with int64 arithmetic
-    mask = (np.int64(1) << (64 - bits)) - 1
-    block1 = (a >> bits) & mask
-    block2 = ((a + (size - 1)) >> bits) & mask
+def _ref_blocks(tags, sets_min_1, assoc, block1, block2, setbits=0):
+    """cg_sim.c cachesim_ref_is_miss on the reference's first and last block; a way holds
+    ``block >> setbits`` (0: the block itself, as cachegrind keeps it).
+    Returns 0 hit, 1 miss, 2 spans > 2 lines (panic)."""
     if block1 == block2:
-        return 1 if _setref_is_miss(tags, block1 & sets_min_1, assoc, block1) else 0
+        return 1 if _setref_is_miss(tags, block1 & sets_min_1, assoc, block1 >> setbits) else 0
     if block1 + 1 == block2:
         # always do both, as state is updated as side effect
-        m1 = _setref_is_miss(tags, block1 & sets_min_1, assoc, block1)
-        m2 = _setref_is_miss(tags, block2 & sets_min_1, assoc, block2)
+        m1 = _setref_is_miss(tags, block1 & sets_min_1, assoc, block1 >> setbits)
+        m2 = _setref_is_miss(tags, block2 & sets_min_1, assoc, block2 >> setbits)
         return 1 if (m1 or m2) else 0
     return 2
 
 
 @njit(cache=True, nogil=True)
-def _simulate(kind, addr, size, i1_sets, i1_assoc, i1_bits, d1_sets, d1_assoc, d1_bits,
-              ll_sets, ll_assoc, ll_bits, min_line, counts):
-    """Run the trace.  counts[0:10] = Ir, I1m, ILm, Dr, D1mr, DLmr, Dw, D1mw, DLmw.
+def _simulate(kind, addr, size, start, i1, d1, ll, i1_assoc, i1_bits, d1_assoc, d1_bits,
+              ll_assoc, ll_bits, ll_setbits, ll_limit, min_line, counts):
+    """Run the trace from access ``start`` on the caches' tag arrays ``i1``, ``d1``, ``ll``.
 
-    Returns -1 on success, else the index of an access that spans more than two lines.
+    counts[0:9] = Ir, I1m, ILm, Dr, D1mr, DLmr, Dw, D1mw, DLmw (carried across calls), counts[10:12]
+    the blocks last referenced in I1 and D1.  LL keeps ``block >> ll_setbits`` (the set is the
+    rest), so a narrow (int32) LL holds every address below ``ll_limit`` (0: no limit).
+    Returns -1 on success, else the index of the access it stopped at, with counts[9] = 1 (it
+    spans more than two lines), 2 (a bad kind or size) or 3 (above ``ll_limit``: widen LL and
+    call again from there; nothing of that access was done).
     """
-    i1 = np.zeros(i1_sets * i1_assoc, dtype=np.int64)  # calloc'd, like cachegrind
-    d1 = np.zeros(d1_sets * d1_assoc, dtype=np.int64)
-    ll = np.zeros(ll_sets * ll_assoc, dtype=np.int64)
-    i1m = i1_sets - 1
-    d1m = d1_sets - 1
-    llm = ll_sets - 1
-    ir = np.int64(0)
-    i1_miss = np.int64(0)
-    ili_miss = np.int64(0)
-    dr = np.int64(0)
-    d1r = np.int64(0)
-    dlr = np.int64(0)
-    dw = np.int64(0)
-    d1w = np.int64(0)
-    dlw = np.int64(0)
+    i1m = i1.shape[0] // i1_assoc - 1
+    d1m = d1.shape[0] // d1_assoc - 1
+    llm = ll.shape[0] // ll_assoc - 1
+    imask = (np.int64(1) << (64 - i1_bits)) - 1
+    dmask = (np.int64(1) << (64 - d1_bits)) - 1
+    lmask = (np.int64(1) << (64 - ll_bits)) - 1
+    ir, i1_miss, ili_miss = counts[0], counts[1], counts[2]
+    dr, d1r, dlr, dw, d1w, dlw = counts[3], counts[4], counts[5], counts[6], counts[7], counts[8]
+    last_i = counts[10]      # the block last referenced in I1 / D1: the MRU way of its set
+    last_d = counts[11]
+    stop = -1
     n = kind.shape[0]
-    for t in range(n):
+    for t in range(start, n):
         k = kind[t]
         a = addr[t]
         s = np.int64(size[t])
+        if k < 0 or k > 3 or s < 1:
+            counts[9] = 2
+            stop = t
+            break
         if k == 0:
             s = s & 0xFF  # UChar instr_len
-            r = _ref_is_miss(i1, i1m, i1_assoc, i1_bits, a, s)
-            if r == 2:
-                return t
-            ir += 1
-            if r == 1:
-                i1_miss += 1
-                r = _ref_is_miss(ll, llm, ll_assoc, ll_bits, a, s)
-                if r == 2:
-                    return t
-                if r == 1:
-                    ili_miss += 1
+            b1 = (a >> i1_bits) & imask
+            b2 = ((a + (s - 1)) >> i1_bits) & imask
+            if b1 == last_i and b2 == last_i:
+                ir += 1
+                continue
         else:
             if s > min_line:
                 s = min_line
             s = s & 0xFF  # UChar size in cachesim_D1_doref
-            r = _ref_is_miss(d1, d1m, d1_assoc, d1_bits, a, s)
+            b1 = (a >> d1_bits) & dmask
+            b2 = ((a + (s - 1)) >> d1_bits) & dmask
+            if b1 == last_d and b2 == last_d:
+                if k == 2:
+                    dw += 1
+                else:
+                    dr += 1
+                continue
+        if ll_limit != 0 and (np.uint64(a) >= ll_limit or np.uint64(a + (s - 1)) >= ll_limit):
+            counts[9] = 3
+            stop = t
+            break
+        if k == 0:
+            r = _ref_blocks(i1, i1m, i1_assoc, b1, b2)
             if r == 2:
-                return t
+                counts[9] = 1
+                stop = t
+                break
+            ir += 1
+            last_i = b2
+            if r == 1:
+                i1_miss += 1
+                r = _ref_blocks(ll, llm, ll_assoc, ((a >> ll_bits) & lmask),
+                                ((a + (s - 1)) >> ll_bits) & lmask, ll_setbits)
+                if r == 2:
+                    counts[9] = 1
+                    stop = t
+                    break
+                if r == 1:
+                    ili_miss += 1
+        else:
+            r = _ref_blocks(d1, d1m, d1_assoc, b1, b2)
+            if r == 2:
+                counts[9] = 1
+                stop = t
+                break
+            last_d = b2
             miss_l1 = r == 1
             miss_ll = False
             if miss_l1:
-                r = _ref_is_miss(ll, llm, ll_assoc, ll_bits, a, s)
+                r = _ref_blocks(ll, llm, ll_assoc, ((a >> ll_bits) & lmask),
+                                ((a + (s - 1)) >> ll_bits) & lmask, ll_setbits)
                 if r == 2:
-                    return t
+                    counts[9] = 1
+                    stop = t
+                    break
                 miss_ll = r == 1
             if k == 2:  # store
                 dw += 1
@@ -230,16 +269,29 @@ def _simulate(kind, addr, size, i1_sets, i1_assoc, i1_bits, d1_sets, d1_assoc, d
                     d1r += 1
                     if miss_ll:
                         dlr += 1
-    counts[0] = ir
-    counts[1] = i1_miss
-    counts[2] = ili_miss
-    counts[3] = dr
-    counts[4] = d1r
-    counts[5] = dlr
-    counts[6] = dw
-    counts[7] = d1w
-    counts[8] = dlw
-    return -1
+    counts[0], counts[1], counts[2] = ir, i1_miss, ili_miss
+    counts[3], counts[4], counts[5], counts[6], counts[7], counts[8] = dr, d1r, dlr, dw, d1w, dlw
+    counts[10], counts[11] = last_i, last_d
+    return stop
+
+
+def _zeros_aligned(n: int, dtype) -> np.ndarray:
+    """Zeroed array whose data starts on a 64-byte boundary (a host cache line), so that
+    a set of 64 bytes is one host line."""
+    item = np.dtype(dtype).itemsize
+    raw = np.zeros(n + 64 // item, dtype)
+    off = (-raw.ctypes.data % 64) // item
+    return raw[off:off + n]
+
+
+def _check_arrays(kind, size, where) -> None:
+    """The trace's kinds and sizes, checked in this order (the first bad one is named)."""
+    if kind.size and (kind.min() < 0 or kind.max() > 3):
+        bad = int(np.flatnonzero((kind < 0) | (kind > 3))[0])
+        raise MksimError(f"access #{bad}: bad kind {int(kind[bad])} (expected 0..3)", where=where)
+    if size.size and size.min() < 1:
+        bad = int(np.flatnonzero(size < 1)[0])
+        raise MksimError(f"access #{bad}: bad size {int(size[bad])} (must be >= 1)", where=where)
 
 
 # --------------------------------------------------------------------------- public API
@@ -261,18 +313,27 @@ def simulate(trace: Trace, i1=DEFAULT_I1, d1=DEFAULT_D1, ll=DEFAULT_LL) -> dict:
     if not (kind.shape == addr.shape == size.shape) or kind.ndim != 1:
         raise MksimError("trace arrays kind/addr/size differ in length",
                          where=getattr(trace, "source", "<trace>"))
-    if kind.size and (kind.min() < 0 or kind.max() > 3):
-        bad = int(np.flatnonzero((kind < 0) | (kind > 3))[0])
-        raise MksimError(f"access #{bad}: bad kind {int(kind[bad])} (expected 0..3)",
-                         where=getattr(trace, "source", "<trace>"))
-    if size.size and size.min() < 1:
-        bad = int(np.flatnonzero(size < 1)[0])
-        raise MksimError(f"access #{bad}: bad size {int(size[bad])} (must be >= 1)",
-                         where=getattr(trace, "source", "<trace>"))
-    counts = np.zeros(9, dtype=np.int64)
-    bad = _simulate(kind, addr, size, gi[0], gi[1], gi[2], gd[0], gd[1], gd[2],
-                    gl[0], gl[1], gl[2], min_line, counts)
+    counts = np.zeros(12, dtype=np.int64)
+    i1 = _zeros_aligned(gi[0] * gi[1], np.int64)      # calloc'd, like cachegrind
+    d1 = _zeros_aligned(gd[0] * gd[1], np.int64)
+    # LL is referenced on L1 misses, spread over a big array: narrow (int32) ways keep more of
+    # it in the host's caches; it is widened (same contents) if an address does not fit
+    ll_setbits = gl[0].bit_length() - 1
+    ll = _zeros_aligned(gl[0] * gl[1], np.int32)
+    ll[gl[1]:] = -1        # cachegrind's zeroed ways hold block 0, in set 0 only (-1: no block)
+    limit = 1 << (31 + ll_setbits + gl[2])
+    start = 0
+    while True:
+        bad = _simulate(kind, addr, size, start, i1, d1, ll, gi[1], gi[2], gd[1], gd[2], gl[1], gl[2],
+                        ll_setbits, np.uint64(limit if limit < 2**64 else 0), min_line, counts)
+        if bad < 0 or counts[9] != 3:
+            break
+        wide = _zeros_aligned(ll.size, np.int64)
+        wide[:] = ll
+        ll, limit, start, counts[9] = wide, 0, bad, 0
     if bad >= 0:
+        # a bad kind or size anywhere is reported first (the kernel stops at the first problem)
+        _check_arrays(kind, size, getattr(trace, "source", "<trace>"))
         bad = int(bad)
         k = "ILSM"[int(kind[bad])]
         a = int(addr[bad]) & (2**64 - 1)
@@ -280,7 +341,7 @@ def simulate(trace: Trace, i1=DEFAULT_I1, d1=DEFAULT_D1, ll=DEFAULT_LL) -> dict:
             f"access #{bad} ({k} {a:#x},{int(size[bad])}) spans more than two cache lines; "
             f"cachegrind cannot simulate it (it would panic: 'item straddles more than two "
             f"cache sets')", where=getattr(trace, "source", "<trace>"))
-    ir, i1m, ilm, dr, d1r, dlr, dw, d1w, dlw = (int(x) for x in counts)
+    ir, i1m, ilm, dr, d1r, dlr, dw, d1w, dlw = (int(x) for x in counts[:9])
     return {
         "I_refs": ir, "I1_misses": i1m, "LLi_misses": ilm,
         "D_refs": dr + dw, "D_reads": dr, "D_writes": dw,

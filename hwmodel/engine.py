@@ -34,6 +34,14 @@ and ``flush_domain`` (WBINVD) write back and empty one line / every cache of
 a domain.  Caches of a core type with its own clock have their latencies
 converted to reference ticks when the state is built (``hwmodel.state``).
 
+Two things only make it faster, never change a number.  A private copy whose
+core owns the line in M carries the ``OWNM`` hint (``hwmodel.state``): a
+store that hits it needs no directory look-up; a reader that downgrades the
+owner clears it (``drop_hint``), and it goes with the copy.  The directory
+starts small and doubles when half full (``run_trace`` stops, ``Machine``
+calls ``dir_grow``), so its probes stay in the host's caches while few lines
+live; programs (``cpu.run``) get its full size first.
+
 ``hwmodel.reference`` implements the same rules in plain Python.
 """
 from __future__ import annotations
@@ -44,9 +52,9 @@ from hwmodel import replacement as _r
 from hwmodel._numba import njit
 from hwmodel.trace import KIND_I, KIND_M, KIND_S
 from hwmodel.coherence import E, HIT_OK, I, M, O, READ_OWNER_NEXT, READ_REQ, READ_SOURCE, READ_WRITEBACK, S
-from hwmodel.state import (P_NDOM, BASE, C_ACCESSES, C_C2C, C_HOPS, C_INV_RECV, C_INV_SENT, C_LOCAL_TXN, C_MEM_READS,
+from hwmodel.state import (MachineState, P_NDOM, BASE, C_ACCESSES, C_C2C, C_HOPS, C_INV_RECV, C_INV_SENT, C_LOCAL_TXN, C_MEM_READS,
                            C_MEM_WRITES, C_REMOTE_TXN, C_STALL, C_UPGRADES, CFG, COHINV, DIRTY, GFIRST, GSIZE, INCL,
-                           L_COH_MISSES, L_HITS, L_MISSES, L_WRITEBACKS, LAT, P_CPP, P_DIRLAT, P_DIRMASK, P_INTERLEAVE, P_LINEBITS, P_MEMLAT, P_MEMOCC, P_NLEV, P_NODEBYTES, P_NPRIV, P_NPRIVINST, P_HOMEOCC, P_PKGS, P_ALU, P_WIDTH, P_PROTO, P_WORDS, POL, POS, PRIV, SETS, VALID, WAYS, MachineState)
+                           L_COH_MISSES, L_HITS, L_MISSES, L_WRITEBACKS, LAT, OWNM, P_CPP, P_DIRFULL, P_DIRLAT, P_DIRMASK, P_INTERLEAVE, P_LINEBITS, P_MEMLAT, P_MEMOCC, P_NLEV, P_NODEBYTES, P_NPRIV, P_NPRIVINST, P_HOMEOCC, P_PKGS, P_ALU, P_WIDTH, P_PROTO, P_WORDS, POL, POS, PRIV, SETS, VALID, WAYS, MachineState)
 
 
 _HIT_OK = HIT_OK
@@ -181,6 +189,36 @@ def dir_insert(st, line):
         dt[i, D_SH + w] = 0
     st[DCOUNT][0] += 1
     return i
+
+
+@njit(_nrt=False)
+def dir_rehash(old, new):
+    """Every entry of the directory ``old`` into the empty, bigger ``new`` (same columns)."""
+    mask = new.shape[0] - 1
+    for r in range(old.shape[0]):
+        if old[r, D_USED] != 0:
+            i = _hash(old[r, D_KEY], mask)
+            while new[i, D_USED] != 0:
+                i = (i + 1) & mask
+            for c in range(old.shape[1]):
+                new[i, c] = old[r, c]
+
+
+def dir_grow(ms: MachineState, rows: int) -> None:
+    """Give ``ms`` a directory of ``rows`` rows (a power of two; never above P_DIRFULL), same entries."""
+    rows = min(rows, int(ms.params[P_DIRFULL]))
+    if rows <= ms.dirt.shape[0]:
+        return
+    new = np.zeros((rows, ms.dirt.shape[1]), np.int64)
+    dir_rehash(ms.dirt, new)
+    ms.dirt = new
+    ms.params[P_DIRMASK] = rows - 1
+
+
+def dir_wants_room(ms: MachineState, extra: int = 0) -> bool:
+    """Is the directory over half full (counting ``extra`` entries to come) and still able to grow?"""
+    rows = ms.dirt.shape[0]
+    return rows < ms.params[P_DIRFULL] and 2 * (int(ms.d_count[0]) + extra) > rows
 
 
 @njit(_nrt=False)
@@ -337,6 +375,7 @@ def fill(st, inst, line, t, actor):
     pol = geo[inst, POL]
     way = -1
     lru = -1             # for LRU, the least recent valid way, found in the same pass
+    best = np.int64(0x7FFFFFFFFFFFFFFF)
     for w in range(ways):
         f = flags[b + w]
         if (f & VALID) == 0:
@@ -345,8 +384,11 @@ def fill(st, inst, line, t, actor):
                 break
             if way < 0:
                 way = w
-        elif lru < 0 or meta[b + w] < meta[b + lru]:
-            lru = w
+        else:
+            mv = meta[b + w]     # the oldest stamp, with selects: which way is oldest is not predictable
+            lt = mv < best
+            best = mv if lt else best
+            lru = w if lt else lru
     if way < 0:
         way = lru if pol == 0 else _r.victim(pol, meta, b, ways, st[TICK][0], st[RNG][inst:inst + 1])
         evict(st, inst, b + way, t, actor)
@@ -366,6 +408,16 @@ def invalidate_core(st, q, line):
         if s >= 0:
             flags[s] = COHINV
     st[CSTATS][q, C_INV_RECV] += 1
+
+
+@njit(_nrt=False)
+def drop_hint(st, q, line):
+    """``q`` no longer owns ``line`` in M: its private copies lose the ``OWNM`` hint."""
+    privs, flags = st[PRIVS], st[FLAGS]
+    for j in range(st[PARAMS][P_NPRIVINST]):
+        s = find_(st[GEO], st[TAG], st[FLAGS], privs[q, j], line)
+        if s >= 0:
+            flags[s] &= ~OWNM
 
 
 @njit(_nrt=False)
@@ -412,7 +464,9 @@ def private_lookup(st, core, line, write, pv):
             cohmask |= 1 << k
     cstate = S  # a read that hits needs no directory look-up: holding a copy means holding it validly
     key = dkey(st, core, line)
-    if write or hit_k < 0:
+    if write and hit_k >= 0 and (st[FLAGS][hit_slot] & OWNM) != 0:
+        cstate = M  # the copy's hint: this core owns the line in M (no directory look-up)
+    elif write or hit_k < 0:
         cstate = I
         e = dir_find_(st[DIRT], st[PARAMS][P_DIRMASK], key)
         if e >= 0 and has_bit(st, e, core):
@@ -439,12 +493,16 @@ def perform_hit(st, core, line, write, pv, hit_k, hit_slot, cohmask, cstate, key
     lstats[core, geo[paths[pv, core, hit_k], CFG], L_HITS] += 1
     touch_(st[GEO], st[TAG], st[META], st[RNG], st[TICK], paths[pv, core, hit_k], hit_slot)
     slot0 = hit_slot
+    hint = st[FLAGS][hit_slot] & OWNM           # the copies filled above carry the hit copy's hint
     for k in range(hit_k - 1, -1, -1):
         slot0 = fill(st, paths[pv, core, k], line, t, core)
+        st[FLAGS][slot0] |= hint
     if write:
         st[FLAGS][slot0] |= DIRTY
         if cstate == E:
             st[DIRT][dir_find_(st[DIRT], st[PARAMS][P_DIRMASK], key), D_STATE] = M
+        st[FLAGS][slot0] |= OWNM                # it is M and this core's now
+        st[FLAGS][hit_slot] |= OWNM
     lat = geo[paths[pv, core, hit_k], LAT]
     st[CSTATS][core, C_STALL] += lat - geo[paths[pv, core, 0], LAT]
     return lat
@@ -617,6 +675,7 @@ def line_access(st, core, line, write, ifetch, t):
     else:
         if owner >= 0:
             nxt = _ROWN[proto, dstate]
+            drop_hint(st, owner, line)          # the owner keeps no M: its stores must ask again
             if _RWB[proto, dstate]:
                 clean_core(st, owner, line)
                 mem_write(st, line, t, owner)
@@ -644,8 +703,12 @@ def line_access(st, core, line, write, ifetch, t):
         # a level may already hold it (a shared level behind an owner's copy): leave it be
         s = find_(st[GEO], st[TAG], st[FLAGS], paths[pv, core, k], line)
         slot0 = s if s >= 0 else fill(st, paths[pv, core, k], line, t, core)
+        if write and k < npriv:
+            st[FLAGS][slot0] |= OWNM            # M and this core's: its next stores need no look-up
     if write:
         st[FLAGS][slot0] |= DIRTY
+        if upgrade:
+            st[FLAGS][hit_slot] |= OWNM
     lat = done - t
     cstats[core, C_STALL] += lat - geo[paths[pv, core, 0], LAT]
     return lat
@@ -847,7 +910,10 @@ def run_trace(st_tuple, order, starts, ends, pos, rec, max_steps, out_lat, out_i
     the core's clock when a miss reached its home); ``done[0]`` counts them
     across calls.  The outputs are skipped when they are empty
     (a run that wants only the totals); ``heap`` is work space (int64, one
-    per core).  The state tuple stays a value here (unlike ``cpu.run``, which
+    per core).  It also stops after an access that leaves the directory more
+    than half full while it can still grow (``d_count[1]`` set to 1): the
+    caller doubles it (``dir_grow``) and calls again, which changes nothing
+    but speed.  The state tuple stays a value here (unlike ``cpu.run``, which
     passes it down by reference): every hot path below is inlined, so its
     arrays live in registers, and the calls that remain (evictions,
     invalidations) are rare.  A core that is still the earliest after its
@@ -857,6 +923,7 @@ def run_trace(st_tuple, order, starts, ends, pos, rec, max_steps, out_lat, out_i
     st = st_tuple
     clock = st[CLOCK]
     params = st[PARAMS]
+    dcount = st[DCOUNT]
     alu_lat, width = params[P_ALU], params[P_WIDTH]
     ncores = clock.shape[0]
     record = out_lat.shape[0] > 0
@@ -919,6 +986,9 @@ def run_trace(st_tuple, order, starts, ends, pos, rec, max_steps, out_lat, out_i
         clock[c] = end
         pos[c] += 1
         steps += 1
+        if 2 * dcount[0] > params[P_DIRMASK] + 1 and params[P_DIRMASK] + 1 < params[P_DIRFULL]:
+            dcount[1] = 1                 # half full: the caller doubles the directory and calls again
+            break
         if pos[c] >= ends[c]:
             c = -1
         elif n > 0 and heap[0] < clock[c] * 8192 + c:

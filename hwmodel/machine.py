@@ -8,7 +8,7 @@ from hwmodel.coherence import STATE_NAMES
 from hwmodel.config import MachineConfig, load_machine
 from hwmodel.errors import MksimError
 from hwmodel.memory import functional_replay
-from hwmodel.state import CORE_STATS, DIRTY, LEVEL_STATS, VALID, build_state
+from hwmodel.state import CORE_STATS, DIRTY, LEVEL_STATS, P_DIRFULL, P_LINEBITS, SHOWN_FLAGS, VALID, build_state
 from hwmodel.workload import FAULT_NAMES, OUTCOME_NAMES, PROG_STATS, SPIN, STATUS_NAMES, WFI, Workload
 from hwmodel.workload import STATE_NAMES as CORE_STATE_NAMES
 
@@ -41,6 +41,8 @@ class Machine:
         """Run the loaded workload: 'done', 'deadlock', or 'limit' after ``max_ops`` ops (resumable)."""
         if self.cpu is None:
             raise MksimError("no workload loaded (Machine.load_workload)")
+        # programs run to the end without stopping for a bigger directory: give it its full size
+        self._grow_directory(int(self.state.params[P_DIRFULL]))
         start = int(self.cpu.out[1])
         while True:
             left = -1 if max_ops < 0 else max_ops - (int(self.cpu.out[1]) - start)
@@ -140,6 +142,13 @@ class Machine:
                 i = int(np.nonzero(wraps)[0][0])
                 raise MksimError(f"access {i} at {int(ua[i]):#x} of {int(size[i])} bytes runs past the top "
                                  "of the 64-bit address space")
+        if not self._one_core and addr.size:
+            # one access adds at most one directory entry per line it touches: keep room for the widest
+            lb = np.uint64(int(self.state.params[P_LINEBITS]))
+            ua = addr.view(np.uint64)
+            span = int((((ua + np.maximum(size, 1).astype(np.uint64) - np.uint64(1)) >> lb) - (ua >> lb)).max()) + 1
+            if span > 1 and self.state.dirt.shape[0] < 4 * span:
+                self._grow_directory(4 * span)
         if self._one_core:
             rec = np.empty((0, 2), np.int64)        # the one-core path reads kind/addr/size directly
         else:
@@ -171,9 +180,26 @@ class Machine:
             t["pos"][0] = stop
             t["done"][0] = stop
             return ran
-        return int(engine.run_trace(self._st, t["order"], t["starts"], t["ends"], t["pos"],
-                                    t["rec"], n, t["lat"], t["issue"], t["seq"], t["eff"], t["done"],
-                                    np.empty(self.cfg.cores, np.int64), t["inflight"], t["alu"]))
+        ran = 0
+        heap = np.empty(self.cfg.cores, np.int64)
+        while True:
+            if engine.dir_wants_room(self.state):
+                self._grow_directory(2 * self.state.dirt.shape[0])
+            ran += int(engine.run_trace(self._st, t["order"], t["starts"], t["ends"], t["pos"],
+                                        t["rec"], n if n < 0 else n - ran, t["lat"], t["issue"], t["seq"], t["eff"],
+                                        t["done"], heap, t["inflight"], t["alu"]))
+            if self.state.d_count[1] == 0:
+                return ran
+            self.state.d_count[1] = 0      # it stopped for a bigger directory (see run_trace)
+
+    def _grow_directory(self, rows: int) -> None:
+        """A directory of at least ``rows`` rows (a power of two, at most its full size); same entries."""
+        p = 1
+        while p < rows:
+            p <<= 1
+        if p > self.state.dirt.shape[0]:
+            engine.dir_grow(self.state, p)
+            self._st = engine.pack(self.state)
 
     def run(self, core, kind, addr, size, record: bool = True) -> np.ndarray:
         """Replay a whole trace; returns each access's cost, end - issue (empty if ``record=False``)."""
@@ -231,7 +257,7 @@ class Machine:
         out = {}
         for inst in range(s.geo.shape[0]):
             base, sets, ways = s.geo[inst, 0], s.geo[inst, 1], s.geo[inst, 2]
-            fl = s.flags[base:base + sets * ways]
+            fl = s.flags[base:base + sets * ways] & SHOWN_FLAGS     # without the engine's hints
             idx = np.nonzero(fl)[0]
             out[inst] = {int(i): (int(s.tag[base + i]), int(fl[i])) for i in idx}
         return out

@@ -22,11 +22,19 @@ BASE, SETS, WAYS, LAT, POL, INCL, PRIV, CFG, GFIRST, GSIZE, POS = range(11)
 NGEO = 11
 # flags bits
 VALID, DIRTY, COHINV = 1, 2, 4
+# a hint on a private copy: its core owns the line in M (the directory says so), so a store that
+# hits it needs no directory look-up.  Never set where it does not hold; a missing hint only costs
+# the look-up.  Not part of a cache's visible contents (``Machine.cache_contents`` masks it).
+OWNM = 8
+SHOWN_FLAGS = VALID | DIRTY | COHINV
 # params
 (P_LINEBITS, P_NPRIV, P_NLEV, P_CORES, P_CPP, P_PKGS, P_HOPLAT, P_DIRLAT, P_MEMLAT,
  P_MEMOCC, P_INTERLEAVE, P_NODEBYTES, P_PROTO, P_WORDS, P_DIRMASK, P_NPRIVINST, P_HOMEOCC, P_NDOM,
- P_ALU, P_WIDTH) = range(20)
-NPARAMS = 20
+ P_ALU, P_WIDTH, P_DIRFULL) = range(21)
+NPARAMS = 21
+# P_DIRFULL: the directory's largest size (rows); it starts at DIR_START rows (or that) and doubles
+# when half full (``Machine``), so that its probes stay in the host's caches while few lines live
+DIR_START = 4096
 # (P_ALU, P_WIDTH: core.alu_latency and core.issue_width, for the store-hit cost of trace replay)
 INTERLEAVE_IDS = {"node": 0, "line": 1, "page": 2}
 # per (core, cache config) stats
@@ -65,7 +73,7 @@ class MachineState:
     params: np.ndarray     # int64 [NPARAMS]
     dirt: np.ndarray       # int64 [cap, 5 + words] directory hash table, one row per line:
                            #   used, line, state, owner, busy-until at the home, holder bit words
-    d_count: np.ndarray    # int64 [1]
+    d_count: np.ndarray    # int64 [2]: live entries; 1 when the replay stopped for a bigger directory
     mem_busy: np.ndarray   # int64 [2 * pkgs]: memory controllers, then the homes' coherence engines
     clock: np.ndarray      # int64 [cores]
     tick: np.ndarray       # int64 [1]  replacement stamp counter
@@ -128,7 +136,9 @@ def build_state(cfg: MachineConfig, seed: int = 0) -> MachineState:
     privs = np.array(privs_l, dtype=np.int64)
     shared = np.array([i for i in range(len(geo)) if not geo[i, PRIV]], dtype=np.int64)
     total_private_lines = int(sum(geo[i, SETS] * geo[i, WAYS] for i in range(len(geo)) if geo[i, PRIV]))
-    cap = _pow2_at_least(2 * total_private_lines + 64)
+    # every live entry has a holder with a private copy: at most total_private_lines entries
+    full = _pow2_at_least(2 * total_private_lines + 64)
+    cap = min(full, DIR_START)
     words = (cores + 63) // 64
     line = cfg.line
     params = np.zeros(NPARAMS, np.int64)
@@ -144,6 +154,7 @@ def build_state(cfg: MachineConfig, seed: int = 0) -> MachineState:
     params[P_NODEBYTES] = (cfg.memory.size // cfg.packages) // 4096 * 4096   # page-aligned nodes
     params[P_PROTO] = PROTOCOL_IDS[cfg.coherence.protocol]
     params[P_WORDS], params[P_DIRMASK], params[P_NPRIVINST] = words, cap - 1, privs.shape[1]
+    params[P_DIRFULL] = full
     params[P_NDOM] = cfg.ndomains
     hops = hop_matrix(cfg.interconnect, cfg.packages)
     msglat = np.where(hops > 0, cfg.interconnect.link_latency + hops * cfg.interconnect.hop_latency, 0).astype(np.int64)
@@ -154,7 +165,7 @@ def build_state(cfg: MachineConfig, seed: int = 0) -> MachineState:
         tag=np.zeros(base, np.int64), flags=np.zeros(base, np.int8), meta=np.zeros(base, np.int64),
         dpath=paths[0], ipath=paths[1], paths=paths, privs=privs, shared=shared,
         hops=hops, msglat=msglat, params=params,
-        dirt=np.zeros((cap, 5 + words), np.int64), d_count=np.zeros(1, np.int64),
+        dirt=np.zeros((cap, 5 + words), np.int64), d_count=np.zeros(2, np.int64),
         mem_busy=np.zeros(2 * cfg.packages, np.int64), clock=np.zeros(cores, np.int64),
         tick=np.zeros(1, np.int64),
         lstats=np.zeros((cores, len(cfg.caches), len(LEVEL_STATS)), np.int64),

@@ -48,12 +48,15 @@ def _fill(geo, tag, flags, meta, rng, tick, dpath, ipath, nlev, inst, line, t, m
     if pol == 0:
         # LRU: the first invalid way and the least recent valid one in one pass
         lru = 0
+        best = meta[b]
         for w in range(ways):
             if (flags[b + w] & VALID) == 0:
                 way = w
                 break
-            if meta[b + w] < meta[b + lru]:
-                lru = w
+            mv = meta[b + w]            # the oldest stamp, without a branch on the comparison
+            lt = mv < best
+            best = mv if lt else best
+            lru = w if lt else lru
         evicting = way < 0
         if evicting:
             way = lru
@@ -111,21 +114,88 @@ def run_single(geo, tag, flags, meta, rng, tick, dpath, ipath, params, mem_busy,
     ``out_issue`` / ``out_eff`` unless those are empty (a run that wants only
     the totals);
     ``alu[0]`` is the core's issue-width counter.
+
+    Every access meets a level-1 cache, so their geometry, the clock, the
+    replacement stamp, the memory controller's busy-until and the counters
+    live in registers for the whole run (written back at the end, or around
+    the deeper levels' fills, which work on the arrays); deeper levels go
+    through ``find_`` / ``_fill``.  A data access (an instruction fetch) to the
+    line the last data access (fetch) left in level 1 is a hit on a known slot
+    (no look-up).
     """
     record = out_lat.shape[0] > 0
     lb = params[P_LINEBITS]
     npriv, nlev = params[P_NPRIV], params[P_NLEV]
-    occ, memlat, dirlat = params[P_MEMOCC], params[P_MEMLAT], params[P_DIRLAT]
+    occ, memlat, dirlat, homeocc = params[P_MEMOCC], params[P_MEMLAT], params[P_DIRLAT], params[P_HOMEOCC]
     alu_lat, width = params[P_ALU], params[P_WIDTH]
     # request_delay: the whole path (the same last level for both paths unless L1 is the only level);
     # the home is in the core's package
     ddelay, idelay = geo[dpath[0, nlev - 1], LAT], geo[ipath[0, nlev - 1], LAT]
+    d1, i1 = dpath[0, 0], ipath[0, 0]
+    d1base, d1mask, d1ways, d1lat, d1pol = geo[d1, BASE], geo[d1, SETS] - 1, geo[d1, WAYS], geo[d1, LAT], geo[d1, POL]
+    i1base, i1mask, i1ways, i1lat, i1pol = geo[i1, BASE], geo[i1, SETS] - 1, geo[i1, WAYS], geo[i1, LAT], geo[i1, POL]
+    d1cfg, i1cfg = geo[d1, CFG], geo[i1, CFG]
+    # can an access on one path move a line of the other path's level 1?  Only through one shared
+    # level-1 cache, or an inclusive deeper level (its evictions empty the caches above it)
+    crossed = d1 == i1
+    for k in range(1, nlev):
+        if geo[dpath[0, k], INCL] != 0 or geo[ipath[0, k], INCL] != 0:
+            crossed = True
+    now, tk, m0, m1, n_alu = clock[0], tick[0], mem_busy[0], mem_busy[1], alu[0]
+    d1hits = d1miss = i1hits = i1miss = 0
+    accesses = stall = memreads = remote = local = 0
+    # the line the last data (instruction) access left in its level-1 cache, and its slot (-1: none known)
+    last_d, slot_d = np.int64(-1), np.int64(-1)
+    last_i, slot_i = np.int64(-1), np.int64(-1)
     for i in range(start, stop):
-        t0 = clock[0]
-        ifetch = kind[i] == KIND_I
-        write = kind[i] >= KIND_S
+        t0 = now
+        k_ = kind[i]
+        ifetch = k_ == KIND_I
+        write = k_ >= KIND_S
         first = np.int64(np.uint64(addr[i]) >> np.uint64(lb))
         last = np.int64((np.uint64(addr[i]) + np.uint64(max(size[i], 1) - 1)) >> np.uint64(lb))
+        if first == last_d and last == first and not ifetch:
+            # the line of the last data access, still in its level-1 slot: a level-1 hit (no look-up)
+            d1hits += 1
+            tk += 1
+            b = d1base + (first & d1mask) * d1ways
+            _r.on_hit(d1pol, meta, b, d1ways, slot_d - b, tk, rng[d1:d1 + 1])
+            if write:
+                flags[slot_d] |= DIRTY
+            accesses += 1
+            if k_ == KIND_S:
+                cost = alu_lat if n_alu == 0 else 0
+                n_alu = 0 if n_alu + 1 >= width else n_alu + 1     # n % width, wrapping
+            else:
+                cost = d1lat
+            if record:
+                out_lat[i] = cost
+                out_issue[i] = t0
+                out_eff[i] = t0
+            now = t0 + cost
+            continue
+        if first == last_i and last == first and ifetch:
+            # the line of the last instruction fetch, still in its level-1 slot
+            i1hits += 1
+            tk += 1
+            b = i1base + (first & i1mask) * i1ways
+            _r.on_hit(i1pol, meta, b, i1ways, slot_i - b, tk, rng[i1:i1 + 1])
+            accesses += 1
+            if record:
+                out_lat[i] = i1lat
+                out_issue[i] = t0
+                out_eff[i] = t0
+            now = t0 + i1lat
+            continue
+        # a full access may move any line of its own path (and of the other one, if ``crossed``)
+        if ifetch or crossed:
+            last_d = -1
+        if not ifetch or crossed:
+            last_i = -1
+        if ifetch:
+            inst1, base1, mask1, ways1, lat1, pol1, cfg1 = i1, i1base, i1mask, i1ways, i1lat, i1pol, i1cfg
+        else:
+            inst1, base1, mask1, ways1, lat1, pol1, cfg1 = d1, d1base, d1mask, d1ways, d1lat, d1pol, d1cfg
         hits = True                 # would every line hit a private level (checked before any is performed)?
         if first != last:
             for line in range(first, last + 1):
@@ -135,67 +205,146 @@ def run_single(geo, tag, flags, meta, rng, tick, dpath, ipath, params, mem_busy,
         lat = 0
         for line in range(first, last + 1):
             t = t0 + lat
-            # one scan down the path: a hit in a private level is a hit, in a
-            # shared level a local transaction, nowhere a memory read
-            hit_k = -1
-            hit_slot = -1
-            for k in range(nlev):
-                inst = ipath[0, k] if ifetch else dpath[0, k]
-                s = find_(geo, tag, flags, inst, line)
-                if s >= 0:
-                    hit_k = k
-                    hit_slot = s
+            # level 1
+            b = base1 + (line & mask1) * ways1
+            slot0 = -1
+            for w in range(ways1):
+                if tag[b + w] == line and (flags[b + w] & VALID) != 0:
+                    slot0 = b + w
                     break
-                lstats[0, geo[inst, CFG], L_MISSES] += 1
-            if first == last and (hit_k < 0 or hit_k >= npriv):
-                hits = False
-            if hit_k >= 0:
-                inst = ipath[0, hit_k] if ifetch else dpath[0, hit_k]
-                lstats[0, geo[inst, CFG], L_HITS] += 1
-                done = t + geo[inst, LAT]
-                top = hit_k
-                if hit_k < npriv:
-                    tick[0] += 1
-                    b = geo[inst, BASE] + (line & (geo[inst, SETS] - 1)) * geo[inst, WAYS]
-                    _r.on_hit(geo[inst, POL], meta, b, geo[inst, WAYS], hit_slot - b, tick[0], rng[inst:inst + 1])
+            if slot0 >= 0:
+                if ifetch:
+                    i1hits += 1
                 else:
-                    cstats[0, C_LOCAL_TXN] += 1
+                    d1hits += 1
+                done = t + lat1
+                tk += 1
+                _r.on_hit(pol1, meta, b, ways1, slot0 - b, tk, rng[inst1:inst1 + 1])
             else:
-                last_inst = ipath[0, nlev - 1] if ifetch else dpath[0, nlev - 1]
-                arrive = t + geo[last_inst, LAT] + dirlat
-                arrive = max(arrive, mem_busy[1])          # the home's coherence engine
-                mem_busy[1] = arrive + params[P_HOMEOCC]
-                ms = max(arrive, mem_busy[0])
-                mem_busy[0] = ms + occ
-                done = ms + memlat
-                cstats[0, C_MEM_READS] += 1
-                cstats[0, C_REMOTE_TXN] += 1
-                top = nlev
-            slot0 = hit_slot
-            for k in range(top - 1, -1, -1):
-                # every level above ``top`` was just looked up and missed
-                inst = ipath[0, k] if ifetch else dpath[0, k]
-                slot0 = _fill(geo, tag, flags, meta, rng, tick, dpath, ipath, nlev, inst, line,
+                if ifetch:
+                    i1miss += 1
+                else:
+                    d1miss += 1
+                # the deeper levels: a hit in a private level is a hit, in a shared level a local
+                # transaction, nowhere a memory read
+                hit_k = -1
+                hit_slot = -1
+                for k in range(1, nlev):
+                    inst = ipath[0, k] if ifetch else dpath[0, k]
+                    s = find_(geo, tag, flags, inst, line)
+                    if s >= 0:
+                        hit_k = k
+                        hit_slot = s
+                        break
+                    lstats[0, geo[inst, CFG], L_MISSES] += 1
+                if first == last and (hit_k < 0 or hit_k >= npriv):
+                    hits = False
+                if hit_k >= 0:
+                    inst = ipath[0, hit_k] if ifetch else dpath[0, hit_k]
+                    lstats[0, geo[inst, CFG], L_HITS] += 1
+                    done = t + geo[inst, LAT]
+                    top = hit_k
+                    if hit_k < npriv:
+                        tk += 1
+                        bk = geo[inst, BASE] + (line & (geo[inst, SETS] - 1)) * geo[inst, WAYS]
+                        _r.on_hit(geo[inst, POL], meta, bk, geo[inst, WAYS], hit_slot - bk, tk, rng[inst:inst + 1])
+                    else:
+                        local += 1
+                else:
+                    arrive = t + (idelay if ifetch else ddelay) + dirlat
+                    arrive = max(arrive, m1)          # the home's coherence engine
+                    m1 = arrive + homeocc
+                    ms = max(arrive, m0)
+                    m0 = ms + occ
+                    done = ms + memlat
+                    memreads += 1
+                    remote += 1
+                    top = nlev
+                if top > 1:
+                    # fill the deeper levels (deepest first) on the arrays
+                    tick[0] = tk
+                    mem_busy[0] = m0
+                    for k in range(top - 1, 0, -1):
+                        inst = ipath[0, k] if ifetch else dpath[0, k]
+                        _fill(geo, tag, flags, meta, rng, tick, dpath, ipath, nlev, inst, line,
                               t, mem_busy, occ, lstats, cstats)
+                    tk = tick[0]
+                    m0 = mem_busy[0]
+                # fill level 1 (``_fill`` with the registers; a level-1 cache has nothing above it)
+                way = -1
+                if pol1 == 0:
+                    lru = 0
+                    best = meta[b]
+                    for w in range(ways1):
+                        if (flags[b + w] & VALID) == 0:
+                            way = w
+                            break
+                        mv = meta[b + w]            # the oldest stamp (a select, not a branch)
+                        lt = mv < best
+                        best = mv if lt else best
+                        lru = w if lt else lru
+                    evicting = way < 0
+                    if evicting:
+                        way = lru
+                else:
+                    for w in range(ways1):
+                        if (flags[b + w] & VALID) == 0:
+                            way = w
+                            break
+                    evicting = way < 0
+                    if evicting:
+                        way = _r.victim(pol1, meta, b, ways1, tk, rng[inst1:inst1 + 1])
+                slot0 = b + way
+                if evicting and (flags[slot0] & DIRTY) != 0:
+                    vline = tag[slot0]
+                    lstats[0, cfg1, L_WRITEBACKS] += 1
+                    to_mem = True
+                    for k in range(1, nlev):
+                        s = find_(geo, tag, flags, dpath[0, k], vline)
+                        if s >= 0:
+                            flags[s] |= DIRTY
+                            to_mem = False
+                            break
+                    if to_mem:
+                        m0 = max(m0, t) + occ
+                        cstats[0, C_MEM_WRITES] += 1
+                tag[slot0] = line
+                flags[slot0] = VALID
+                tk += 1
+                _r.on_fill(pol1, meta, b, ways1, way, tk, rng[inst1:inst1 + 1])
             if write:
                 flags[slot0] |= DIRTY
-            l1 = ipath[0, 0] if ifetch else dpath[0, 0]
-            cstats[0, C_STALL] += (done - t) - geo[l1, LAT]
+            if first == last:
+                if ifetch:
+                    last_i, slot_i = line, slot0
+                else:
+                    last_d, slot_d = line, slot0
+            stall += (done - t) - lat1
             lat += done - t
-        cstats[0, C_ACCESSES] += 1
+        accesses += 1
         # the cost (cpu_spec.md, 'Trace replay'; engine.run_trace)
         eff = t0
         if not hits:
             eff = t0 + (idelay if ifetch else ddelay)
             cost = max(lat, eff - t0)
-        elif kind[i] == KIND_S:
-            cost = alu_lat if alu[0] == 0 else 0
-            alu[0] = 0 if alu[0] + 1 >= width else alu[0] + 1     # n % width, wrapping
+        elif k_ == KIND_S:
+            cost = alu_lat if n_alu == 0 else 0
+            n_alu = 0 if n_alu + 1 >= width else n_alu + 1     # n % width, wrapping
         else:
             cost = lat
         if record:
             out_lat[i] = cost
             out_issue[i] = t0
             out_eff[i] = eff
-        clock[0] = t0 + cost
+        now = t0 + cost
+    clock[0], tick[0], mem_busy[0], mem_busy[1], alu[0] = now, tk, m0, m1, n_alu
+    lstats[0, d1cfg, L_HITS] += d1hits
+    lstats[0, d1cfg, L_MISSES] += d1miss
+    lstats[0, i1cfg, L_HITS] += i1hits
+    lstats[0, i1cfg, L_MISSES] += i1miss
+    cstats[0, C_ACCESSES] += accesses
+    cstats[0, C_STALL] += stall
+    cstats[0, C_MEM_READS] += memreads
+    cstats[0, C_REMOTE_TXN] += remote
+    cstats[0, C_LOCAL_TXN] += local
     return stop - start

@@ -45,7 +45,7 @@ CPU_TESTS = ("tests/test_cpu_vs_reference.py", "tests/test_cpu_properties.py",
              # the OS-level hardware: each file pins one feature's rules with exact numbers
              "tests/test_timer_irq.py", "tests/test_ipi_costs.py", "tests/test_kernel_isa.py",
              "tests/test_hetero_domains.py", "tests/test_timing_rules.py", "tests/test_partition_changes.py")
-MEMORY_TESTS = ("tests/test_engine_vs_reference.py", "tests/test_properties.py")
+MEMORY_TESTS = ("tests/test_engine_vs_reference.py", "tests/test_properties.py", "tests/test_replay_fast_paths.py")
 TESTS = CPU_TESTS + MEMORY_TESTS
 
 
@@ -266,6 +266,10 @@ MUTANTS = [
            "        if cstate == E:\n            st[DIRT][dir_find_(st[DIRT], st[PARAMS][P_DIRMASK], key), D_STATE] = M",
            "        if cstate == E:\n            pass",
            "a write hit in E leaves the directory in E"),
+    Mutant("owner_keeps_store_hint", "hwmodel/engine.py",
+           "            drop_hint(st, owner, line)          # the owner keeps no M: its stores must ask again",
+           "            pass",
+           "a reader downgrades the owner but its copies keep the OWNM hint: its next store hits"),
     # ---- APIC timer (cpu.py; the reference decodes and schedules it itself)
     Mutant("timer_periodic_rearm_late", "hwmodel/cpu.py",
            "        tm[q, T_NEXT] = tm[q, T_START] + timer_span(cs, q, jmax + 1)",

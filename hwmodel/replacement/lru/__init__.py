@@ -15,9 +15,12 @@ def fill(meta, base, ways, way, tick, rng):
 @njit(forceinline=True, _nrt=False)
 def victim(meta, base, ways, tick, rng):
     best = 0
+    oldest = meta[base]
     for w in range(1, ways):
-        if meta[base + w] < meta[base + best]:
-            best = w
+        mv = meta[base + w]          # selects, not branches: which way is oldest is not predictable
+        lt = mv < oldest
+        oldest = mv if lt else oldest
+        best = w if lt else best
     return best
 
 
