@@ -241,7 +241,7 @@ MUTANTS = [
            "taking an interrupt costs no interrupt_entry"),
     # ---- replacement (numba side; the reference has its own classes)
     Mutant("lru_evicts_newest", "hwmodel/replacement/lru/__init__.py",
-           "        if meta[base + w] < meta[base + best]:", "        if meta[base + w] > meta[base + best]:",
+           "        lt = mv < oldest", "        lt = mv > oldest",
            "LRU evicts the most recently used way"),
     Mutant("fifo_acts_as_lru", "hwmodel/replacement/fifo/__init__.py",
            "def hit(meta, base, ways, way, tick, rng):\n    pass",
