@@ -24,7 +24,11 @@ def _fingerprint(here: str) -> str:
     return h.hexdigest()[:16]
 
 
+CHOSEN_DIR = None       # the folder _ensure_cache_dir chose (None: NUMBA_CACHE_DIR was set by the user)
+
+
 def _ensure_cache_dir() -> None:
+    global CHOSEN_DIR
     if os.environ.get("NUMBA_CACHE_DIR"):
         return
     here = os.path.dirname(os.path.abspath(__file__))
@@ -36,6 +40,7 @@ def _ensure_cache_dir() -> None:
             os.makedirs(cand, exist_ok=True)
             if os.access(cand, os.W_OK):
                 os.environ["NUMBA_CACHE_DIR"] = cand
+                CHOSEN_DIR = cand
                 return
         except OSError:
             continue

@@ -81,6 +81,17 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
     pass
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: looks the version up only when asked (the package metadata is slow to read)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help="show program's version number and exit"):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.exit(message=f"{PROG} {_version()}\n")
+
+
 def _seed(text: str) -> int:
     """argparse type: a seed is an integer 0 <= seed < 2**63."""
     try:
@@ -92,11 +103,43 @@ def _seed(text: str) -> int:
     return v
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _add_registered_benches(bsub) -> None:
+    """One ``mksim bench NAME`` parser per experiment a personality registers (kernels.registry)."""
+    from kernels import registry
+    for name, (pers, ex) in sorted(registry.experiments().items()):
+        pe = bsub.add_parser(
+            name, help=f"{ex.summary} [{pers.name}]", formatter_class=_Formatter,
+            description=f"{ex.summary}\n(registered by the {pers.name} personality, kernels/{pers.name}.py)",
+            epilog=f"examples:\n  mksim bench {name} --machine amd-4x4\n"
+                   f"  mksim bench {name} --machine amd-8x4 --json --plot {name}.png")
+        if ex.default_machine:
+            pe.add_argument("--machine", "-m", metavar="PRESET|FILE.toml", default=ex.default_machine,
+                            help=f"machine preset or TOML file (default {ex.default_machine})")
+        else:
+            pe.add_argument("--machine", "-m", metavar="PRESET|FILE.toml", required=True,
+                            help="machine preset or TOML file")
+        for opt in ex.options:
+            pe.add_argument(opt.flag, dest=f"x_{opt.dest}", choices=opt.choices, default=opt.default,
+                            type=opt.type, help=opt.help)
+        if ex.sweeps_cores:
+            pe.add_argument("--max-cores", type=int, default=None, metavar="N",
+                            help="largest core count (default: all cores of the machine)")
+        pe.add_argument("--repeat", type=int, default=BenchOptionsDefault.repeat, metavar="N",
+                        help=f"measured rounds per point, the median is reported "
+                             f"(default {BenchOptionsDefault.repeat})")
+        pe.add_argument("--json", action="store_true",
+                        help="print {\"rows\": [{" + ", ".join(f'\"{k}\"' for k in ex.keys) + "}, ...]}")
+        pe.add_argument("--plot", metavar="FILE.png", help="also draw the rows (needs matplotlib)")
+
+
+def build_parser(benches: bool = True) -> argparse.ArgumentParser:
+    """The command-line parser.  ``benches=False`` leaves out the benches that personalities
+    register: listing them imports every personality, and with it numpy and the engine, which
+    only ``mksim bench`` needs (``mksim --help`` and the other commands start faster)."""
     p = _Parser(prog=PROG, formatter_class=_Formatter,
                 description="mksim: a cycle-approximate many-core machine model.",
                 epilog="Run 'mksim COMMAND --help' for the options of a command.")
-    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    p.add_argument("--version", action=_VersionAction)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -250,31 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     pbb.add_argument("--plot", metavar="FILE.png", help="also draw cycles until all up vs kernels, by step")
 
     # benches registered by personalities (kernels.registry) -------------------
-    from kernels import registry
-    for name, (pers, ex) in sorted(registry.experiments().items()):
-        pe = bsub.add_parser(
-            name, help=f"{ex.summary} [{pers.name}]", formatter_class=_Formatter,
-            description=f"{ex.summary}\n(registered by the {pers.name} personality, kernels/{pers.name}.py)",
-            epilog=f"examples:\n  mksim bench {name} --machine amd-4x4\n"
-                   f"  mksim bench {name} --machine amd-8x4 --json --plot {name}.png")
-        if ex.default_machine:
-            pe.add_argument("--machine", "-m", metavar="PRESET|FILE.toml", default=ex.default_machine,
-                            help=f"machine preset or TOML file (default {ex.default_machine})")
-        else:
-            pe.add_argument("--machine", "-m", metavar="PRESET|FILE.toml", required=True,
-                            help="machine preset or TOML file")
-        for opt in ex.options:
-            pe.add_argument(opt.flag, dest=f"x_{opt.dest}", choices=opt.choices, default=opt.default,
-                            type=opt.type, help=opt.help)
-        if ex.sweeps_cores:
-            pe.add_argument("--max-cores", type=int, default=None, metavar="N",
-                            help="largest core count (default: all cores of the machine)")
-        pe.add_argument("--repeat", type=int, default=BenchOptionsDefault.repeat, metavar="N",
-                        help=f"measured rounds per point, the median is reported "
-                             f"(default {BenchOptionsDefault.repeat})")
-        pe.add_argument("--json", action="store_true",
-                        help="print {\"rows\": [{" + ", ".join(f'\"{k}\"' for k in ex.keys) + "}, ...]}")
-        pe.add_argument("--plot", metavar="FILE.png", help="also draw the rows (needs matplotlib)")
+    if benches:
+        _add_registered_benches(bsub)
 
     # personalities ----------------------------------------------------------
     sub.add_parser(
@@ -1367,6 +1387,11 @@ def _join_negative_values(argv: list[str]) -> list[str]:
     return out
 
 
+def _command_word(argv: list[str]) -> str | None:
+    """The command a command line runs: its first word that is not an option."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 bad input or usage)."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -1374,7 +1399,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(f"{PROG} {_version()}\n")
         return EXIT_OK
     argv = _join_negative_values(argv)
-    parser = build_parser()
+    parser = build_parser(benches=_command_word(argv) == "bench")
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, --version, usage errors
@@ -1382,9 +1407,11 @@ def main(argv: list[str] | None = None) -> int:
         return code if isinstance(code, int) else (0 if code is None else EXIT_ERROR)
     old_term = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        if args.command in ENGINE_COMMANDS:
-            from mksim.progress import compile_notice, wanted
-            compile_notice(wanted(getattr(args, "quiet", False), getattr(args, "json", False)))
+        if args.command in ENGINE_COMMANDS:     # first run: compile what the command needs, in parallel
+            from mksim import firstrun
+            from mksim.progress import wanted
+            firstrun.compile_up_front(firstrun.needs(args.command, args),
+                                      wanted(getattr(args, "quiet", False), getattr(args, "json", False)))
         return COMMANDS[args.command](args)
     except _Terminated:
         sys.stdout.flush()
