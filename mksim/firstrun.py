@@ -40,7 +40,7 @@ COMMAND_NEEDS: dict[str, tuple[str, ...]] = {
     "boot": ("program",),
     "bench": ("program",),
 }
-REF_PROBE_S = 0.065         # probe() on the reference machine (best of three)
+REF_PROBE_S = 0.052         # probe() on the reference machine (best of three, idle)
 STARTUP_S = 1.5             # a worker's start: Python, numpy, numba, the engine modules
 TIMES_FILE = "compile-seconds.json"
 NOTICE = "mksim: compiling the engine (first run only, about {secs} on this machine)"
