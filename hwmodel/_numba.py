@@ -6,12 +6,25 @@ file a function is defined in, so a function that inlines code from another
 module would keep stale machine code after that module changes.  When
 ``NUMBA_CACHE_DIR`` is unset we therefore point it at a writable directory
 named after a hash of every ``hwmodel`` source file.
+
+Compile time (``_optimise_call_trees_once``): numba compiles every ``@njit``
+function that compiled code calls as a library of its own -- optimised at
+-O3 and turned into machine code -- and links that library's IR into the
+caller, which is optimised and turned into machine code again, and so on up
+to the function Python calls.  Only the entry point's copy ever runs.  With
+the engine's call tree (``cpu.run`` -> ``step`` -> ``accept_ipis`` ->
+``log_fault`` -> ``enter_handler`` -> ``maccess`` -> ``engine.access``)
+the same code went through LLVM's module optimiser a dozen times.  Libraries
+compiled for a caller now skip the module-level optimisation (their
+functions still get numba's per-function passes); the entry point optimises
+the whole linked tree once, at -O3, as before.
 """
 from __future__ import annotations
 
 import hashlib
 import os
 import tempfile
+import threading
 
 
 def _fingerprint(here: str) -> str:
@@ -24,7 +37,11 @@ def _fingerprint(here: str) -> str:
     return h.hexdigest()[:16]
 
 
+CHOSEN_DIR = None       # the folder _ensure_cache_dir chose (None: NUMBA_CACHE_DIR was set by the user)
+
+
 def _ensure_cache_dir() -> None:
+    global CHOSEN_DIR
     if os.environ.get("NUMBA_CACHE_DIR"):
         return
     here = os.path.dirname(os.path.abspath(__file__))
@@ -36,6 +53,7 @@ def _ensure_cache_dir() -> None:
             os.makedirs(cand, exist_ok=True)
             if os.access(cand, os.W_OK):
                 os.environ["NUMBA_CACHE_DIR"] = cand
+                CHOSEN_DIR = cand
                 return
         except OSError:
             continue
@@ -44,6 +62,44 @@ def _ensure_cache_dir() -> None:
 _ensure_cache_dir()
 
 from numba import njit as _njit  # noqa: E402  (after the cache dir is set)
+
+
+def _optimise_call_trees_once() -> None:
+    """Skip numba's module-level optimisation of a library compiled inside another compile (a callee:
+    its IR is linked into the caller, which optimises it with everything else), keep it for the
+    function Python calls.  The same functions go through the same -O3 pipeline once, after linking,
+    instead of once per library that links them; the results are unchanged, and a callee called
+    from Python as well runs code optimised per function only.  MKSIM_NUMBA_STOCK=1 turns this off
+    (numba's own behaviour, for comparison); numba without these internals is left as it is."""
+    if os.environ.get("MKSIM_NUMBA_STOCK") == "1":
+        return
+    try:
+        from numba.core import codegen, event
+        library = codegen.CPUCodeLibrary
+        optimise = library._optimize_final_module
+    except (ImportError, AttributeError):        # another numba: its own behaviour (slower to compile)
+        return
+    if getattr(optimise, "mksim_once", False):
+        return
+    nesting = threading.local()                 # numba compiles one function at a time per thread
+
+    class _Nesting(event.Listener):
+        def on_start(self, ev):
+            nesting.depth = getattr(nesting, "depth", 0) + 1
+
+        def on_end(self, ev):
+            nesting.depth -= 1
+
+    def _optimize_final_module(self):
+        if getattr(nesting, "depth", 0) <= 1:    # the function Python calls (or a library built outside a compile)
+            optimise(self)
+
+    _optimize_final_module.mksim_once = True
+    event.register("numba:compile", _Nesting())
+    library._optimize_final_module = _optimize_final_module
+
+
+_optimise_call_trees_once()
 
 
 def njit(*args, **kwargs):

@@ -28,6 +28,7 @@ status 2; result files are written atomically (see :mod:`mksim.report`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import signal
@@ -81,6 +82,17 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
     pass
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: looks the version up only when asked (the package metadata is slow to read)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help="show program's version number and exit"):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.exit(message=f"{PROG} {_version()}\n")
+
+
 def _seed(text: str) -> int:
     """argparse type: a seed is an integer 0 <= seed < 2**63."""
     try:
@@ -92,11 +104,43 @@ def _seed(text: str) -> int:
     return v
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _add_registered_benches(bsub) -> None:
+    """One ``mksim bench NAME`` parser per experiment a personality registers (kernels.registry)."""
+    from kernels import registry
+    for name, (pers, ex) in sorted(registry.experiments().items()):
+        pe = bsub.add_parser(
+            name, help=f"{ex.summary} [{pers.name}]", formatter_class=_Formatter,
+            description=f"{ex.summary}\n(registered by the {pers.name} personality, kernels/{pers.name}.py)",
+            epilog=f"examples:\n  mksim bench {name} --machine amd-4x4\n"
+                   f"  mksim bench {name} --machine amd-8x4 --json --plot {name}.png")
+        if ex.default_machine:
+            pe.add_argument("--machine", "-m", metavar="PRESET|FILE.toml", default=ex.default_machine,
+                            help=f"machine preset or TOML file (default {ex.default_machine})")
+        else:
+            pe.add_argument("--machine", "-m", metavar="PRESET|FILE.toml", required=True,
+                            help="machine preset or TOML file")
+        for opt in ex.options:
+            pe.add_argument(opt.flag, dest=f"x_{opt.dest}", choices=opt.choices, default=opt.default,
+                            type=opt.type, help=opt.help)
+        if ex.sweeps_cores:
+            pe.add_argument("--max-cores", type=int, default=None, metavar="N",
+                            help="largest core count (default: all cores of the machine)")
+        pe.add_argument("--repeat", type=int, default=BenchOptionsDefault.repeat, metavar="N",
+                        help=f"measured rounds per point, the median is reported "
+                             f"(default {BenchOptionsDefault.repeat})")
+        pe.add_argument("--json", action="store_true",
+                        help="print {\"rows\": [{" + ", ".join(f'\"{k}\"' for k in ex.keys) + "}, ...]}")
+        pe.add_argument("--plot", metavar="FILE.png", help="also draw the rows (needs matplotlib)")
+
+
+def build_parser(benches: bool = True) -> argparse.ArgumentParser:
+    """The command-line parser.  ``benches=False`` leaves out the benches that personalities
+    register: listing them imports every personality, and with it numpy and the engine, which
+    only ``mksim bench`` needs (``mksim --help`` and the other commands start faster)."""
     p = _Parser(prog=PROG, formatter_class=_Formatter,
                 description="mksim: a cycle-approximate many-core machine model.",
                 epilog="Run 'mksim COMMAND --help' for the options of a command.")
-    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    p.add_argument("--version", action=_VersionAction)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -250,31 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     pbb.add_argument("--plot", metavar="FILE.png", help="also draw cycles until all up vs kernels, by step")
 
     # benches registered by personalities (kernels.registry) -------------------
-    from kernels import registry
-    for name, (pers, ex) in sorted(registry.experiments().items()):
-        pe = bsub.add_parser(
-            name, help=f"{ex.summary} [{pers.name}]", formatter_class=_Formatter,
-            description=f"{ex.summary}\n(registered by the {pers.name} personality, kernels/{pers.name}.py)",
-            epilog=f"examples:\n  mksim bench {name} --machine amd-4x4\n"
-                   f"  mksim bench {name} --machine amd-8x4 --json --plot {name}.png")
-        if ex.default_machine:
-            pe.add_argument("--machine", "-m", metavar="PRESET|FILE.toml", default=ex.default_machine,
-                            help=f"machine preset or TOML file (default {ex.default_machine})")
-        else:
-            pe.add_argument("--machine", "-m", metavar="PRESET|FILE.toml", required=True,
-                            help="machine preset or TOML file")
-        for opt in ex.options:
-            pe.add_argument(opt.flag, dest=f"x_{opt.dest}", choices=opt.choices, default=opt.default,
-                            type=opt.type, help=opt.help)
-        if ex.sweeps_cores:
-            pe.add_argument("--max-cores", type=int, default=None, metavar="N",
-                            help="largest core count (default: all cores of the machine)")
-        pe.add_argument("--repeat", type=int, default=BenchOptionsDefault.repeat, metavar="N",
-                        help=f"measured rounds per point, the median is reported "
-                             f"(default {BenchOptionsDefault.repeat})")
-        pe.add_argument("--json", action="store_true",
-                        help="print {\"rows\": [{" + ", ".join(f'\"{k}\"' for k in ex.keys) + "}, ...]}")
-        pe.add_argument("--plot", metavar="FILE.png", help="also draw the rows (needs matplotlib)")
+    if benches:
+        _add_registered_benches(bsub)
 
     # personalities ----------------------------------------------------------
     sub.add_parser(
@@ -760,17 +781,69 @@ def _plot_cycles(stats: dict, cfg, path: Path) -> bool:
     return True
 
 
+class _DemoPlots:
+    """The demo's two plots, drawn in a child process while the demo runs: matplotlib takes about a
+    second to import and draw, which a second core takes off the demo's time.  ``add`` hands over a
+    plot as soon as its data exists; ``finish`` says which were drawn (none without matplotlib, as
+    in the process itself).  The child writes only the files it is given; ``close`` stops it."""
+
+    def __init__(self):
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([root] + [p for p in os.environ.get(
+            "PYTHONPATH", "").split(os.pathsep) if p]))
+        import subprocess
+        self.proc = subprocess.Popen([sys.executable, "-c", "from mksim.cli import _demo_plot_child as f; f()"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     env=env, text=True)
+
+    def add(self, kind: str, path: Path, data, machine: str, iters: int = 0) -> None:
+        import json
+        try:
+            self.proc.stdin.write(json.dumps({"kind": kind, "path": str(path), "data": data, "machine": machine,
+                                              "iters": iters}, default=lambda x: x.item()) + "\n")   # numpy scalars
+            self.proc.stdin.flush()
+        except BrokenPipeError:     # the child has ended: no matplotlib (or it failed: finish says so)
+            pass
+
+    def finish(self) -> set[str]:
+        """The paths drawn (waits for the child); MksimError if drawing failed."""
+        out, err = self.proc.communicate()
+        if self.proc.returncode != 0:
+            last = (err.strip().splitlines() or ["no message"])[-1]
+            raise MksimError(f"drawing the demo's plots failed: {last}")
+        return {line[3:] for line in out.splitlines() if line.startswith("ok ")}
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _demo_plot_child() -> None:
+    """``_DemoPlots``' child: import matplotlib at once, then draw each plot read from stdin (one JSON
+    line each) and print ``ok PATH`` for each one drawn."""
+    import json
+    import types
+    try:
+        _pyplot()
+    except _PlotUnavailable:
+        return
+    for line in sys.stdin:
+        job = json.loads(line)
+        cfg = types.SimpleNamespace(name=job["machine"])       # the plots name the machine only
+        if job["kind"] == "shm-vs-msg":
+            plot_shm_vs_msg(job["data"], cfg, job["path"], job["iters"])
+            drawn = True
+        else:
+            drawn = _plot_cycles(job["data"], cfg, Path(job["path"]))
+        if drawn:
+            sys.stdout.write(f"ok {job['path']}\n")
+            sys.stdout.flush()
+
+
 def cmd_demo(args) -> int:
     """The main job: boot a Barrelfish-style plan (one kernel per core), run the coherence-versus-
     message microbenchmark, replay a synthetic trace; print a summary and write a report folder."""
-    from boot import bootrun, plans
-    from hwmodel.machine import Machine
-    from hwmodel.trace import read_trace
-    from kernels import microbench as mb
-    from kernels.base import init_for
-    from kernels.registry import known
-    from mksim.report import report_folder, to_json
-
     if args.accesses < 1 or args.accesses > 10_000_000:
         raise MksimError(f"--accesses {args.accesses}: must be between 1 and 10000000")
     cfg = _load_machine(args.machine)
@@ -778,7 +851,20 @@ def cmd_demo(args) -> int:
     t0 = time.perf_counter()
     from mksim.progress import Progress, wanted
     bar = Progress(3, "demo (boot, shm-vs-msg, trace)", wanted(args.quiet), unit="part")
-    with report_folder(out, make_parents=args.out is None) as tmp:
+    return _demo(args, cfg, out, t0, bar, _DemoPlots())
+
+
+def _demo(args, cfg, out: Path, t0: float, bar, plots: _DemoPlots) -> int:
+    """``cmd_demo``'s three parts and its report (plots drawn by ``plots``)."""
+    from boot import bootrun, plans
+    from hwmodel.machine import Machine
+    from hwmodel.trace import read_trace
+    from kernels import microbench as mb
+    from kernels.base import init_for
+    from kernels.registry import known
+    from mksim.report import report_folder, to_json
+    # the plotting child stops before the report folder is removed (an error, Ctrl-C, SIGTERM)
+    with report_folder(out, make_parents=args.out is None) as tmp, contextlib.closing(plots):
         # 1. boot: one kernel per core, GRUB-style, every step as core programs
         from boot.flows import MAX_KERNELS
         nk = min(cfg.cores, MAX_KERNELS)     # one kernel per core, up to 40 kernels (a plan's limit)
@@ -794,12 +880,7 @@ def cmd_demo(args) -> int:
         fig3 = mb.shm_vs_msg_rows(cfg, min(cfg.cores, 16), DEMO_ITERS)
         t_fig3 = time.perf_counter() - t1
         bar.update()
-        has_fig3_png = False
-        try:
-            plot_shm_vs_msg(fig3, cfg, str(tmp / "shm-vs-msg.png"), DEMO_ITERS)
-            has_fig3_png = True
-        except _PlotUnavailable:
-            pass
+        plots.add("shm-vs-msg", tmp / "shm-vs-msg.png", fig3, cfg.name, DEMO_ITERS)
         # 3. a synthetic multi-core trace, replayed
         core, kind, addr, size = make_demo_trace(cfg, args.accesses, args.seed)
         header = (f"mksim demo trace: machine {cfg.name}, {cfg.cores} cores, "
@@ -833,7 +914,9 @@ def cmd_demo(args) -> int:
                 f"trace replay: {len(trace):,} accesses, seed {args.seed}\n\n"
                 + format_machine_stats(stats, cfg, max_rows=32))
         (tmp / "summary.txt").write_text(text)
-        has_png = _plot_cycles(stats, cfg, tmp / "cycles.png")
+        plots.add("cycles", tmp / "cycles.png", {"cores": stats["cores"]}, cfg.name)
+        drawn = plots.finish()
+        has_png, has_fig3_png = str(tmp / "cycles.png") in drawn, str(tmp / "shm-vs-msg.png") in drawn
         files = ["report.json", "trace.mksim", "summary.txt", "boot-trace.json", "boot"]
         files += (["cycles.png"] if has_png else []) + (["shm-vs-msg.png"] if has_fig3_png else [])
         report = {
@@ -1391,6 +1474,11 @@ def _join_negative_values(argv: list[str]) -> list[str]:
     return out
 
 
+def _command_word(argv: list[str]) -> str | None:
+    """The command a command line runs: its first word that is not an option."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 bad input or usage)."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -1398,7 +1486,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(f"{PROG} {_version()}\n")
         return EXIT_OK
     argv = _join_negative_values(argv)
-    parser = build_parser()
+    parser = build_parser(benches=_command_word(argv) == "bench")
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, --version, usage errors
@@ -1406,9 +1494,11 @@ def main(argv: list[str] | None = None) -> int:
         return code if isinstance(code, int) else (0 if code is None else EXIT_ERROR)
     old_term = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        if args.command in ENGINE_COMMANDS:
-            from mksim.progress import compile_notice, wanted
-            compile_notice(wanted(getattr(args, "quiet", False), getattr(args, "json", False)))
+        if args.command in ENGINE_COMMANDS:     # first run: compile what the command needs, in parallel
+            from mksim import firstrun
+            from mksim.progress import wanted
+            firstrun.compile_up_front(firstrun.needs(args.command, args),
+                                      wanted(getattr(args, "quiet", False), getattr(args, "json", False)))
         return COMMANDS[args.command](args)
     except _Terminated:
         sys.stdout.flush()
