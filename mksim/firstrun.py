@@ -29,8 +29,8 @@ import time
 # name -> (the compiled functions it leaves in numba's cache, as "module.function" index-file stems;
 #          CPU seconds to compile it on the reference machine: a 2-core VM, see README "first run")
 ENTRIES: dict[str, tuple[tuple[str, ...], float]] = {
-    "program": (("cpu.run", "cpu.apic_reset", "cpu.page_slot", "cpu._phash"), 42.0),
-    "replay": (("engine.run_trace",), 21.0),
+    "program": (("cpu.run", "cpu.apic_reset", "cpu.page_slot", "cpu._phash", "engine.dir_rehash"), 42.0),
+    "replay": (("engine.run_trace", "uniprocessor.run_single"), 21.0),
     "parse": (("trace._count_lines", "trace._parse_mksim", "trace._parse_lackey"), 2.5),
     "cachegrind": (("cachegrind._simulate",), 3.0),
 }
@@ -39,6 +39,7 @@ COMMAND_NEEDS: dict[str, tuple[str, ...]] = {
     "demo": ("program", "replay", "parse"),
     "boot": ("program",),
     "bench": ("program",),
+    "compare": ("program",),
 }
 REF_PROBE_S = 0.052         # probe() on the reference machine (best of three, idle)
 STARTUP_S = 1.5             # a worker's start: Python, numpy, numba, the engine modules
@@ -206,7 +207,8 @@ def compile_up_front(names, notice: bool = True) -> list[str]:
 
 def _warm_program() -> None:
     """Run a two-op program and read and write memory: compiles ``cpu.run``, ``cpu.apic_reset`` (which
-    builds the state) and the functional memory's page look-up (``Machine.read`` / ``write``)."""
+    builds the state), the functional memory's page look-up (``Machine.read`` / ``write``) and the
+    directory's rehash (a program run gets the full-size directory first)."""
     from hwmodel import isa
     from hwmodel.machine import Machine
     from hwmodel.workload import Workload
@@ -223,13 +225,19 @@ def _warm_program() -> None:
 
 
 def _warm_replay() -> None:
-    """Replay a four-access trace on a multi-core machine: compiles ``engine.run_trace``."""
+    """Replay a four-access trace on two cores and on one: compiles ``engine.run_trace`` and the
+    one-core replay ``uniprocessor.run_single``."""
     import numpy as np
+    from hwmodel.config import CacheConfig, MachineConfig
     from hwmodel.machine import Machine
-    m = Machine("amd-2x2")
+    one = MachineConfig(name="warm-one-core", packages=1, cores_per_package=1, clock_ghz=1.0,
+                        caches=(CacheConfig(name="L1", level=1, size=4096, ways=4, line=64, latency=4,
+                                            sharing="private", kind="unified", replacement="lru"),),
+                        origin="mksim.firstrun").validate()
     n = 4
-    m.run(np.arange(n, dtype=np.int64) % 2, np.ones(n, np.int64), np.arange(n, dtype=np.int64) * 64,
-          np.full(n, 8, np.int64))
+    for cfg, cores in (("amd-2x2", 2), (one, 1)):
+        Machine(cfg).run(np.arange(n, dtype=np.int64) % cores, np.ones(n, np.int64),
+                         np.arange(n, dtype=np.int64) * 64, np.full(n, 8, np.int64))
 
 
 def _warm_parse() -> None:
