@@ -187,10 +187,11 @@ def run_single(geo, tag, flags, meta, rng, tick, dpath, ipath, params, mem_busy,
                 out_eff[i] = t0
             now = t0 + i1lat
             continue
-        # a full access may move any line of its own path (and of the other one, if ``crossed``)
-        if ifetch or crossed:
+        # a full access may move any line of its own path (and of the other one, if ``crossed``);
+        # one that straddles two lines leaves no single line known (its second line may evict the first)
+        if ifetch or crossed or first != last:
             last_d = -1
-        if not ifetch or crossed:
+        if not ifetch or crossed or first != last:
             last_i = -1
         if ifetch:
             inst1, base1, mask1, ways1, lat1, pol1, cfg1 = i1, i1base, i1mask, i1ways, i1lat, i1pol, i1cfg

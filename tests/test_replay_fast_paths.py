@@ -194,3 +194,24 @@ def test_cachegrind_wide_ll_on_the_shipped_traces():
         got = simulate(high, tuple(cfg["I1"]), tuple(cfg["D1"]), tuple(cfg["LL"]))
         exp = cfg["expected"]
         assert {k: got[k] for k in exp} == exp, (name, cname)
+
+
+def test_a_straddling_access_forgets_the_known_line():
+    """A one-line level 1: an access straddling lines 0 and 1 leaves line 1 there, so the next access
+    to line 0 misses (the one-core shortcut must not take it for the line it knew before)."""
+    from hwmodel.config import CacheConfig, MachineConfig
+    caches = tuple(CacheConfig(name=nm, level=lv, size=sz, ways=1, line=64, latency=lat, sharing="private",
+                               kind=kd, replacement="lru")
+                   for nm, lv, sz, lat, kd in (("L1D", 1, 64, 1, "data"), ("L1I", 1, 64, 1, "instruction"),
+                                               ("L2", 2, 4096, 7, "unified")))
+    cfg = MachineConfig(name="one-line", packages=1, cores_per_package=1, clock_ghz=1.0, caches=caches,
+                        origin="test").validate()
+    n = 3
+    core, kind = np.zeros(n, np.int64), np.zeros(n, np.int64) + 1       # loads
+    addr, size = np.array([0, 49, 0], np.int64), np.array([1, 16, 1], np.int64)
+    m = Machine(cfg)
+    la = m.run(core, kind, addr, size)
+    ref = ReferenceMachine(cfg)
+    assert_same(m, la, ref, ref.run(core, kind, addr, size))
+    # misses: line 0; then line 0 hits and line 1 misses (evicting line 0); line 0 again
+    assert m.stats()["cores"][0]["caches"]["L1D"]["misses"] == 3
