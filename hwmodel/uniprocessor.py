@@ -40,20 +40,19 @@ def _push_dirty(geo, tag, flags, dpath, nlev, pos, line, t, mem_busy, occ, lstat
 
 
 @njit(forceinline=True, _nrt=False)
-def _fill(geo, tag, flags, meta, rng, tick, dpath, ipath, nlev, inst, line, t, mem_busy, occ, lstats, cstats):
-    ways = geo[inst, WAYS]
-    b = geo[inst, BASE] + (line & (geo[inst, SETS] - 1)) * ways
-    pol = geo[inst, POL]
+def _choose_way(flags, meta, b, ways, pol, tk, rng1):
+    """(way, evicting) for a fill of the set at ``b``: the first invalid way, else the policy's victim.
+    LRU (policy 0) finds both in one pass, the oldest stamp with selects (which way is oldest is not
+    predictable, so a branch on it mispredicts)."""
     way = -1
     if pol == 0:
-        # LRU: the first invalid way and the least recent valid one in one pass
         lru = 0
         best = meta[b]
         for w in range(ways):
             if (flags[b + w] & VALID) == 0:
                 way = w
                 break
-            mv = meta[b + w]            # the oldest stamp, without a branch on the comparison
+            mv = meta[b + w]
             lt = mv < best
             best = mv if lt else best
             lru = w if lt else lru
@@ -67,7 +66,16 @@ def _fill(geo, tag, flags, meta, rng, tick, dpath, ipath, nlev, inst, line, t, m
                 break
         evicting = way < 0
         if evicting:
-            way = _r.victim(pol, meta, b, ways, tick[0], rng[inst:inst + 1])
+            way = _r.victim(pol, meta, b, ways, tk, rng1)
+    return way, evicting
+
+
+@njit(forceinline=True, _nrt=False)
+def _fill(geo, tag, flags, meta, rng, tick, dpath, ipath, nlev, inst, line, t, mem_busy, occ, lstats, cstats):
+    ways = geo[inst, WAYS]
+    b = geo[inst, BASE] + (line & (geo[inst, SETS] - 1)) * ways
+    pol = geo[inst, POL]
+    way, evicting = _choose_way(flags, meta, b, ways, pol, tick[0], rng[inst:inst + 1])
     if evicting:
         slot = b + way
         vline = tag[slot]
@@ -272,29 +280,7 @@ def run_single(geo, tag, flags, meta, rng, tick, dpath, ipath, params, mem_busy,
                     tk = tick[0]
                     m0 = mem_busy[0]
                 # fill level 1 (``_fill`` with the registers; a level-1 cache has nothing above it)
-                way = -1
-                if pol1 == 0:
-                    lru = 0
-                    best = meta[b]
-                    for w in range(ways1):
-                        if (flags[b + w] & VALID) == 0:
-                            way = w
-                            break
-                        mv = meta[b + w]            # the oldest stamp (a select, not a branch)
-                        lt = mv < best
-                        best = mv if lt else best
-                        lru = w if lt else lru
-                    evicting = way < 0
-                    if evicting:
-                        way = lru
-                else:
-                    for w in range(ways1):
-                        if (flags[b + w] & VALID) == 0:
-                            way = w
-                            break
-                    evicting = way < 0
-                    if evicting:
-                        way = _r.victim(pol1, meta, b, ways1, tk, rng[inst1:inst1 + 1])
+                way, evicting = _choose_way(flags, meta, b, ways1, pol1, tk, rng[inst1:inst1 + 1])
                 slot0 = b + way
                 if evicting and (flags[slot0] & DIRTY) != 0:
                     vline = tag[slot0]
