@@ -94,7 +94,7 @@ def _stubs(a: int, b: int, stub: bool) -> tuple[urpc.Stub | None, urpc.Stub | No
             urpc.Stub(dlines=STUB_DLINES, ilines=STUB_ILINES, base=STATE + b * 4096))
 
 
-def _run_pair(cfg: MachineConfig, a: int, b: int, make, what: str) -> np.ndarray:
+def run_pair(cfg: MachineConfig, a: int, b: int, make, what: str) -> np.ndarray:
     """Run the program pair ``make(link, stub_a, stub_b)`` on cores a and b; returns the timeline."""
     m = Machine(cfg)
     w = m.workload()
@@ -111,7 +111,7 @@ def _run_pair(cfg: MachineConfig, a: int, b: int, make, what: str) -> np.ndarray
 
 def urpc_latency(cfg: MachineConfig, a: int, b: int, rounds: int = 200) -> float:
     """Mean one-way latency (cycles) of a URPC ping-pong between cores a and b, warm (second half)."""
-    tl = _run_pair(cfg, a, b, lambda link, sa, sb: urpc.pingpong_programs(link, rounds, sa, sb), "ping-pong")
+    tl = run_pair(cfg, a, b, lambda link, sa, sb: urpc.pingpong_programs(link, rounds, sa, sb), "ping-pong")
     send = tl[(tl[:, 0] == a) & (tl[:, 2] == urpc.EV_SEND)][:, 1]
     recv = tl[(tl[:, 0] == b) & (tl[:, 2] == urpc.EV_RECV)][:, 1]
     rsend = tl[(tl[:, 0] == b) & (tl[:, 2] == urpc.EV_SEND)][:, 1]
@@ -123,7 +123,7 @@ def urpc_latency(cfg: MachineConfig, a: int, b: int, rounds: int = 200) -> float
 
 def urpc_throughput(cfg: MachineConfig, a: int, b: int, n: int = 400) -> float:
     """Messages per kilocycle of a one-way URPC stream from a to b."""
-    tl = _run_pair(cfg, a, b, lambda link, sa, sb: urpc.stream_programs(link, n, sa, sb), "stream")
+    tl = run_pair(cfg, a, b, lambda link, sa, sb: urpc.stream_programs(link, n, sa, sb), "stream")
     t0 = tl[tl[:, 2] == urpc.EV_STREAM_START][0, 1]
     end = tl[tl[:, 2] == urpc.EV_STREAM_END][0]
     if end[3] != 0:

@@ -153,14 +153,14 @@ def model_urpc(cfg, a: int, b: int, rounds: int, n: int) -> tuple[float, float]:
     Barrelfish stub stack) is what native/hostbench.c runs, so both sides do the same work."""
     from kernels import microbench as mb
     from kernels import urpc
-    tl = mb._run_pair(cfg, a, b, lambda link, sa, sb: urpc.pingpong_programs(link, rounds), "ping-pong")
+    tl = mb.run_pair(cfg, a, b, lambda link, sa, sb: urpc.pingpong_programs(link, rounds), "ping-pong")
     col = {k: tl[(tl[:, 0] == c) & (tl[:, 2] == ev)][:, 1] for k, c, ev in
            (("send", a, urpc.EV_SEND), ("recv", b, urpc.EV_RECV),
             ("rsend", b, urpc.EV_SEND), ("rrecv", a, urpc.EV_RECV))}
     h = rounds // 2   # warm: the second half, as microbench.urpc_latency
     one_way = list(col["recv"][h:] - col["send"][h:]) + list(col["rrecv"][h:] - col["rsend"][h:])
     lat = sum(one_way) / len(one_way)
-    tl = mb._run_pair(cfg, a, b, lambda link, sa, sb: urpc.stream_programs(link, n), "stream")
+    tl = mb.run_pair(cfg, a, b, lambda link, sa, sb: urpc.stream_programs(link, n), "stream")
     t0 = tl[tl[:, 2] == urpc.EV_STREAM_START][0, 1]
     end = tl[tl[:, 2] == urpc.EV_STREAM_END][0]
     if end[3] != 0:
