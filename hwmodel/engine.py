@@ -411,22 +411,15 @@ def invalidate_core(st, q, line):
 
 
 @njit(_nrt=False)
-def drop_hint(st, q, line):
-    """``q`` no longer owns ``line`` in M: its private copies lose the ``OWNM`` hint."""
+def drop_hint(st, q, line, clean):
+    """``q`` no longer owns ``line`` in M: its private copies lose the ``OWNM`` hint, and their dirty
+    bit too when ``clean`` (the owner's data was written back), in one pass."""
     privs, flags = st[PRIVS], st[FLAGS]
+    mask = ~(OWNM | DIRTY) if clean else ~OWNM
     for j in range(st[PARAMS][P_NPRIVINST]):
         s = find_(st[GEO], st[TAG], st[FLAGS], privs[q, j], line)
         if s >= 0:
-            flags[s] &= ~OWNM
-
-
-@njit(_nrt=False)
-def clean_core(st, q, line):
-    privs, flags = st[PRIVS], st[FLAGS]
-    for j in range(st[PARAMS][P_NPRIVINST]):
-        s = find_(st[GEO], st[TAG], st[FLAGS], privs[q, j], line)
-        if s >= 0:
-            flags[s] &= ~DIRTY
+            flags[s] &= mask
 
 
 # ------------------------------------------------------------------ one access
@@ -675,9 +668,9 @@ def line_access(st, core, line, write, ifetch, t):
     else:
         if owner >= 0:
             nxt = _ROWN[proto, dstate]
-            drop_hint(st, owner, line)          # the owner keeps no M: its stores must ask again
-            if _RWB[proto, dstate]:
-                clean_core(st, owner, line)
+            wb = _RWB[proto, dstate]
+            drop_hint(st, owner, line, wb)      # the owner keeps no M: its stores must ask again
+            if wb:
                 mem_write(st, line, t, owner)
                 st[LSTATS][owner, geo[st[DPATH][owner, npriv - 1], CFG], L_WRITEBACKS] += 1
             if nxt == O:

@@ -40,6 +40,15 @@ def _push_dirty(geo, tag, flags, dpath, nlev, pos, line, t, mem_busy, occ, lstat
 
 
 @njit(forceinline=True, _nrt=False)
+def _store_retire(n_alu, width, alu_lat):
+    """(cost, issue counter after it) of a store that hits: it retires into the store buffer and
+    issues with the register-class ops, one alu_latency per ``width`` of them (the counter wraps at
+    ``width`` instead of taking n % width)."""
+    cost = alu_lat if n_alu == 0 else 0
+    return cost, (0 if n_alu + 1 >= width else n_alu + 1)
+
+
+@njit(forceinline=True, _nrt=False)
 def _choose_way(flags, meta, b, ways, pol, tk, rng1):
     """(way, evicting) for a fill of the set at ``b``: the first invalid way, else the policy's victim.
     LRU (policy 0) finds both in one pass, the oldest stamp with selects (which way is oldest is not
@@ -172,8 +181,7 @@ def run_single(geo, tag, flags, meta, rng, tick, dpath, ipath, params, mem_busy,
                 flags[slot_d] |= DIRTY
             accesses += 1
             if k_ == KIND_S:
-                cost = alu_lat if n_alu == 0 else 0
-                n_alu = 0 if n_alu + 1 >= width else n_alu + 1     # n % width, wrapping
+                cost, n_alu = _store_retire(n_alu, width, alu_lat)
             else:
                 cost = d1lat
             if record:
@@ -315,8 +323,7 @@ def run_single(geo, tag, flags, meta, rng, tick, dpath, ipath, params, mem_busy,
             eff = t0 + (idelay if ifetch else ddelay)
             cost = max(lat, eff - t0)
         elif k_ == KIND_S:
-            cost = alu_lat if n_alu == 0 else 0
-            n_alu = 0 if n_alu + 1 >= width else n_alu + 1     # n % width, wrapping
+            cost, n_alu = _store_retire(n_alu, width, alu_lat)
         else:
             cost = lat
         if record:

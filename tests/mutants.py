@@ -267,8 +267,8 @@ MUTANTS = [
            "        if cstate == E:\n            pass",
            "a write hit in E leaves the directory in E"),
     Mutant("owner_keeps_store_hint", "hwmodel/engine.py",
-           "            drop_hint(st, owner, line)          # the owner keeps no M: its stores must ask again",
-           "            pass",
+           "    mask = ~(OWNM | DIRTY) if clean else ~OWNM",
+           "    mask = ~DIRTY if clean else ~0",
            "a reader downgrades the owner but its copies keep the OWNM hint: its next store hits"),
     # ---- APIC timer (cpu.py; the reference decodes and schedules it itself)
     Mutant("timer_periodic_rearm_late", "hwmodel/cpu.py",
