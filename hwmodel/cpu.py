@@ -20,9 +20,9 @@ from hwmodel import apic
 from hwmodel.tupleref import ref
 from hwmodel.apic import (APIC_BASE, DFR, EOI, ESR, ESR_SEND_ILLEGAL, ICR_BUSY, ICR_HIGH, ICR_LOW, ID, INIT, LDR, LOWEST,
                           NMI, NMI_VECTOR, STARTUP, FIXED, decode, logical_match)
-from hwmodel.engine import (CDOM, CLOCK, _heap_pop, _heap_push, DPATH, GEO, IPATH, MSG, PARAMS, access, flush_domain,
+from hwmodel.engine import (CDOM, CLOCK, DCOUNT, _heap_pop, _heap_push, DPATH, GEO, IPATH, MSG, PARAMS, access, flush_domain,
                             flush_line, hold_lines, request_delay, would_hit)
-from hwmodel.state import LAT, P_CPP, P_LINEBITS, P_MEMOCC, P_NDOM
+from hwmodel.state import LAT, P_CPP, P_DIRFULL, P_DIRMASK, P_LINEBITS, P_MEMOCC, P_NDOM
 from hwmodel.trace import KIND_I, KIND_L, KIND_S
 from hwmodel.workload import (COALESCED, DEADLOCK, DELIVERED, DONE, ERROR, FAULTED, FK_APIC, FK_BAD_MSR, FK_DOUBLE,
                               FK_MISALIGNED, FK_NO_CODE,
@@ -44,8 +44,11 @@ K_SUPER = 23                                 # the supervisor kernel (Workload.s
 K_PAUSE = 28                                 # 24-27, 29: reserved
 K_CLFLUSH, K_WBINVD = 30, 31
 NK = 32
-# what needs growing
-G_IPI, G_FAULT, G_TL, G_PAGES, G_PEND, G_HEAP = range(6)
+# what needs growing (G_DIR: the coherence directory, which ``Machine`` grows)
+G_IPI, G_FAULT, G_TL, G_PAGES, G_PEND, G_HEAP, G_DIR = range(7)
+# directory entries one step may add at most, with room to spare: its access's (up to) two lines,
+# a page walk's table lines, an interrupt frame's lines
+DIR_HEADROOM = 64
 
 (C_CODE, C_OPADDR, C_REGS, C_PC, C_STATE, C_IF, C_MODE, C_CR3, C_WAIT, C_SCHED, C_LASTF, C_IRR, C_ISR, C_IRRID,
  C_NMIP, C_HAND, C_RSTK, C_RSP, C_ICRLO, C_ICRHI, C_PEND, C_PENDN, C_IPI, C_NIPI, C_FAULTS, C_NFAULT, C_TL, C_NTL,
@@ -1704,6 +1707,11 @@ def room(st, cs):
         return G_HEAP + 1
     if cs[C_OUT][3] + 1 > cs[C_PEND].shape[1]:
         return G_PEND + 1
+    # the directory starts small and doubles when half full (so that its probes stay in the host's
+    # caches while few lines live), up to the size that can never fill
+    rows = st[PARAMS][P_DIRMASK] + 1
+    if 2 * (st[DCOUNT][0] + DIR_HEADROOM) > rows and rows < st[PARAMS][P_DIRFULL]:
+        return G_DIR + 1
     return 0
 
 

@@ -163,9 +163,13 @@ def wrap64(x: int) -> int:
     return x - (1 << 64) if x >> 63 else x
 
 
+_REG_NAMES = {"sp": SP, **{f"r{i}": i for i in range(NREGS)}}
+
+
 def _reg(r, what: str = "register") -> int:
-    if r == "sp":
-        return SP
+    n = _REG_NAMES.get(r) if isinstance(r, str) else None
+    if n is not None:
+        return n
     if isinstance(r, str) and r.startswith("r") and r[1:].isdigit() and int(r[1:]) < NREGS:
         return int(r[1:])
     if isinstance(r, int) and not isinstance(r, bool) and 0 <= r < NREGS:

@@ -8,7 +8,7 @@ from hwmodel.coherence import STATE_NAMES
 from hwmodel.config import MachineConfig, load_machine
 from hwmodel.errors import MksimError
 from hwmodel.memory import functional_replay
-from hwmodel.state import CORE_STATS, DIRTY, LEVEL_STATS, P_DIRFULL, P_LINEBITS, SHOWN_FLAGS, VALID, build_state
+from hwmodel.state import CORE_STATS, DIRTY, LEVEL_STATS, P_LINEBITS, SHOWN_FLAGS, VALID, build_state
 from hwmodel.workload import FAULT_NAMES, OUTCOME_NAMES, PROG_STATS, SPIN, STATUS_NAMES, WFI, Workload
 from hwmodel.workload import STATE_NAMES as CORE_STATE_NAMES
 
@@ -41,15 +41,17 @@ class Machine:
         """Run the loaded workload: 'done', 'deadlock', or 'limit' after ``max_ops`` ops (resumable)."""
         if self.cpu is None:
             raise MksimError("no workload loaded (Machine.load_workload)")
-        # programs run to the end without stopping for a bigger directory: give it its full size
-        self._grow_directory(int(self.state.params[P_DIRFULL]))
         start = int(self.cpu.out[1])
         while True:
             left = -1 if max_ops < 0 else max_ops - (int(self.cpu.out[1]) - start)
             status = int(cpu.run(self._st, cpu.pack(self.cpu), left))
             if status != cpu.GROW:
                 return STATUS_NAMES[status]
-            cpu.grow(self.cpu, int(self.cpu.out[0]))
+            what = int(self.cpu.out[0])
+            if what == cpu.G_DIR:       # the directory is half full: double it (same entries)
+                self._grow_directory(2 * self.state.dirt.shape[0])
+            else:
+                cpu.grow(self.cpu, what)
 
     def read(self, addr: int, n: int, domain: int | None = None) -> bytes:
         """Bytes of simulated physical memory (the functional store); with ``domain``, as that

@@ -278,14 +278,16 @@ def shm_vs_msg_rows(machine: str | MachineConfig, max_cores: int | None = None, 
     top = min(max_cores or cfg.cores, cfg.cores)
     rows = []
     for k in range(1, top + 1):
+        msg: dict[int, tuple[float, float]] = {}     # one MSG8 run gives MSG8 and SERVER
         for name in series:
             if name.startswith("SHM"):
                 v = shm_cost(cfg, k, int(name[3:]), iters)
             elif k < 2:
                 continue
-            elif name.startswith("MSG"):
-                v = msg_cost(cfg, k - 1, int(name[3:]), iters)[0]
             else:
-                v = msg_cost(cfg, k - 1, 8, iters)[1]
+                n = int(name[3:]) if name.startswith("MSG") else 8
+                if n not in msg:
+                    msg[n] = msg_cost(cfg, k - 1, n, iters)
+                v = msg[n][0] if name.startswith("MSG") else msg[n][1]
             rows.append({"series": name, "cores": k, "cycles_per_update": round(v, 1)})
     return rows

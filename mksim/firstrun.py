@@ -208,8 +208,8 @@ def compile_up_front(names, notice: bool = True) -> list[str]:
 def _warm_program() -> None:
     """Run a two-op program and read and write memory: compiles ``cpu.run``, ``cpu.apic_reset`` (which
     builds the state), the functional memory's page look-up (``Machine.read`` / ``write``) and the
-    directory's rehash (a program run gets the full-size directory first)."""
-    from hwmodel import isa
+    directory's rehash (a program that caches many lines doubles the directory as it runs)."""
+    from hwmodel import engine, isa
     from hwmodel.machine import Machine
     from hwmodel.workload import Workload
     m = Machine("amd-2x2")
@@ -220,6 +220,7 @@ def _warm_program() -> None:
     w.start(0, w.place(prog, 0x10_0000).pc())
     m.load_workload(w)
     m.execute()
+    engine.dir_grow(m.state, 2 * m.state.dirt.shape[0])
     m.write(0x20_0000, b"\x01")
     m.read(0x20_0000, 1)
 

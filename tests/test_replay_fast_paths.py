@@ -215,3 +215,51 @@ def test_a_straddling_access_forgets_the_known_line():
     assert_same(m, la, ref, ref.run(core, kind, addr, size))
     # misses: line 0; then line 0 hits and line 1 misses (evicting line 0); line 0 again
     assert m.stats()["cores"][0]["caches"]["L1D"]["misses"] == 3
+
+
+def _program_run(cfg, lines: int, stride: int, seed: int):
+    """Every core stores to ``lines`` lines of its own region and loads one of 4 shared lines each
+    iteration; returns the machine after the run."""
+    from hwmodel import isa
+    m = Machine(cfg, seed=seed)
+    w = m.workload()
+    for c in range(cfg.cores):
+        p = isa.Program(f"dir-grow{c}")
+        p.movi("r1", 0x100_0000 + c * (1 << 22))
+        p.movi("r0", 0)
+        p.label("loop")
+        p.store(0, "r0", base="r1")
+        p.alu("and", "r2", "r0", 3)
+        p.alu("shl", "r2", "r2", 6)
+        p.load("r3", 0x80_0000, base="r2")
+        p.add("r1", "r1", stride)
+        p.add("r0", "r0", 1)
+        p.br("lt", "r0", lines, "loop")
+        p.halt()
+        w.start(c, w.place(p, 0x10_0000 + c * 0x1_0000).pc())
+    m.load_workload(w)
+    assert m.execute() == "done"
+    return m
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.integers(1, 700), stride=st.sampled_from([64, 128, 4096 + 64]), start=st.sampled_from([1, 16, 256]),
+       seed=st.integers(0, 3))
+def test_programs_grow_the_directory_as_they_run_with_the_same_results(monkeypatch_dir, lines, stride, start, seed):
+    """The program engine stops for a bigger directory before a step could fill it past half; a run
+    that grows it from a few rows gives exactly the cycles, timeline, statistics and directory of a
+    run on the full-size directory from the start."""
+    cfg = Machine("amd-2x2").cfg
+    monkeypatch_dir(start)
+    small = _program_run(cfg, lines, stride, seed)
+    monkeypatch_dir(1 << 30)
+    full = _program_run(cfg, lines, stride, seed)
+    assert full.state.dirt.shape[0] == full.state.params[state_mod.P_DIRFULL]
+    live = int(small.state.d_count[0])
+    assert small.state.dirt.shape[0] == full.state.dirt.shape[0] or \
+        2 * live <= small.state.dirt.shape[0]
+    assert np.array_equal(small.timeline(), full.timeline())
+    assert small.stats() == full.stats()
+    assert small.directory() == full.directory()
+    assert np.array_equal(small.state.clock, full.state.clock)
+    assert np.array_equal(small.cpu.pst, full.cpu.pst)
