@@ -105,4 +105,6 @@ _optimise_call_trees_once()
 def njit(*args, **kwargs):
     """``numba.njit`` with ``cache=True`` unless told otherwise."""
     kwargs.setdefault("cache", True)
+    if os.environ.get("MKSIM_EXP_NOINLINE") == "1":
+        kwargs.pop("forceinline", None)
     return _njit(*args, **kwargs)

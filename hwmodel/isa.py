@@ -163,6 +163,7 @@ def wrap64(x: int) -> int:
     return x - (1 << 64) if x >> 63 else x
 
 
+_ZERO_FIELDS = (0,) * NF
 _REG_NAMES = {"sp": SP, **{f"r{i}": i for i in range(NREGS)}}
 
 
@@ -195,8 +196,8 @@ class Program:
 
     # -------------------------------------------------------------- plumbing
     def _emit(self, op: int, *fields_, comment: str = "") -> "Program":
-        row = [op] + [int(x) for x in fields_]
-        row += [0] * (NF - len(row))
+        row = [op, *map(int, fields_)]
+        row.extend(_ZERO_FIELDS[len(row):])
         self.ops.append(row)
         if comment:
             self.comments[len(self.ops) - 1] = comment

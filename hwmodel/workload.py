@@ -38,6 +38,8 @@ PROG_STATS = ("ops", "loads", "stores", "atomics", "spin_sleeps", "ipis_sent", "
               "timer_lost", "computes_interrupted", "icr_wait_cycles")
 RSTACK = 16          # return-stack depth (nested interrupts)
 PAGE = 4096
+# ops whose field holds a code target (an op index of their program until placed): (op, field)
+_CODE_TARGETS = ((isa.BR, 5), (isa.JMP, 1), (isa.SETVEC, 2), (isa.CALL, 1))
 
 
 @dataclass
@@ -94,11 +96,8 @@ class Workload:
             if addr < a + len(o) * isa.OP_BYTES and a < addr + n * isa.OP_BYTES:
                 raise MksimError(f"{program.name}: code at {addr:#x} overlaps {nm} at {a:#x}")
         ops = ops.copy()
-        for i in range(n):
-            op = ops[i, 0]
-            fno = {isa.BR: 5, isa.JMP: 1, isa.SETVEC: 2, isa.CALL: 1}.get(int(op))
-            if fno is not None:
-                ops[i, fno] += self._n
+        for op, fno in _CODE_TARGETS:               # branch targets: program op index -> global op index
+            ops[ops[:, 0] == op, fno] += self._n
         for i in program.code_refs:                 # code_addr: op index -> code address
             ops[i, 2] = addr + isa.OP_BYTES * ops[i, 2]
         self.segments.append((addr, ops, program.name))
