@@ -38,6 +38,10 @@ def _fingerprint(here: str) -> str:
 
 
 CHOSEN_DIR = None       # the folder _ensure_cache_dir chose (None: NUMBA_CACHE_DIR was set by the user)
+# MKSIM_NUMBA_NOINLINE=1: every function stays a function of its own (no forceinline), so that a
+# sampling profiler can say which one the time is spent in (benchmarks/engine_profile.py); slower
+# to run and to compile, and compiled into a cache folder of its own
+NOINLINE = os.environ.get("MKSIM_NUMBA_NOINLINE") == "1"
 
 
 def _ensure_cache_dir() -> None:
@@ -45,7 +49,7 @@ def _ensure_cache_dir() -> None:
     if os.environ.get("NUMBA_CACHE_DIR"):
         return
     here = os.path.dirname(os.path.abspath(__file__))
-    tag = _fingerprint(here)
+    tag = _fingerprint(here) + ("-noinline" if NOINLINE else "")
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     for cand in (os.path.join(here, "__pycache__", "numba", tag), os.path.join(base, "mksim", "numba", tag),
                  os.path.join(tempfile.gettempdir(), f"mksim-numba-{os.getuid()}", tag)):
@@ -105,6 +109,6 @@ _optimise_call_trees_once()
 def njit(*args, **kwargs):
     """``numba.njit`` with ``cache=True`` unless told otherwise."""
     kwargs.setdefault("cache", True)
-    if os.environ.get("MKSIM_EXP_NOINLINE") == "1":
+    if NOINLINE:
         kwargs.pop("forceinline", None)
     return _njit(*args, **kwargs)
