@@ -1662,30 +1662,42 @@ def step(st, cs, c, res):
 
 
 @njit(forceinline=True, _nrt=False)
-def fast_step(st, cs, c):
-    """``step`` for the common case, inlined into ``run``: a running core with nothing pending, no miss in
-    flight, no interrupt to take, not in a COMPUTE, whose next op is a register-class op on the
-    instruction line it fetched last.  Returns 1 if it executed the op (exactly as ``step`` would), else 0
-    and ``step`` takes the core."""
+def fast_steps(st, cs, c, budget):
+    """``step`` for the common case, inlined into ``run``: the register-class ops a running core runs in
+    a row (at most ``budget``; -1: no limit), each on the instruction line the core fetched last, while
+    nothing is pending, no miss is in flight, no interrupt can be taken, the core is not in a COMPUTE,
+    its timer is not due and no other core is due first.  Returns how many ran, each exactly as
+    ``step`` would run it (0: ``step`` takes the core).  A register op changes only the core's
+    registers, pc, clock and issue counter, so what ``run`` checks between two ops (the logs' room,
+    the core's state and schedule) stays as it was and only the clock-dependent checks repeat."""
+    if cs[C_PENDN][c] > 0 or cs[C_STATE][c] != RUN or cs[C_INF][c, F_T] >= 0 or cs[C_BUSY][c, 1] >= 0 \
+            or cs[C_CPAR][c, K_NSEG] == 0 or deliverable(cs, c) >= 0:
+        return 0
     t = st[CLOCK][c]
     tn = cs[C_TIMER][c, T_NEXT]
-    if cs[C_PENDN][c] > 0 or (tn >= 0 and tn <= t) or cs[C_STATE][c] != RUN or cs[C_INF][c, F_T] >= 0 \
-            or cs[C_BUSY][c, 1] >= 0:
-        return 0
     pc = cs[C_PC][c]
     code = cs[C_CODE]
-    if pc < 0 or pc >= code.shape[0] or code[pc, 0] > isa.JMP or cs[C_CPAR][c, K_NSEG] == 0:
-        return 0
-    if np.int64(np.uint64(cs[C_OPADDR][pc]) >> np.uint64(st[PARAMS][P_LINEBITS])) != cs[C_LASTF][c]:
-        return 0
-    if deliverable(cs, c) >= 0:
-        return 0
-    cs[C_PST][c, S_OPS] += 1
-    cs[C_OUT][1] += 1
-    cs[C_PC][c] = reg_op(cs, c, code[pc, 0], code[pc, 1], code[pc, 2], code[pc, 3], code[pc, 4], code[pc, 5],
-                         pc + 1)
-    st[CLOCK][c] = t + alu_cost(cs, c)
-    return 1
+    opaddr = cs[C_OPADDR]
+    heap, heapn = cs[C_HEAP], cs[C_HEAPN]
+    lb = np.uint64(st[PARAMS][P_LINEBITS])
+    lastf = cs[C_LASTF][c]
+    n = 0
+    while n != budget:
+        if (tn >= 0 and tn <= t) or pc < 0 or pc >= code.shape[0] or code[pc, 0] > isa.JMP:
+            break
+        if np.int64(np.uint64(opaddr[pc]) >> lb) != lastf:
+            break
+        if n > 0 and heapn[0] > 0 and heap[0] <= t * 8192 + c:
+            break                           # another core is due first (run schedules this one)
+        pc = reg_op(cs, c, code[pc, 0], code[pc, 1], code[pc, 2], code[pc, 3], code[pc, 4], code[pc, 5], pc + 1)
+        t += alu_cost(cs, c)
+        n += 1
+    if n > 0:
+        cs[C_PST][c, S_OPS] += n
+        cs[C_OUT][1] += n
+        cs[C_PC][c] = pc
+        st[CLOCK][c] = t
+    return n
 
 
 # ------------------------------------------------------------------ the loop
@@ -1749,8 +1761,9 @@ def run(st_tuple, cs_tuple, max_ops):
                 clock[c] = t
             elif clock[c] > t:
                 clock[c] = t            # a core in a COMPUTE, stepped when an interrupt may preempt it
-            if fast_step(st, cs, c):
-                ops += 1
+            n = fast_steps(st, cs, c, max_ops - ops if max_ops >= 0 else -1)
+            if n > 0:
+                ops += n
             else:
                 ops += step(st, cs, c, res)
             if cs[C_STATE][c] != RUN or sched[c] >= 0:

@@ -95,6 +95,15 @@ class Mutant:
 
 
 MUTANTS = [
+    # ---- the run loop's register-op fast path
+    Mutant("fast_steps_ignore_due_core", "hwmodel/cpu.py",
+           "        if n > 0 and heapn[0] > 0 and heap[0] <= t * 8192 + c:",
+           "        if n < 0 and heapn[0] > 0 and heap[0] <= t * 8192 + c:",
+           "a core runs its register ops past another core that is due first"),
+    Mutant("fast_steps_ignore_timer", "hwmodel/cpu.py",
+           "        if (tn >= 0 and tn <= t) or pc < 0",
+           "        if (tn >= 0 and tn < 0) or pc < 0",
+           "register ops run on past a due timer interrupt"),
     # ---- TLB: 4 KiB / 2 MiB lookup, INVLPG, fill / LRU
     Mutant("invlpg_keeps_2m", "hwmodel/cpu.py",
            "    e = tlb_find(cs, c, ((v2 << 1) | 1) + 1, v2)\n    if e >= 0:\n        cs[C_TLB][c, e, 0] = 0",
