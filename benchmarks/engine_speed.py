@@ -1,6 +1,6 @@
 """Speed of the compiled program engine (``Machine.execute``) on a sharing-heavy mix.
 
-    python benchmarks/engine_speed.py [--ops N] [--repeat R] [--json]
+    python benchmarks/engine_speed.py [--ops N] [--repeat R] [--json] [--mix sharing|alu] [--cores N]
 
 All 16 cores of ``amd-4x4`` run the same loop (core c, iteration i):
 
@@ -21,6 +21,9 @@ All 16 cores of ``amd-4x4`` run the same loop (core c, iteration i):
 That is 24 ops an iteration (2 loads, 2 stores, 1 fetch-and-add, 1 spin, 16 ALU ops,
 2 branches), 25 on every 8th (the shared store); the number of iterations is chosen
 so that the 16 cores execute about ``--ops`` ops in all.
+
+``--mix alu`` runs register ops only (22 ALU ops, the counter and the back branch: 24 an
+iteration) on cores 0..``--cores``-1: the speed of the run loop's register-op path.
 
 Timed: ``Machine.execute`` only, on a fresh ``Machine`` with the workload already
 loaded (``Machine(...)``, building the programs and ``load_workload`` are outside
@@ -111,18 +114,36 @@ def program(cfg, c: int, iters: int) -> isa.Program:
 OPS_PER_ITER = 24   # ops of one iteration without the shared store; 25 on every 8th
 
 
-def build(cfg, iters: int) -> Machine:
+def program_alu(cfg, c: int, iters: int) -> isa.Program:
+    """``--mix alu``: 22 register ops, the loop counter and the back branch (24 ops, no memory)."""
+    p = isa.Program(f"alu-core{c}")
+    p.movi("r0", 0, comment="i")
+    p.movi("r1", c)
+    p.label("loop")
+    for k in range(11):
+        p.add("r2", "r2", "r1")
+        p.alu("xor", "r3", "r2", k + 1)
+    p.add("r0", "r0", 1)
+    p.br("lt", "r0", iters, "loop")
+    p.halt()
+    return p
+
+
+MIXES = {"sharing": program, "alu": program_alu}
+
+
+def build(cfg, iters: int, mix: str = "sharing", cores: int = CORES) -> Machine:
     m = Machine(cfg)
     w = m.workload()
-    for c in range(CORES):
-        pl = w.place(program(cfg, c, iters), CODE + c * 0x10000)
+    for c in range(cores):
+        pl = w.place(MIXES[mix](cfg, c, iters), CODE + c * 0x10000)
         w.start(c, pl.pc())
     m.load_workload(w)
     return m
 
 
-def run_once(cfg, iters: int) -> tuple[int, float, Machine]:
-    m = build(cfg, iters)
+def run_once(cfg, iters: int, mix: str = "sharing", cores: int = CORES) -> tuple[int, float, Machine]:
+    m = build(cfg, iters, mix, cores)
     before = int(m.cpu.out[1])
     t0 = time.perf_counter()
     status = m.execute()
@@ -139,31 +160,38 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="timed runs; the fastest is reported (default 3)")
     ap.add_argument("--json", action="store_true",
                     help='print {"ops_per_s", "ops", "seconds", "machine", "cores"}')
+    ap.add_argument("--mix", choices=sorted(MIXES), default="sharing",
+                    help="sharing (default: the module docstring's loop) or alu (register ops only)")
+    ap.add_argument("--cores", type=int, default=CORES, help=f"run on cores 0..N-1 (default {CORES})")
     args = ap.parse_args(argv)
-    if args.ops < CORES * OPS_PER_ITER or args.repeat < 1:
-        ap.error(f"--ops must be at least {CORES * OPS_PER_ITER}, --repeat at least 1")
+    if args.mix == "sharing" and args.cores != CORES:
+        ap.error(f"--mix sharing runs on all {CORES} cores (its spin ring needs them)")
+    if not 1 <= args.cores <= CORES:
+        ap.error(f"--cores must be 1..{CORES}")
+    if args.ops < args.cores * OPS_PER_ITER or args.repeat < 1:
+        ap.error(f"--ops must be at least {args.cores * OPS_PER_ITER}, --repeat at least 1")
     cfg = load_machine(MACHINE)
     if cfg.cores != CORES:
         raise SystemExit(f"engine_speed: {MACHINE} has {cfg.cores} cores, expected {CORES}")
-    iters = max(1, round(args.ops / (CORES * OPS_PER_ITER)))
+    iters = max(1, round(args.ops / (args.cores * OPS_PER_ITER)))
 
     t0 = time.perf_counter()
-    run_once(cfg, 20)                 # compile (or load numba's cache); not timed
+    run_once(cfg, 20, args.mix, args.cores)     # compile (or load numba's cache); not timed
     warm = time.perf_counter() - t0
     best = None
     for _ in range(args.repeat):
-        ops, dt, m = run_once(cfg, iters)
+        ops, dt, m = run_once(cfg, iters, args.mix, args.cores)
         if best is None or dt < best[1]:
             best = (ops, dt, m)
     ops, dt, m = best
     result = {"ops_per_s": round(ops / dt), "ops": ops, "seconds": round(dt, 4), "machine": MACHINE,
-              "cores": CORES}
+              "cores": args.cores, "mix": args.mix}
     if args.json:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
         return 0
     ps = m.prog_stats()
     tot = {k: sum(s[k] for s in ps) for k in ("ops", "loads", "stores", "atomics", "spin_sleeps")}
-    print(f"engine_speed: {MACHINE}, {CORES} cores, {iters} iterations per core")
+    print(f"engine_speed: {MACHINE}, {args.mix} mix, {args.cores} cores, {iters} iterations per core")
     print(f"  {ops:,} ops in {dt:.3f} s (best of {args.repeat}): {ops / dt / 1e6:.2f} M ops/s")
     print(f"  per program: {tot['ops']:,} ops, {tot['loads']:,} loads, {tot['stores']:,} stores, "
           f"{tot['atomics']:,} atomics, {tot['spin_sleeps']:,} spin sleeps")

@@ -425,3 +425,51 @@ def test_stepping_in_chunks_with_timers_changes_nothing(data):
     cfg = data.draw(irq_machines())
     w, words = data.draw(workloads(cfg, irq=True))
     run_both(cfg, w, words, data.draw(st.lists(st.integers(0, 40), min_size=1, max_size=6)))
+
+
+# ------------------------------------------------------------------ interrupts in a run of register ops
+
+def register_loop(n: int, width: int = 3) -> Program:
+    """mark 3; n iterations of ``width`` register ops, the counter and the back branch; mark 4."""
+    p = Program("loop").movi("r1", 0).mark(3).label("top")
+    for k in range(width):
+        p.add("r2", "r2", k + 1)
+    p.add("r1", "r1", 1).br("lt", "r1", n, "top")
+    return p.mark(4)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(50, 600), at=st.integers(0, 3000), width=st.integers(1, 6), issue=st.integers(1, 4))
+def test_an_ipi_interrupts_a_run_of_register_ops_at_the_first_op_boundary_after_it_arrives(n, at, width, issue):
+    """The run loop executes a quiet core's register ops many at a time; another core that is due first
+    still acts in between: an IPI sent meanwhile is taken at the first op boundary at or after its
+    arrival, exactly as the reference takes it."""
+    cfg = small(issue_width=issue)
+    w = Workload(cfg.cores)
+    victim = Program("v").sti()
+    victim.extend(register_loop(n, width), "l")
+    pc, hpc = place_with_handler(w, victim.halt(), handler(), 0x2000)
+    w.start(1, pc)
+    w.set_handler(1, VEC, hpc)
+    w.start(0, w.place(Program("s").compute(at + 1).ipi(1, VEC).halt(), 0x1000).pc())
+    m, r = both(cfg, w)
+    (*_, arrive, outcome, taken), = r.ipis()
+    (start,), (end,) = marks(r, 3), marks(r, 4)
+    if start < arrive < end - cfg.core.alu_latency:         # arrived inside the loop
+        assert outcome == DELIVERED
+        (entered,) = marks(r, 7)
+        assert arrive <= taken <= arrive + cfg.core.alu_latency and entered == taken + cfg.core.interrupt_entry
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(50, 600), count=st.integers(1, 800), width=st.integers(1, 6))
+def test_the_timer_interrupts_a_run_of_register_ops_when_it_fires(n, count, width):
+    """A one-shot timer that fires while the core runs register ops is taken at the first op boundary at or
+    after it fires (the run of register ops stops for it), exactly as in the reference."""
+    cfg = small()
+    m, r = timer_run(cfg, Program("s").timer_oneshot(VEC, count, 1), register_loop(n, width))
+    (start,), (end,) = marks(r, 3), marks(r, 4)
+    entries = marks(r, 7)
+    assert len(entries) == 1 and r.prog_stats[0][STAT["timer_interrupts"]] == 1
+    if start + count + 2 < end:                      # fired inside the loop: taken before it ended
+        assert entries[0] < end
