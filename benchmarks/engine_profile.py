@@ -118,6 +118,12 @@ def main(argv=None) -> int:
         return 0
     if args.workload != "engine_speed" and not args.workload.startswith("trace:"):
         sys.exit(f"engine_profile.py: --workload {args.workload!r}: expected engine_speed or trace:CASE")
+    if args.workload.startswith("trace:"):
+        sys.path.insert(0, ROOT)
+        sys.path.insert(0, HERE)
+        from trace_speed import CASES
+        if args.workload[6:] not in CASES:
+            sys.exit(f"engine_profile.py: --workload {args.workload!r}: unknown case (known: {', '.join(CASES)})")
     for tool in ("perf", "nm"):
         if shutil.which(tool) is None:
             sys.exit(f"engine_profile.py: needs {tool!r} on the PATH")
@@ -126,10 +132,12 @@ def main(argv=None) -> int:
     me = [sys.executable, os.path.abspath(__file__), "--workload", args.workload]
     with tempfile.TemporaryDirectory(prefix="mksim-profile-") as out:
         sys.stderr.write("engine_profile.py: compiling the no-inline engine (first time: minutes), then profiling\n")
-        subprocess.run(me + ["--child", out], env=env, check=True, stdout=subprocess.DEVNULL)   # compile
         data = os.path.join(out, "perf.data")
-        subprocess.run(["perf", "record", "-q", "-e", "cpu-clock", "-F", str(args.freq), "-o", data, "--"]
-                       + me + ["--child", out], env=env, check=True, stdout=subprocess.DEVNULL)
+        for what, cmd in (("compiling the workload", me + ["--child", out]),
+                          ("perf record", ["perf", "record", "-q", "-e", "cpu-clock", "-F", str(args.freq), "-o",
+                                           data, "--"] + me + ["--child", out])):
+            if subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL).returncode != 0:
+                sys.exit(f"engine_profile.py: {what} failed (its messages are above)")
         with open(os.path.join(out, "libs.json")) as f:
             funcs = _functions(json.load(f))
         ips = subprocess.run(["perf", "script", "-i", data, "-F", "ip"], capture_output=True, text=True,

@@ -20,9 +20,9 @@ from hwmodel import apic
 from hwmodel.tupleref import ref
 from hwmodel.apic import (APIC_BASE, DFR, EOI, ESR, ESR_SEND_ILLEGAL, ICR_BUSY, ICR_HIGH, ICR_LOW, ID, INIT, LDR, LOWEST,
                           NMI, NMI_VECTOR, STARTUP, FIXED, decode, logical_match)
-from hwmodel.engine import (CDOM, CLOCK, DCOUNT, _heap_pop, _heap_push, DPATH, GEO, IPATH, MSG, PARAMS, access, flush_domain,
-                            flush_line, hold_lines, request_delay, would_hit)
-from hwmodel.state import LAT, P_CPP, P_DIRFULL, P_DIRMASK, P_LINEBITS, P_MEMOCC, P_NDOM
+from hwmodel.engine import (CDOM, CLOCK, DCOUNT, _heap_pop, _heap_push, DPATH, GEO, IPATH, MSG, PARAMS, access,
+                            dir_over_half, flush_domain, flush_line, hold_lines, request_delay, would_hit)
+from hwmodel.state import LAT, P_CPP, P_LINEBITS, P_MEMOCC, P_NDOM
 from hwmodel.trace import KIND_I, KIND_L, KIND_S
 from hwmodel.workload import (COALESCED, DEADLOCK, DELIVERED, DONE, ERROR, FAULTED, FK_APIC, FK_BAD_MSR, FK_DOUBLE,
                               FK_MISALIGNED, FK_NO_CODE,
@@ -1721,8 +1721,7 @@ def room(st, cs):
         return G_PEND + 1
     # the directory starts small and doubles when half full (so that its probes stay in the host's
     # caches while few lines live), up to the size that can never fill
-    rows = st[PARAMS][P_DIRMASK] + 1
-    if 2 * (st[DCOUNT][0] + DIR_HEADROOM) > rows and rows < st[PARAMS][P_DIRFULL]:
+    if dir_over_half(st[PARAMS], st[DCOUNT], DIR_HEADROOM):
         return G_DIR + 1
     return 0
 

@@ -215,10 +215,17 @@ def dir_grow(ms: MachineState, rows: int) -> None:
     ms.params[P_DIRMASK] = rows - 1
 
 
+@njit(forceinline=True, _nrt=False)
+def dir_over_half(params, dcount, extra):
+    """Is the directory over half full, counting ``extra`` entries to come, and still able to grow?
+    (Trace replay and the program engine stop for ``Machine`` to double it when it is.)"""
+    rows = params[P_DIRMASK] + 1
+    return rows < params[P_DIRFULL] and 2 * (dcount[0] + extra) > rows
+
+
 def dir_wants_room(ms: MachineState, extra: int = 0) -> bool:
-    """Is the directory over half full (counting ``extra`` entries to come) and still able to grow?"""
-    rows = ms.dirt.shape[0]
-    return rows < ms.params[P_DIRFULL] and 2 * (int(ms.d_count[0]) + extra) > rows
+    """``dir_over_half`` from Python (its plain-Python body: nothing to compile)."""
+    return bool(dir_over_half.py_func(ms.params, ms.d_count, extra))
 
 
 @njit(_nrt=False)
@@ -979,7 +986,7 @@ def run_trace(st_tuple, order, starts, ends, pos, rec, max_steps, out_lat, out_i
         clock[c] = end
         pos[c] += 1
         steps += 1
-        if 2 * dcount[0] > params[P_DIRMASK] + 1 and params[P_DIRMASK] + 1 < params[P_DIRFULL]:
+        if dir_over_half(params, dcount, 0):
             dcount[1] = 1                 # half full: the caller doubles the directory and calls again
             break
         if pos[c] >= ends[c]:

@@ -45,3 +45,8 @@ def test_engine_profile_names_functions_by_module_and_name(sym, name):
 def test_engine_profile_refuses_an_unknown_workload():
     with pytest.raises(SystemExit, match="engine_speed or trace:CASE"):
         _load("engine_profile").main(["--workload", "bogus"])
+
+
+def test_engine_profile_refuses_an_unknown_trace_case():
+    with pytest.raises(SystemExit, match="unknown case"):
+        _load("engine_profile").main(["--workload", "trace:no_such_case"])
