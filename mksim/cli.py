@@ -1492,14 +1492,16 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # --help, --version, usage errors
         code = e.code
         return code if isinstance(code, int) else (0 if code is None else EXIT_ERROR)
+    from mksim.report import unfinished_removed
     old_term = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        if args.command in ENGINE_COMMANDS:     # first run: compile what the command needs, in parallel
-            from mksim import firstrun
-            from mksim.progress import wanted
-            firstrun.compile_up_front(firstrun.needs(args.command, args),
-                                      wanted(getattr(args, "quiet", False), getattr(args, "json", False)))
-        return COMMANDS[args.command](args)
+        with unfinished_removed():      # an interrupt leaves no temporary file or folder behind
+            if args.command in ENGINE_COMMANDS:     # first run: compile what the command needs, in parallel
+                from mksim import firstrun
+                from mksim.progress import wanted
+                firstrun.compile_up_front(firstrun.needs(args.command, args),
+                                          wanted(getattr(args, "quiet", False), getattr(args, "json", False)))
+            return COMMANDS[args.command](args)
     except _Terminated:
         sys.stdout.flush()
         sys.stderr.write(f"{PROG}: terminated\n")

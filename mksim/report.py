@@ -9,6 +9,11 @@
   folder is synced and renamed into place (an older *report* folder there is
   replaced); on an exception it is removed.
 
+An interrupt (Ctrl-C, SIGTERM) can arrive between any two Python steps, including the step that
+creates a temporary and the one that would record it.  So each temporary's name is recorded in
+:data:`UNFINISHED` *before* it is created, and :func:`remove_unfinished` (which the command line
+runs when it is interrupted) removes whatever an interrupt left behind.
+
 Every failure is raised as :class:`~hwmodel.errors.MksimError` naming the path.
 """
 from __future__ import annotations
@@ -16,23 +21,85 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Iterator
-
-import numpy as np
 
 from hwmodel.errors import MksimError
 
 __all__ = ["to_json", "write_bytes", "write_text", "write_json", "check_writable_file",
-           "report_folder", "REPORT_MARKER"]
+           "report_folder", "REPORT_MARKER", "UNFINISHED", "remove_unfinished",
+           "unfinished_removed"]
 
 #: a folder holding this file is a report folder (safe to replace)
 REPORT_MARKER = "report.json"
 
 
+#: temporaries (files and folders) that exist, or may, and are not yet renamed into place or removed
+UNFINISHED: set[Path] = set()
+
+
+def _new_temp(parent: Path, prefix: str, suffix: str, make):
+    """Create a fresh temporary ``parent/prefix<random>suffix`` with ``make(path)`` (which must
+    fail with FileExistsError when the name is taken) and return ``(path, make's result)``.  The
+    name is in :data:`UNFINISHED` before ``make`` runs, so no interrupt can leave it unrecorded."""
+    for _ in range(100):
+        path = parent / f"{prefix}{secrets.token_hex(5)}{suffix}"
+        UNFINISHED.add(path)
+        try:
+            return path, make(path)
+        except FileExistsError:     # someone else's: not ours to remove
+            UNFINISHED.discard(path)
+        except OSError:
+            UNFINISHED.discard(path)
+            raise
+    raise FileExistsError(f"no free temporary name in {str(parent)!r}")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+def _done(path: Path) -> None:
+    """``path`` is renamed into place or removed: forget it."""
+    UNFINISHED.discard(path)
+
+
+def remove_unfinished(keep: frozenset[Path] | set[Path] = frozenset()) -> None:
+    """Remove every temporary an interrupt left behind (see the module's docstring), but those
+    in ``keep`` (temporaries of an outer caller, still in use)."""
+    for path in list(UNFINISHED - set(keep)):
+        _remove(path)
+        _done(path)
+
+
+@contextlib.contextmanager
+def unfinished_removed() -> Iterator[None]:
+    """On an exception or interrupt inside the ``with`` block, remove the temporaries created in
+    it that are left (the command line and sweeps run their work inside one)."""
+    before = frozenset(UNFINISHED)
+    try:
+        yield
+    except BaseException:
+        remove_unfinished(keep=before)
+        raise
+
+
+def _mkdir(path: Path) -> None:
+    os.mkdir(path, 0o700)
+
+
+def _create_file(path: Path) -> int:
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+
+
 def _default(o):
+    import numpy as np      # here, not at the top: the command line imports this module early
     if isinstance(o, np.integer):
         return int(o)
     if isinstance(o, np.floating):
@@ -85,21 +152,22 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     parent = p.parent if str(p.parent) else Path(".")
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{p.name}.", suffix=".tmp")
+        tmp, fd = _new_temp(parent, f".{p.name}.", ".tmp", _create_file)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, p)
+        _done(tmp)
         tmp = None
         _fsync_dir(parent)
     except OSError as e:
         raise MksimError(f"cannot write result: {e.strerror or e}", where=str(p)) from None
     finally:
         if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+            _remove(tmp)
+            _done(tmp)
     return p
 
 
@@ -138,7 +206,7 @@ def report_folder(dest: str | os.PathLike, make_parents: bool = False) -> Iterat
                          where=str(dest))
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{dest.name}.", suffix=".tmp"))
+        tmp, _ = _new_temp(parent, f".{dest.name}.", ".tmp", _mkdir)
     except OSError as e:
         raise MksimError(f"cannot create report folder: {e.strerror or e}", where=str(dest)) from None
     try:
@@ -152,20 +220,27 @@ def report_folder(dest: str | os.PathLike, make_parents: bool = False) -> Iterat
         old = None
         try:
             if dest.exists():
-                old = Path(tempfile.mkdtemp(dir=parent, prefix=f".{dest.name}.", suffix=".old"))
+                old, _ = _new_temp(parent, f".{dest.name}.", ".old", _mkdir)
                 os.replace(dest, old / "r")  # move the previous report aside
             os.replace(tmp, dest)
-        except OSError:
+            _done(tmp)
+        except BaseException:           # an error or an interrupt: the previous report goes back
             if old is not None and (old / "r").exists() and not dest.exists():
-                os.replace(old / "r", dest)  # put the previous report back
+                os.replace(old / "r", dest)
             raise
         finally:
             if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
+                if (old / "r").exists() and not dest.exists():
+                    _done(old)      # the previous report could not go back: keep it, never delete it
+                else:
+                    _remove(old)
+                    _done(old)
         _fsync_dir(parent)
     except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove(tmp)
+        _done(tmp)
         raise MksimError(f"cannot write report folder: {e.strerror or e}", where=str(dest)) from None
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove(tmp)
+        _done(tmp)
         raise

@@ -527,7 +527,14 @@ def _run_dask(spec: Spec, todo: list[dict], address: str, workers: int, record, 
 def run_sweep(spec: Spec, out: Path, workers: int | None = None, dask: str | None = None,
               progress: bool = True) -> dict:
     """Run the points of ``spec`` that ``out`` lacks; write each as it finishes, then results.csv.
-    Returns {"out", "points", "ran", "reused", "seconds", "columns", "rows"}."""
+    Returns {"out", "points", "ran", "reused", "seconds", "columns", "rows"}.  Stopped (Ctrl-C,
+    SIGTERM, an error), it keeps the finished points and leaves no temporary file behind."""
+    from mksim.report import unfinished_removed
+    with unfinished_removed():
+        return _run_sweep(spec, out, workers, dask, progress)
+
+
+def _run_sweep(spec: Spec, out: Path, workers: int | None, dask: str | None, progress: bool) -> dict:
     from mksim.progress import Progress, compile_notice
     from mksim.report import write_json
     workers = workers or os.cpu_count() or 1
