@@ -850,7 +850,7 @@ def cmd_demo(args) -> int:
     out = Path(args.out) if args.out else Path("reports") / f"demo-{cfg.name}"
     t0 = time.perf_counter()
     from mksim.progress import Progress, wanted
-    bar = Progress(3, "demo (boot, shm-vs-msg, trace)", wanted(args.quiet), unit="part")
+    bar = Progress(3, "demo (trace, shm-vs-msg, boot)", wanted(args.quiet), unit="part")
     return _demo(args, cfg, out, t0, bar, _DemoPlots())
 
 
@@ -865,23 +865,9 @@ def _demo(args, cfg, out: Path, t0: float, bar, plots: _DemoPlots) -> int:
     from mksim.report import report_folder, to_json
     # the plotting child stops before the report folder is removed (an error, Ctrl-C, SIGTERM)
     with report_folder(out, make_parents=args.out is None) as tmp, contextlib.closing(plots):
-        # 1. boot: one kernel per core, GRUB-style, every step as core programs
-        from boot.flows import MAX_KERNELS
-        nk = min(cfg.cores, MAX_KERNELS)     # one kernel per core, up to 40 kernels (a plan's limit)
-        plan = plans.write_plan(str(tmp / "boot"), cfg, nk, "grub", "plan.cfg")
-        t1 = time.perf_counter()
-        boot = bootrun.boot_plan_file(plan, cfg, base_dir=str(tmp / "boot"), init=init_for(), personalities=known())
-        t_boot = time.perf_counter() - t1
-        (tmp / "boot-trace.json").write_text(to_json(boot.pop("trace")))
-        boot["plan"] = "boot/plan.cfg"
-        bar.update()
-        # 2. coherence versus messages (Figure 3 of the Barrelfish paper), up to 16 cores
-        t1 = time.perf_counter()
-        fig3 = mb.shm_vs_msg_rows(cfg, min(cfg.cores, 16), DEMO_ITERS)
-        t_fig3 = time.perf_counter() - t1
-        bar.update()
-        plots.add("shm-vs-msg", tmp / "shm-vs-msg.png", fig3, cfg.name, DEMO_ITERS)
-        # 3. a synthetic multi-core trace, replayed
+        # The three parts run trace first and boot last: each plot's data then exists while another part
+        # runs, and the plotting child draws it meanwhile (boot has no plot), not after the last part.
+        # 1. a synthetic multi-core trace, replayed
         core, kind, addr, size = make_demo_trace(cfg, args.accesses, args.seed)
         header = (f"mksim demo trace: machine {cfg.name}, {cfg.cores} cores, "
                   f"{core.size} accesses, seed {args.seed}")
@@ -891,9 +877,26 @@ def _demo(args, cfg, out: Path, t0: float, bar, plots: _DemoPlots) -> int:
         t1 = time.perf_counter()
         m.run(trace.core, trace.kind, trace.addr, trace.size)
         t_run = time.perf_counter() - t1
+        stats = m.stats()
+        plots.add("cycles", tmp / "cycles.png", {"cores": stats["cores"]}, cfg.name)
+        bar.update()
+        # 2. coherence versus messages (Figure 3 of the Barrelfish paper), up to 16 cores
+        t1 = time.perf_counter()
+        fig3 = mb.shm_vs_msg_rows(cfg, min(cfg.cores, 16), DEMO_ITERS)
+        t_fig3 = time.perf_counter() - t1
+        plots.add("shm-vs-msg", tmp / "shm-vs-msg.png", fig3, cfg.name, DEMO_ITERS)
+        bar.update()
+        # 3. boot: one kernel per core, GRUB-style, every step as core programs
+        from boot.flows import MAX_KERNELS
+        nk = min(cfg.cores, MAX_KERNELS)     # one kernel per core, up to 40 kernels (a plan's limit)
+        plan = plans.write_plan(str(tmp / "boot"), cfg, nk, "grub", "plan.cfg")
+        t1 = time.perf_counter()
+        boot = bootrun.boot_plan_file(plan, cfg, base_dir=str(tmp / "boot"), init=init_for(), personalities=known())
+        t_boot = time.perf_counter() - t1
+        (tmp / "boot-trace.json").write_text(to_json(boot.pop("trace")))
+        boot["plan"] = "boot/plan.cfg"
         bar.update()
         bar.close()
-        stats = m.stats()
         summ = summarize_stats(stats)
         top = max(r["cores"] for r in fig3)
         at_top = {r["series"]: r["cycles_per_update"] for r in fig3 if r["cores"] == top}
@@ -914,7 +917,6 @@ def _demo(args, cfg, out: Path, t0: float, bar, plots: _DemoPlots) -> int:
                 f"trace replay: {len(trace):,} accesses, seed {args.seed}\n\n"
                 + format_machine_stats(stats, cfg, max_rows=32))
         (tmp / "summary.txt").write_text(text)
-        plots.add("cycles", tmp / "cycles.png", {"cores": stats["cores"]}, cfg.name)
         drawn = plots.finish()
         has_png, has_fig3_png = str(tmp / "cycles.png") in drawn, str(tmp / "shm-vs-msg.png") in drawn
         files = ["report.json", "trace.mksim", "summary.txt", "boot-trace.json", "boot"]
