@@ -39,10 +39,9 @@ import os
 import sys
 import time
 
-try:
-    import hwmodel  # noqa: F401
-except ImportError:  # run from a checkout: python benchmarks/engine_speed.py
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# the code of the checkout this script is in, even where another copy is installed (so that
+# two trees can be compared by running each one's script)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from hwmodel import isa  # noqa: E402
 from hwmodel.config import load_machine  # noqa: E402

@@ -23,10 +23,9 @@ import json
 import os
 import sys
 
-try:
-    import hwmodel  # noqa: F401
-except ImportError:                      # run from a checkout without installing
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# the code of the checkout this script is in, even where another copy is installed (so that
+# two trees can be compared by running each one's script)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from hwmodel.config import load_machine
 from kernels import linux

@@ -23,10 +23,9 @@ import sys
 
 import numpy as np
 
-try:
-    import hwmodel  # noqa: F401
-except ImportError:  # run from a checkout: python benchmarks/memory_size.py
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# the code of the checkout this script is in, even where another copy is installed (so that
+# two trees can be compared by running each one's script)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from hwmodel.config import load_machine, preset_names  # noqa: E402
 from hwmodel.state import build_state  # noqa: E402

@@ -72,10 +72,9 @@ import time
 
 import numpy as np
 
-try:
-    import hwmodel  # noqa: F401
-except ImportError:  # run from a checkout: python benchmarks/trace_speed.py
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# the code of the checkout this script is in, even where another copy is installed (so that
+# two trees can be compared by running each one's script)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from hwmodel.config import CacheConfig, MachineConfig, load_machine  # noqa: E402
 from hwmodel.machine import Machine  # noqa: E402

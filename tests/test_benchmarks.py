@@ -50,3 +50,20 @@ def test_engine_profile_refuses_an_unknown_workload():
 def test_engine_profile_refuses_an_unknown_trace_case():
     with pytest.raises(SystemExit, match="unknown case"):
         _load("engine_profile").main(["--workload", "trace:no_such_case"])
+
+
+@pytest.mark.parametrize("script", ["engine_speed", "ipi_shootdown", "memory_size", "paper_tables", "trace_speed"])
+def test_a_benchmark_script_runs_the_checkout_it_is_in(tmp_path, script):
+    """Run from another tree, a script imports that tree's ``hwmodel``, not the installed one (so
+    that two trees can be compared by running each one's copy of the script)."""
+    import shutil
+    import subprocess
+    import sys
+    (tmp_path / "benchmarks").mkdir()
+    shutil.copy(os.path.join(ROOT, "benchmarks", f"{script}.py"), tmp_path / "benchmarks")
+    (tmp_path / "hwmodel").mkdir()
+    (tmp_path / "hwmodel" / "__init__.py").write_text("raise SystemExit('the other tree')\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    r = subprocess.run([sys.executable, str(tmp_path / "benchmarks" / f"{script}.py"), "--help"],
+                       capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=120)
+    assert r.returncode == 1 and "the other tree" in r.stderr
