@@ -397,6 +397,8 @@ def prepare_out(out: Path, spec: Spec) -> None:
             raise MksimError(f"holds results of another sweep, refusing to mix them ({what}); "
                              "use another --out or remove the folder", where=str(out))
         (out / "points").mkdir(exist_ok=True)
+        for f in (out / "points").glob(".*.json.*.tmp"):
+            f.unlink(missing_ok=True)   # a point half-written by a run that was killed (SIGKILL, power)
         return
     if not out.parent.is_dir():
         raise MksimError(f"cannot create the sweep folder: directory {str(out.parent)!r} does not exist",
