@@ -11,8 +11,8 @@
 
 An interrupt (Ctrl-C, SIGTERM) can arrive between any two Python steps, including the step that
 creates a temporary and the one that would record it.  So each temporary's name is recorded in
-:data:`UNFINISHED` *before* it is created, and :func:`remove_unfinished` (which the command line
-runs when it is interrupted) removes whatever an interrupt left behind.
+:data:`UNFINISHED` *before* it is created, and :func:`unfinished_removed` (the block the command
+line and sweeps run in) removes whatever an interrupt left behind.
 
 Every failure is raised as :class:`~hwmodel.errors.MksimError` naming the path.
 """
