@@ -7,6 +7,7 @@ draws, around the same ``unfinished_removed`` block the command line runs its co
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -94,14 +95,22 @@ def _folder_case(previous: bool):
 _FOLDER_EVENTS = {p: _events(_folder_case(p)) for p in (False, True)}
 
 
+@contextlib.contextmanager
+def _interrupted(case, events: dict, previous: bool, frac: float):
+    """A fresh folder where ``case(previous)`` ran with an interrupt at the line ``frac`` of the way
+    through (past the end: none); yields (folder, whether it was interrupted), then checks that no
+    temporary is still recorded."""
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        interrupted, _ = _run_interrupted(case(previous)(d), 1 + int(frac * events[previous]))
+        yield d, interrupted
+        assert not report.UNFINISHED
+
+
 @settings(max_examples=300, deadline=None)
 @given(previous=st.booleans(), frac=st.floats(0, 1.02))
 def test_interrupted_report_folder_is_complete_or_absent(previous, frac):
-    n = 1 + int(frac * _FOLDER_EVENTS[previous])
-    with tempfile.TemporaryDirectory() as d:
-        d = Path(d)
-        work = _folder_case(previous)(d)
-        interrupted, _ = _run_interrupted(work, n)
+    with _interrupted(_folder_case, _FOLDER_EVENTS, previous, frac) as (d, interrupted):
         state = _report_state(d / "rep")
         assert os.listdir(d) == (["rep"] if state else [])        # no .tmp, no .old
         if not interrupted:
@@ -110,7 +119,6 @@ def test_interrupted_report_folder_is_complete_or_absent(previous, frac):
             assert state in ("old", "new")      # never neither: the previous report is not lost
         else:
             assert state in (None, "new")
-        assert not report.UNFINISHED
 
 
 def _file_case(previous: bool):
@@ -127,16 +135,12 @@ _FILE_EVENTS = {p: _events(_file_case(p)) for p in (False, True)}
 @settings(max_examples=200, deadline=None)
 @given(previous=st.booleans(), frac=st.floats(0, 1.02))
 def test_interrupted_result_file_is_complete_or_absent(previous, frac):
-    n = 1 + int(frac * _FILE_EVENTS[previous])
-    with tempfile.TemporaryDirectory() as d:
-        d = Path(d)
-        interrupted, _ = _run_interrupted(_file_case(previous)(d), n)
+    with _interrupted(_file_case, _FILE_EVENTS, previous, frac) as (d, interrupted):
         names = os.listdir(d)
         assert names in ([], ["out.json"])
         text = (d / "out.json").read_text() if names else None
         allowed = {"new" * 100} | ({"old" * 100} if previous else {None})
         assert text in (allowed if interrupted else {"new" * 100})
-        assert not report.UNFINISHED
 
 
 def test_unfinished_removed_keeps_an_outer_callers_temporaries(tmp_path):
