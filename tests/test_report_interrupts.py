@@ -2,12 +2,12 @@
 no temporary file or folder.
 
 A signal handler (Ctrl-C, SIGTERM) raises between two Python steps, so these properties raise an
-interrupt at the n-th line any Python frame runs (``sys.settrace``), for every n a hypothesis
-draws, around the same ``unfinished_removed`` block the command line runs its commands in.
+interrupt at the n-th line any Python frame runs (``sys.settrace``), for every n from the first
+line to past the last (a few thousand runs, seconds), around the same ``unfinished_removed``
+block the command line runs its commands in.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -15,8 +15,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from mksim import report
 
@@ -92,25 +90,21 @@ def _folder_case(previous: bool):
     return make
 
 
-_FOLDER_EVENTS = {p: _events(_folder_case(p)) for p in (False, True)}
+def _every_interrupt(case, previous: bool):
+    """For an interrupt at every line the write runs (and once with none): a fresh folder where
+    ``case(previous)`` ran, and whether it was interrupted; then nothing may stay recorded."""
+    events = _events(case(previous))
+    for n in range(1, events + 2):
+        with tempfile.TemporaryDirectory() as d:
+            d = Path(d)
+            interrupted, _ = _run_interrupted(case(previous)(d), n)
+            yield d, interrupted
+            assert not report.UNFINISHED, n
 
 
-@contextlib.contextmanager
-def _interrupted(case, events: dict, previous: bool, frac: float):
-    """A fresh folder where ``case(previous)`` ran with an interrupt at the line ``frac`` of the way
-    through (past the end: none); yields (folder, whether it was interrupted), then checks that no
-    temporary is still recorded."""
-    with tempfile.TemporaryDirectory() as d:
-        d = Path(d)
-        interrupted, _ = _run_interrupted(case(previous)(d), 1 + int(frac * events[previous]))
-        yield d, interrupted
-        assert not report.UNFINISHED
-
-
-@settings(max_examples=300, deadline=None)
-@given(previous=st.booleans(), frac=st.floats(0, 1.02))
-def test_interrupted_report_folder_is_complete_or_absent(previous, frac):
-    with _interrupted(_folder_case, _FOLDER_EVENTS, previous, frac) as (d, interrupted):
+@pytest.mark.parametrize("previous", [False, True])
+def test_interrupted_report_folder_is_complete_or_absent(previous):
+    for d, interrupted in _every_interrupt(_folder_case, previous):
         state = _report_state(d / "rep")
         assert os.listdir(d) == (["rep"] if state else [])        # no .tmp, no .old
         if not interrupted:
@@ -129,13 +123,9 @@ def _file_case(previous: bool):
     return make
 
 
-_FILE_EVENTS = {p: _events(_file_case(p)) for p in (False, True)}
-
-
-@settings(max_examples=200, deadline=None)
-@given(previous=st.booleans(), frac=st.floats(0, 1.02))
-def test_interrupted_result_file_is_complete_or_absent(previous, frac):
-    with _interrupted(_file_case, _FILE_EVENTS, previous, frac) as (d, interrupted):
+@pytest.mark.parametrize("previous", [False, True])
+def test_interrupted_result_file_is_complete_or_absent(previous):
+    for d, interrupted in _every_interrupt(_file_case, previous):
         names = os.listdir(d)
         assert names in ([], ["out.json"])
         text = (d / "out.json").read_text() if names else None
