@@ -30,7 +30,7 @@ from hwmodel.errors import MksimError
 
 __all__ = ["to_json", "write_bytes", "write_text", "write_json", "check_writable_file",
            "report_folder", "REPORT_MARKER", "UNFINISHED", "remove_unfinished",
-           "unfinished_removed"]
+           "unfinished_removed", "remove_stale_files"]
 
 #: a folder holding this file is a report folder (safe to replace)
 REPORT_MARKER = "report.json"
@@ -45,7 +45,7 @@ def _new_temp(parent: Path, prefix: str, suffix: str, make):
     fail with FileExistsError when the name is taken) and return ``(path, make's result)``.  The
     name is in :data:`UNFINISHED` before ``make`` runs, so no interrupt can leave it unrecorded."""
     for _ in range(100):
-        path = parent / f"{prefix}{secrets.token_hex(5)}{suffix}"
+        path = parent / _temp_name(prefix, suffix)
         UNFINISHED.add(path)
         try:
             return path, make(path)
@@ -55,6 +55,22 @@ def _new_temp(parent: Path, prefix: str, suffix: str, make):
             UNFINISHED.discard(path)
             raise
     raise FileExistsError(f"no free temporary name in {str(parent)!r}")
+
+
+_TEMP_HEX = 10      # the random part of a temporary's name: secrets.token_hex(5)
+
+
+def _temp_name(prefix: str, suffix: str) -> str:
+    return f"{prefix}{secrets.token_hex(_TEMP_HEX // 2)}{suffix}"
+
+
+def remove_stale_files(folder: Path) -> None:
+    """Remove the temporary files a killed process (SIGKILL, a power cut: nothing could clean up)
+    left in ``folder`` while writing a result there (``.NAME.<random>.tmp``)."""
+    for f in Path(folder).glob(".*.tmp"):
+        rnd = f.name[:-len(".tmp")].rsplit(".", 1)[-1]
+        if len(rnd) == _TEMP_HEX and all(ch in "0123456789abcdef" for ch in rnd) and f.is_file():
+            f.unlink(missing_ok=True)
 
 
 def _remove(path: Path) -> None:

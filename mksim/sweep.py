@@ -377,7 +377,7 @@ _WHAT = {"experiment": "the experiment", "fixed": "the [fixed] values", "paramet
 
 def prepare_out(out: Path, spec: Spec) -> None:
     """Create ``out`` (its parent must exist) or check that it holds results of this same sweep."""
-    from mksim.report import write_json
+    from mksim.report import remove_stale_files, write_json
     ident = identity(spec)
     meta = out / "sweep.json"
     if out.exists() and not out.is_dir():
@@ -397,8 +397,7 @@ def prepare_out(out: Path, spec: Spec) -> None:
             raise MksimError(f"holds results of another sweep, refusing to mix them ({what}); "
                              "use another --out or remove the folder", where=str(out))
         (out / "points").mkdir(exist_ok=True)
-        for f in (out / "points").glob(".*.json.*.tmp"):
-            f.unlink(missing_ok=True)   # a point half-written by a run that was killed (SIGKILL, power)
+        remove_stale_files(out / "points")      # a point half-written by a run that was killed
         return
     if not out.parent.is_dir():
         raise MksimError(f"cannot create the sweep folder: directory {str(out.parent)!r} does not exist",

@@ -146,3 +146,16 @@ def test_unfinished_removed_keeps_an_outer_callers_temporaries(tmp_path):
         assert outer.is_dir() and not (tmp_path / "inner.tmp").exists()
         (outer / report.REPORT_MARKER).write_text("{}")
     assert sorted(os.listdir(tmp_path)) == ["rep"]
+
+
+def test_stale_files_are_the_writers_temporaries_only(tmp_path):
+    """``remove_stale_files`` removes what a killed ``write_bytes`` leaves, and nothing else."""
+    report.write_text(tmp_path / "kept.json", "{}")
+    stale = report._temp_name(".kept.json.", ".tmp")
+    others = [".kept.json.xyz.tmp", "notes.tmp", ".kept.json.0123456789.old", "b.json"]
+    for name in [stale] + others:
+        (tmp_path / name).write_text("x")
+    (tmp_path / report._temp_name(".rep.", ".tmp")).mkdir()       # a folder: report_folder's, not a file
+    report.remove_stale_files(tmp_path)
+    left = sorted(os.listdir(tmp_path))
+    assert stale not in left and set(others) | {"kept.json"} <= set(left) and len(left) == len(others) + 2

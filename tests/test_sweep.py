@@ -110,7 +110,7 @@ def test_resume_after_sigkill_runs_only_missing_points(tmp_path):
     for f in (out / "points").glob("*.json"):
         json.loads(f.read_text())           # every finished point is whole
     # a kill during a write leaves that point's temporary file (nothing can remove it then): simulate one
-    (out / "points" / ".0123.json.abcdef.tmp").write_text('{"point": ')
+    (out / "points" / ".0123.json.abcdef0123.tmp").write_text('{"point": ')
     spec = sweep.load_spec(path)
     res = sweep.run_sweep(spec, out, workers=1, progress=False)
     assert not [f for f in (out / "points").iterdir() if not f.name.endswith(".json")], "the resume removed it"
